@@ -1,0 +1,125 @@
+"""One run at a time per connector instance (filelock), with take-over of hung runs after N seconds."""
+
+import json
+import logging
+import os
+import signal
+import time
+
+import filelock
+
+from tq_conn_common.errors import LockHeldError
+
+log = logging.getLogger(__name__)
+
+
+class RunLock:
+    """The lock of one connector instance: a filelock plus a record of who holds it and since when."""
+
+    def __init__(self, base_path, *, allow_multiple_runs=False, kill_after_seconds=0, grace_seconds=10.0):
+        self.lock_path = base_path + ".lock"
+        self.info_path = base_path + ".pid"
+        self.allow_multiple_runs = allow_multiple_runs
+        self.kill_after_seconds = kill_after_seconds or 0
+        self.grace_seconds = grace_seconds
+        self._lock = filelock.FileLock(self.lock_path, timeout=0)
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def acquire(self):
+        """Take the lock, ending a run that held it past kill_after_seconds; raise LockHeldError otherwise."""
+        if self.allow_multiple_runs:
+            log.info("Multiple runs allowed: no lock taken.")
+            return
+        if self._try():
+            return
+        holder = self._holder()
+        pid, age = holder.get("pid"), time.time() - holder.get("started", time.time())
+        if pid and not _alive(pid):
+            log.warning("The lock was left by process %s, which no longer runs; taking it over.", pid)
+            if self._try(timeout=self.grace_seconds):
+                return
+        if pid and self.kill_after_seconds and age > self.kill_after_seconds:
+            log.warning("Run %s has held the lock for %.0f s (limit %s s); stopping it.",
+                        pid, age, self.kill_after_seconds)
+            _terminate(pid, self.grace_seconds)
+            if self._try(timeout=self.grace_seconds):
+                return
+        who = f"process {pid}" if pid else "another process"
+        fix = ("wait for it to finish"
+               + (f", or set Kill Previous Runs After X Seconds (kill_after_seconds) below {age:.0f}"
+                  if not self.kill_after_seconds else "")
+               + ", or allow multiple runs (allow_multiple_runs).")
+        raise LockHeldError(f"Skipped: {who} has held the lock {self.lock_path} for {age:.0f} s.", fix)
+
+    def release(self):
+        """Give the lock back."""
+        if self.allow_multiple_runs or not self._lock.is_locked:
+            return
+        try:
+            os.unlink(self.info_path)
+        except OSError:
+            pass
+        self._lock.release(force=True)
+
+    def _try(self, timeout=0):
+        try:
+            self._lock.acquire(timeout=timeout, poll_interval=0.05)
+        except filelock.Timeout:
+            return False
+        with open(self.info_path, "w", encoding="utf-8") as fh:
+            json.dump({"pid": os.getpid(), "started": time.time()}, fh)
+        os.chmod(self.info_path, 0o600)
+        return True
+
+    def _holder(self):
+        try:
+            with open(self.info_path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _terminate(pid, grace):
+    """Send SIGTERM, then SIGKILL if the process still runs after grace seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    log.warning("Process %s did not stop after SIGTERM; sending SIGKILL.", pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+__all__ = ["RunLock"]
