@@ -1,0 +1,58 @@
+"""Reads the Devo collector `config.yaml` (globals / outputs.devo_1 / inputs.<name>) into our parameter keys."""
+
+import logging
+import os
+
+from tq_conn_common.config import read_file
+
+log = logging.getLogger(__name__)
+
+FILENAME = "config.yaml"
+
+
+def load(config_dir, input_name, extra=None):
+    """Return raw values from <config_dir>/config.yaml in the collector form, or None if there is none.
+
+    outputs.devo_1 gives devo_host, devo_port and the certificate files (names resolved under certs/);
+    inputs.<input_name> gives its keys, with every services.<service>.<key> lifted to <key>;
+    extra(input_section, raw) may add connector-specific translations.
+    """
+    path = os.path.join(config_dir, FILENAME)
+    if not os.path.exists(path):
+        return None
+    data = read_file(path)
+    if not isinstance(data.get("inputs"), dict) or input_name not in data["inputs"]:
+        return None
+    raw = {}
+    output = ((data.get("outputs") or {}).get("devo_1") or {}).get("config") or {}
+    if output:
+        if output.get("address"):
+            raw["devo_host"] = output["address"]
+        if output.get("port"):
+            raw["devo_port"] = output["port"]
+        for key in ("cert", "key", "chain"):
+            name = output.get(key)
+            if name:
+                candidates = [os.path.join(config_dir, "certs", str(name)), os.path.join(config_dir, str(name))]
+                raw[f"devo_{key}"] = next((c for c in candidates if os.path.exists(c)), candidates[0])
+        raw["devo_transport"] = "tls"
+    section = data["inputs"][input_name] or {}
+    for key, value in section.items():
+        if key == "services" and isinstance(value, dict):
+            for service in value.values():
+                if isinstance(service, dict):
+                    raw.update(service)
+        elif key not in ("id", "enabled"):
+            raw[key] = value
+    if section.get("enabled") is False:
+        log.warning("The input '%s' is disabled in %s (enabled: false).", input_name, path)
+    if (data.get("globals") or {}).get("debug") is True:
+        raw.setdefault("_debug", True)
+    if extra:
+        extra(section, raw)
+    raw.pop("_debug", None)
+    log.info("Read the collector configuration %s (input '%s').", path, input_name)
+    return raw
+
+
+__all__ = ["load", "FILENAME"]
