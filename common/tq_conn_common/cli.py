@@ -123,6 +123,7 @@ class Connector:
     on_configured: Callable = None    # on_configured(run): after the first-run prompts wrote the config
     remote_values: Callable = None    # remote_values(run) -> raw values of the UI parameters
     lock_params: tuple = ("allow_multiple_runs", "kill_after_seconds")
+    errors: tuple = ()                # README error table: (id or exit code, message, fix)
     log_subdir: str = ""
     epilog: str = ""
     requires_common: str = None
