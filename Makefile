@@ -23,7 +23,7 @@ venv: $(BIN)/python
 wheels: venv
 	rm -f wheels/*.whl
 	rm -rf $(addsuffix /build,$(DISTS))
-	for d in $(DISTS); do $(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w wheels $$d || exit 1; done
+	for d in $(DISTS); do $(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w wheels ./$$d || exit 1; done
 	rm -rf $(addsuffix /build,$(DISTS))
 	@ls wheels/*.whl
 
