@@ -13,23 +13,29 @@ BASE_PORT = 18000
 
 
 def parse_ports(values, names):
-    """Return {name: port} from NAME=PORT pairs."""
+    """Return {name: port} from NAME=PORT pairs; raise ValueError for a bad one."""
     ports = {}
     for item in values or ():
         name, _, port = item.partition("=")
-        if name not in names or not port.isdigit():
-            raise SystemExit(f"tq-conn-sandbox: --port takes NAME=PORT with NAME one of {', '.join(names)}")
+        if name not in names or not port.isdigit() or int(port) > 65535:
+            raise ValueError(f"--port takes NAME=PORT with NAME one of {', '.join(names)} and PORT 0 to 65535, "
+                             f"not {item!r}")
         ports[name] = int(port)
     return ports
 
 
 def main(argv=None):
-    """Start the stand-ins and wait for Ctrl-C."""
+    """Start the stand-ins and wait for Ctrl-C (or run a helper subcommand such as devo-certs)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["devo-certs"]:
+        from tq_conn_sandbox.services.devo import certs_command
+        return certs_command(argv[1:])
     services = available()
     parser = argparse.ArgumentParser(
         prog="tq-conn-sandbox",
         description="Local stand-ins for the services the tq-conn connectors talk to, on loopback ports.",
-        epilog="Stand-ins: " + ", ".join(services) + ". Faults: POST /_sandbox/faults on any of them (see README).")
+        epilog="Stand-ins: " + ", ".join(services) + ". Faults: POST /_sandbox/faults on any of them (see README). "
+               "'tq-conn-sandbox devo-certs DIR' writes client certificates for the Devo TLS collector.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=list(services), help="start only these stand-ins")
     parser.add_argument("--port", action="append", metavar="NAME=PORT", help="fix a stand-in's port (repeatable)")
@@ -40,7 +46,10 @@ def main(argv=None):
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
     chosen = [services[name] for name in (args.only or services)]
     ports = {cls.name: (args.base_port + i if args.base_port else 0) for i, cls in enumerate(services.values())}
-    ports.update(parse_ports(args.port, list(services)))
+    try:
+        ports.update(parse_ports(args.port, list(services)))
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         running = start_services(chosen, args.host, ports)
     except OSError as exc:

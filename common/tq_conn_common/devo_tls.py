@@ -1,0 +1,240 @@
+"""devo-sdk transport: lookups (Lookup START/data/END) and events through the Sender over TLS with X.509 credentials."""
+
+import contextlib
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import ssl
+import tempfile
+import time
+import warnings
+
+from devo.sender import DevoSenderException, Lookup, Sender
+
+from tq_conn_common import devo, devo_certs
+from tq_conn_common.errors import AuthError, DeliveryError
+
+log = logging.getLogger(__name__)
+sdk_log = logging.getLogger("tq_conn_common.devo_tls.sdk")
+
+SPOOL_MEMORY = 4 * 1024 * 1024
+SOCKET_TIMEOUT = 30            # devo-sdk's default; every write must progress within it
+VERDICT_WAIT = 0.5             # at most this long after connecting, for a collector refusing the certificate (TLS 1.3)
+SEND_ATTEMPTS = 3
+_BARE = re.compile(r'^[^",\s\\]+$')
+
+
+def wire_field(value, kind):
+    """Return one value as a table-path data field.
+
+    Text columns are always quoted, inner quotes doubled and newlines written as \\n (devo-sdk's escape_quotes and
+    escape_newline); unlike devo-sdk's clean_field nothing is stripped and number-looking text (1.2.3.4, 5) stays
+    text. Typed columns (int, float, bool, ip4) go bare, empty when unset.
+    """
+    if kind != "str" and (value == "" or _BARE.match(value)):
+        return value
+    return '"' + value.replace('"', '""').replace("\n", "\\n") + '"'
+
+
+def wire_row(values, kinds, key_index):
+    """Return the data part of one row: the key first, then the other columns in declared order."""
+    fields = [wire_field(v, k) for v, k in zip(values, kinds)]
+    return ",".join([fields[key_index]] + fields[:key_index] + fields[key_index + 1:])
+
+
+@contextlib.contextmanager
+def credential_files(config):
+    """Yield {cert, key, chain} file paths; pasted PEM text goes to 0600 files removed afterwards (also on failure)."""
+    folder = None
+    paths = {}
+    try:
+        for name in ("cert", "key", "chain"):
+            value = str(devo._value(config, f"devo_{name}"))
+            if devo_certs.is_pem_text(value):
+                if folder is None:
+                    folder = tempfile.mkdtemp(prefix="tq-conn-devo-")
+                path = os.path.join(folder, f"{name}.pem")
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(value.strip() + "\n")
+                paths[name] = path
+            else:
+                paths[name] = os.path.expanduser(value)
+        yield paths
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sender(config):
+    """Yield a connected devo-sdk Sender for the collector of config; close it afterwards."""
+    host, port = devo.collector_address(config)
+    where = f"{host}:{port}"
+    with credential_files(config) as files:
+        try:
+            con = Sender(config={"address": host, "port": port, "key": files["key"], "cert": files["cert"],
+                                 "chain": files["chain"], "check_hostname": True},
+                         timeout=SOCKET_TIMEOUT, logger=sdk_log)
+        except DevoSenderException as exc:
+            raise _connect_error(where, exc) from None
+        try:
+            _verdict(con, where)
+            yield con
+        finally:
+            con.close()
+
+
+def _connect_error(where, exc):
+    reason = str(exc).split("error:", 1)[-1].strip() or str(exc)
+    low = reason.lower()
+    if "certificate verify failed" in low or "hostname mismatch" in low:
+        return DeliveryError(f"The Devo collector at {where} did not prove its identity ({reason}).",
+                             f"check {devo.CHAIN} (chain.crt of your Devo region) and 'Devo API Region' "
+                             "(devo_region) or 'Devo Collector Host' (devo_host).")
+    if "alert" in low or "certificate" in low:
+        return AuthError(f"The Devo collector at {where} refused the X.509 certificate ({reason}).",
+                         f"set {devo.CERT}, {devo.KEY} and {devo.CHAIN} from the same credential of this Devo "
+                         "domain and region.")
+    return DeliveryError(f"Cannot connect to the Devo collector at {where} ({reason}).",
+                         "check 'Devo API Region' (devo_region) or 'Devo Collector Host'/'Port' (devo_host, "
+                         "devo_port) and that this host may connect out to it; run again later.", retryable=True)
+
+
+def _verdict(con, where):
+    """Raise AuthError if the collector refuses the client certificate right after the handshake (TLS 1.3)."""
+    sock = con.socket
+    deadline = time.monotonic() + VERDICT_WAIT
+    while sock is not None:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([sock], [], [], left)[0]:
+            return
+        try:
+            data = sock.recv(1)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return            # a TLS 1.3 session ticket: the server accepted the certificate
+        except (ssl.SSLError, OSError) as exc:
+            raise _connect_error(where, DevoSenderException(f"error: alert {exc}")) from None
+        if data == b"":
+            raise DeliveryError(f"The Devo collector at {where} closed the connection right after connecting.",
+                                f"check {devo.CERT}, {devo.KEY} and {devo.CHAIN} and the collector address; "
+                                "run again later.", retryable=True)
+
+
+def _send(send, where, done, total):
+    """Call send() for one message; devo-sdk reconnects on the next try, up to SEND_ATTEMPTS; then DeliveryError."""
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            send()
+            return
+        except DevoSenderException as exc:
+            if attempt == SEND_ATTEMPTS:
+                raise DeliveryError(f"Sending to the Devo collector at {where} failed after {done} of {total} "
+                                    f"messages ({exc}).", "run again later; nothing was committed as delivered.",
+                                    retryable=True) from None
+            log.warning("Send to the Devo collector at %s failed (%s); reconnecting (%d of %d).", where, exc,
+                        attempt, SEND_ATTEMPTS - 1)
+            time.sleep(0.2 * attempt)
+
+
+def _spool(lines):
+    """Return (spooled file, count) of text lines written as UTF-8, one per line."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, mode="w+b", prefix="tq-conn-devo-")
+    count = 0
+    try:
+        for line in lines:
+            spool.write(line.encode("utf-8") + b"\n")
+            count += 1
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, count
+
+
+def _lines(spool):
+    for raw in spool:
+        yield raw[:-1].decode("utf-8")
+
+
+def upload(run, spec, name, values, mode, allow_empty=False):
+    """Send the rows (tuples of texts in column order) through devo-sdk's Lookup; return how many were sent."""
+    config = run.config
+    host, port = devo.collector_address(config)
+    where = f"{host}:{port}"
+    action = Lookup.ACTION_FULL if mode == "replace" else Lookup.ACTION_INC
+    log.info("Devo transport: X.509 collector %s (devo-sdk Sender); lookup %s (%s), mode %s (%s).",
+             where, name, devo.query_name(name), mode, action)
+    kinds = [c.type for c in spec.columns]
+    key_index = spec.key_index
+    spool, count = _spool(wire_row(v, kinds, key_index) for v in values)
+    with spool:
+        log.info("Spooled %d rows for lookup %s.", count, name)
+        if count == 0 and (mode != "replace" or not allow_empty):
+            log.warning("No rows to %s in lookup %s; it was left unchanged.", mode, name)
+            return 0
+        names = [c.name for c in spec.columns]
+        headers = Lookup.list_to_headers(headers=names, key_index=key_index, types=kinds)
+        started = time.monotonic()
+        with sender(config) as con:
+            lookup = Lookup(name=name, con=con, delay=float(config.get("devo_tls_delay", 5.0)),
+                            escape_quotes=True, escape_newline=True)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DeprecationWarning)
+                _control(lookup, Lookup.EVENT_START, headers, action, where)
+            if any(issubclass(w.category, DeprecationWarning) for w in caught):
+                log.warning("Devo ends the table-based lookup upload used by the X.509 transport on 2026-01-01; "
+                            "set 'Devo API Token' (devo_token) and 'Devo Domain' (devo_domain) to use the Lookups "
+                            "REST API instead (devo_transport: rest).")
+            delete = mode == "delete"
+            sent = 0
+            for line in _lines(spool):
+                _send(lambda: lookup.send_data(row=line, delete=delete), where, sent, count)
+                sent += 1
+                if sent % 100_000 == 0:
+                    log.info("Sent %d of %d rows of lookup %s.", sent, count, name)
+            _control(lookup, Lookup.EVENT_END, headers, action, where)
+        log.info("Sent %d rows to lookup %s in %.1f s; Devo loads them in the background (minutes).",
+                 sent, name, time.monotonic() - started)
+    return count
+
+
+def _control(lookup, event, headers, action, where):
+    try:
+        lookup.send_control(event=event, headers=headers, action=action)
+    except DevoSenderException as exc:
+        raise DeliveryError(f"Sending the {event} of lookup '{lookup.name}' to the Devo collector at {where} "
+                            f"failed ({exc}).", "run again later; nothing was committed as delivered.",
+                            retryable=True) from None
+
+
+def send_events(run, tag, events):
+    """Send events (dicts as JSON, or text) to the Devo table tag; return how many were sent."""
+    host, port = devo.collector_address(run.config)
+    where = f"{host}:{port}"
+    log.info("Devo transport: X.509 collector %s (devo-sdk Sender); events to table %s.", where, tag)
+
+    def lines():
+        for event in events:
+            if isinstance(event, (dict, list)):
+                yield json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+            else:
+                yield str(event).replace("\n", "\\n")
+    spool, count = _spool(lines())
+    with spool:
+        if count == 0:
+            log.info("No events for table %s.", tag)
+            return 0
+        with sender(run.config) as con:
+            sent = 0
+            for line in _lines(spool):
+                _send(lambda: con.send(tag, line), where, sent, count)
+                sent += 1
+    log.info("Sent %d events to table %s.", count, tag)
+    return count
+
+
+__all__ = ["upload", "send_events", "sender", "credential_files", "wire_field", "wire_row"]

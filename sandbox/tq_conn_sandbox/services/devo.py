@@ -1,0 +1,853 @@
+"""Devo stand-in: the Lookups REST API, a TLS collector for devo-sdk's Sender (lookups and events), and inspection."""
+
+import csv
+import datetime
+import io
+import ipaddress
+import json
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+import uuid
+import zlib
+from urllib.parse import unquote
+
+from tq_conn_sandbox import pki
+from tq_conn_sandbox.server import Response, Service, error, route
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOKEN = "sandbox-devo-token"
+DEFAULT_DOMAIN = "sandbox"
+# Lookups API type names (any case) and the table-path names, to one canonical name per type.
+TYPES = {"string": "STRING", "str": "STRING", "int8": "INT8", "int": "INT8", "int4": "INT4", "float8": "FLOAT8",
+         "float": "FLOAT8", "boolean": "BOOLEAN", "bool": "BOOLEAN", "ip4": "IP4"}
+STAGING_TIMEOUT = 3600          # a START without END is dropped after this many seconds
+MAX_EVENTS_PER_TABLE = 200_000
+MAX_LINE = 16 * 1024 * 1024
+
+_LINE = re.compile(r"^<(\d{1,3})>((?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)|\S+) (\S+) (\S+?): ?(.*)$", re.S)
+_FIELD = re.compile(r'"((?:[^"]|"")*)"(?=,|$)|([^,]*)', re.S)
+_IP4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
+
+
+class BadValue(ValueError):
+    """A value that does not fit its column type."""
+
+
+def convert(kind, value):
+    """Return a text value converted to its column type (empty is None for every type but STRING)."""
+    if kind == "STRING":
+        return value
+    if value == "":
+        return None
+    try:
+        if kind in ("INT8", "INT4"):
+            return int(value)
+        if kind == "FLOAT8":
+            return float(value)
+    except ValueError:
+        raise BadValue(f"{value!r} is not a valid {kind}") from None
+    if kind == "BOOLEAN":
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        raise BadValue(f"{value!r} is not a valid BOOLEAN")
+    if kind == "IP4":
+        if not _IP4.match(value):
+            raise BadValue(f"{value!r} is not a valid IP4")
+        return str(ipaddress.IPv4Address(value))
+    return value
+
+
+class Lookup:
+    """One lookup: columns [(name, TYPE)], key column, rows by key (tuples of typed values in column order)."""
+
+    def __init__(self, domain, name, columns, key):
+        self.domain, self.name = domain, name
+        self.columns, self.key = list(columns), key
+        self.rows = {}
+        self.status = "Creating"
+        self.jobs = []
+        self.created = time.time()
+        self.updated = self.created
+
+    @property
+    def key_index(self):
+        return [c for c, _ in self.columns].index(self.key)
+
+    def meta(self):
+        return {"name": self.name, "creator": self.domain, "status": self.status, "size": len(self.rows),
+                "columns": [{"name": c, "type": t} for c, t in self.columns],
+                "key": {"type": "column", "column": self.key}, "visibility": "creator-only",
+                "createdAt": int(self.created * 1000), "updatedAt": int(self.updated * 1000)}
+
+    def view(self, offset=0, limit=None):
+        names = [c for c, _ in self.columns]
+        items = list(self.rows.values())
+        end = len(items) if limit is None else offset + limit
+        return {"domain": self.domain, "name": self.name, "query_name": f"my.lookuplist.{self.name}",
+                "key": self.key, "columns": [{"name": c, "type": t} for c, t in self.columns],
+                "status": self.status, "total": len(items),
+                "rows": [dict(zip(names, row)) for row in items[offset:end]]}
+
+
+class Devo(Service):
+    """The Lookups REST API under /lookup-api, a TLS collector (start_extra), inspection under /_sandbox/devo."""
+
+    name = "devo"
+
+    def __init__(self, **options):
+        self.authority = pki.Authority("tq-conn sandbox Devo CA")
+        self.server_cert = self.authority.issue("collector.sandbox.devo", server=True,
+                                                hosts=("localhost", "127.0.0.1", "::1"))
+        self._collector_socket = None
+        self._collector_thread = None
+        self._connections = set()
+        self._running = threading.Event()
+        self.collector_address = None
+        super().__init__(**options)
+
+    def reset(self):
+        self.lookups = {}       # (domain, name) -> Lookup
+        self.jobs = {}          # job id -> job dict, in creation order
+        self.events = {}        # tag -> list of events
+        self.staging = {}       # upload id -> staged table-path upload
+        self.collector_log = []  # problems seen on the collector (bad lines, unknown uploads)
+        self.settings = {"tokens": list(self.options.get("tokens", [DEFAULT_TOKEN])),
+                         "job_delay": float(self.options.get("job_delay", 0.0)),
+                         "job_error": None, "collector_refuse": False, "collector_idle_close": 0,
+                         "collector_reset_after": 0}
+        if self._connections:
+            for conn in list(self._connections):
+                _close(conn)
+
+    # ---- Lookups REST API -------------------------------------------------------------------------------------
+
+    def _auth(self, request):
+        token = request.bearer()
+        if not token:
+            return error(401, "Authentication required: send Authorization: Bearer <token>")
+        if token not in self.settings["tokens"]:
+            return error(401, "Invalid token")
+        return None
+
+    @route("GET", r"^/lookup-api/lookup/(?P<domain>[^/]+)$")
+    def list_lookups(self, request, domain):
+        refused = self._auth(request)
+        if refused:
+            return refused
+        domain = unquote(domain)
+        try:
+            size = int(request.query.get("max_length", 100))
+            start = int(request.query.get("pageToken", 0))
+        except ValueError:
+            return error(400, "max_length and pageToken must be integers")
+        if not 1 <= size <= 1000:
+            return error(400, "max_length must be between 1 and 1000")
+        with self.lock:
+            self._settle()
+            found = sorted((t for (d, _), t in self.lookups.items() if d == domain), key=lambda t: t.created)
+            page = found[start:start + size]
+            body = {"lookups": [t.meta() for t in page]}
+            if start + size < len(found):
+                body["nextPageToken"] = start + size
+        return Response(body)
+
+    @route("GET", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)$")
+    def get_lookup(self, request, domain, name):
+        refused = self._auth(request)
+        if refused:
+            return refused
+        with self.lock:
+            self._settle()
+            table = self.lookups.get((unquote(domain), unquote(name)))
+            if table is None:
+                return error(404, f"Lookup {unquote(name)} not found in domain {unquote(domain)}")
+            return Response(table.meta())
+
+    @route("DELETE", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)$")
+    def delete_lookup(self, request, domain, name):
+        refused = self._auth(request)
+        if refused:
+            return refused
+        domain, name = unquote(domain), unquote(name)
+        with self.lock:
+            self._settle()
+            table = self.lookups.get((domain, name))
+            if table is None:
+                return error(404, f"Lookup {name} not found in domain {domain}")
+            table.status = "Deleting"
+
+            def apply():
+                self.lookups.pop((domain, name), None)
+            job = self._job("delete", domain, name, apply)
+        return Response(self._envelope("LookupDeletionResponse", 200, job, "Lookup sent to deletion"), status=200)
+
+    @route("GET", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)/job$")
+    def list_jobs(self, request, domain, name):
+        refused = self._auth(request)
+        if refused:
+            return refused
+        with self.lock:
+            self._settle()
+            ids = [j["id"] for j in self.jobs.values() if (j["domain"], j["name"]) == (unquote(domain), unquote(name))]
+        if not ids:
+            return error(404, f"No jobs for lookup {unquote(name)}")
+        return Response({"jobs": ids[-10:]})
+
+    @route("GET", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)/job/(?P<job>[^/]+)$")
+    def job_status(self, request, domain, name, job):
+        refused = self._auth(request)
+        if refused:
+            return refused
+        with self.lock:
+            self._settle()
+            found = self.jobs.get(unquote(job))
+            if found is None or (found["domain"], found["name"]) != (unquote(domain), unquote(name)):
+                return error(404, f"Job {unquote(job)} not found for lookup {unquote(name)}")
+            return Response({"jobs": list(found["statuses"][-50:])})
+
+    @route("POST", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)/deploy-csv$")
+    def create_csv(self, request, domain, name):
+        return self._deploy_csv(request, unquote(domain), unquote(name), create=True)
+
+    @route("PUT", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)/deploy-csv$")
+    def update_csv(self, request, domain, name):
+        return self._deploy_csv(request, unquote(domain), unquote(name), create=False)
+
+    @route("POST", r"^/lookup-api/lookup/(?P<domain>[^/]+)/(?P<name>[^/]+)/deploy-(?P<kind>config|static-query|"
+                   r"periodic-query|sliding-window-query)$")
+    def deploy_other(self, request, domain, name, kind):
+        refused = self._auth(request)
+        return refused or error(501, f"deploy-{kind} is not offered by the sandbox; use deploy-csv")
+
+    def _deploy_csv(self, request, domain, name, create):
+        refused = self._auth(request)
+        if refused:
+            return refused
+        if not re.match(r"^[A-Za-z0-9_]+$", name):
+            return error(400, f"Invalid lookup name {name!r}: use letters, digits and underscore")
+        config, data = _deploy_parts(request)
+        if config is None:
+            return error(400, "The request needs a 'deploy-config' JSON part and a 'csv' part "
+                              "(multipart/form-data, or a JSON body with both)")
+        columns, key, problem, unknown = _columns(config)
+        if problem:
+            return error(400, problem)
+        append = bool(config.get("append", False))
+        contribution = config.get("contribution") or {"type": "add"}
+        with self.lock:
+            self._settle()
+            table = self.lookups.get((domain, name))
+            if create and table is not None:
+                return error(409, f"Lookup {name} already exists in domain {domain}; update it with PUT")
+            if not create and table is None:
+                return error(404, f"Lookup {name} not found in domain {domain}; create it with POST")
+            if table is None:
+                table = Lookup(domain, name, columns, key)
+                self.lookups[(domain, name)] = table
+            else:
+                table.status = "Updating"
+        # Parse outside the lock: a million rows take a few seconds.
+        rows, problem = ([], unknown) if unknown else _parse_csv(
+            data, columns, key, bool(config.get("hasHeader", True)), bool(config.get("skipEmptyLines", False)),
+            contribution)
+        kind = "create" if create else "update"
+        with self.lock:
+            if problem is None and self.settings["job_error"]:
+                problem, self.settings["job_error"] = self.settings["job_error"], None
+            if problem is None and append and not create and [c for c, _ in columns] != [c for c, _ in table.columns]:
+                problem = "The columns of an append upload must be the lookup's columns"
+
+            def apply():
+                current = self.lookups.get((domain, name))
+                if current is None:
+                    return
+                if not append or create:
+                    current.columns, current.key, current.rows = list(columns), key, {}
+                for k, action, row in rows:
+                    if action == "del":
+                        current.rows.pop(k, None)
+                    else:
+                        current.rows[k] = row
+                current.updated = time.time()
+            job = self._job(kind, domain, name, None if problem else apply, problem)
+        kind_name = "LookupCreationResponse" if create else "LookupUpdateResponse"
+        verb = "creation" if create else "update"
+        body = self._envelope(kind_name, 201 if create else 200, job, f"Lookup sent to {verb}")
+        body["lookupDeployConfig"] = config
+        return Response(body, status=201 if create else 200)
+
+    def _envelope(self, kind, code, job, text):
+        return {"type": kind, "cid": uuid.uuid4().hex[:12], "code": code, "context": None, "id": job["id"],
+                "msg": f"{text}. You can check the lookup status using the provided id: "
+                       "/lookup/{domain}/{name}/job/{id}"}
+
+    def _job(self, kind, domain, name, apply, problem=None):
+        now = time.time()
+        job = {"id": str(uuid.uuid1()), "kind": kind, "domain": domain, "name": name, "apply": apply,
+               "problem": problem, "due": now + self.settings["job_delay"], "done": False,
+               "statuses": [{"status": f"{kind}.start", "msg": f"Lookup {kind} started",
+                             "timestamp": int(now * 1000)}]}
+        self.jobs[job["id"]] = job
+        table = self.lookups.get((domain, name))
+        if table is not None:
+            table.jobs = (table.jobs + [job["id"]])[-10:]
+        self._settle()
+        return job
+
+    def _settle(self):
+        """Finish, in order, every job whose time has come (call with the lock held)."""
+        now = time.time()
+        for job in self.jobs.values():
+            if job["done"]:
+                continue
+            if job["due"] > now:
+                break
+            job["done"] = True
+            table = self.lookups.get((job["domain"], job["name"]))
+            if job["problem"]:
+                job["statuses"].append({"status": f"{job['kind']}.err", "msg": job["problem"],
+                                        "timestamp": int(now * 1000)})
+                if table is not None and job["kind"] == "create" and not table.rows:
+                    self.lookups.pop((job["domain"], job["name"]), None)
+                elif table is not None:
+                    table.status = "Available"
+                continue
+            job["apply"]()
+            done = {"create": "Lookup successfully created", "update": "Lookup successfully updated",
+                    "delete": "Lookup successfully deleted"}[job["kind"]]
+            job["statuses"].append({"status": f"{job['kind']}.ok", "msg": done, "timestamp": int(now * 1000)})
+            if table is not None and job["kind"] != "delete":
+                table.status = "Available"
+            job["apply"] = None
+        if len(self.jobs) > 1000:
+            for key in list(self.jobs)[:500]:
+                if self.jobs[key]["done"]:
+                    del self.jobs[key]
+
+    # ---- inspection and control -------------------------------------------------------------------------------
+
+    def lookup(self, name, domain=DEFAULT_DOMAIN, offset=0, limit=None):
+        """Return a lookup's key, columns and current rows (dicts), or None if it does not exist."""
+        with self.lock:
+            self._settle()
+            table = self.lookups.get((domain, name))
+            return table.view(offset, limit) if table else None
+
+    def table(self, tag):
+        """Return the events received for a table tag."""
+        with self.lock:
+            return list(self.events.get(tag, ()))
+
+    @route("GET", r"^/_sandbox/devo/lookups$")
+    def _inspect_lookups(self, request):
+        domain = request.query.get("domain")
+        with self.lock:
+            self._settle()
+            items = [{"domain": d, "name": n, "key": t.key, "status": t.status, "rows": len(t.rows),
+                      "columns": [{"name": c, "type": k} for c, k in t.columns]}
+                     for (d, n), t in self.lookups.items() if domain in (None, d)]
+        return Response({"lookups": items})
+
+    @route("GET", r"^/_sandbox/devo/lookups/(?P<name>[^/]+)$")
+    def _inspect_lookup(self, request, name):
+        try:
+            offset = int(request.query.get("offset", 0))
+            limit = int(request.query["limit"]) if "limit" in request.query else None
+        except ValueError:
+            return error(400, "offset and limit must be integers")
+        view = self.lookup(unquote(name), request.query.get("domain", DEFAULT_DOMAIN), offset, limit)
+        return Response(view) if view else error(404, f"no lookup {unquote(name)}")
+
+    @route("GET", r"^/_sandbox/devo/tables$")
+    def _inspect_tables(self, request):
+        with self.lock:
+            return Response({"tables": {tag: len(events) for tag, events in self.events.items()}})
+
+    @route("GET", r"^/_sandbox/devo/tables/(?P<tag>[^/]+)$")
+    def _inspect_table(self, request, tag):
+        return Response({"tag": unquote(tag), "events": self.table(unquote(tag))})
+
+    @route("GET", r"^/_sandbox/devo/collector$")
+    def _collector_info(self, request):
+        host, port = self.collector_address or (None, None)
+        return Response({"host": host, "port": port, "chain": self.authority.cert_pem,
+                         "problems": list(self.collector_log[-100:])})
+
+    @route("GET", r"^/_sandbox/devo/client-bundle$")
+    def _client_bundle(self, request):
+        issued = self.client_certificate(request.query.get("domain", DEFAULT_DOMAIN),
+                                         expired=request.query.get("expired") in ("1", "true"))
+        return Response({"cert": issued.cert_pem, "key": issued.key_pem, "chain": self.authority.cert_pem,
+                         "host": (self.collector_address or (None, None))[0],
+                         "port": (self.collector_address or (None, None))[1]})
+
+    @route("POST", r"^/_sandbox/devo/settings$")
+    def _settings(self, request):
+        spec = request.json()
+        if not isinstance(spec, dict) or set(spec) - set(self.settings):
+            return error(400, "settings are a JSON object with keys " + ", ".join(sorted(self.settings)))
+        with self.lock:
+            self.settings.update(spec)
+            return Response(dict(self.settings))
+
+    def client_certificate(self, domain=DEFAULT_DOMAIN, expired=False):
+        """Return an Issued client certificate for a domain (CN), signed by this stand-in's CA."""
+        return self.authority.issue(domain, **_validity(expired))
+
+    def write_client_bundle(self, directory, domain=DEFAULT_DOMAIN, expired=False):
+        """Write <domain>.crt, <domain>.key and chain.crt for the collector into directory; return their paths."""
+        return self.authority.write_client(directory, domain, **_validity(expired))
+
+    def extra_urls(self):
+        host, port = self.collector_address or ("-", "-")
+        return {"Lookups API": f"{self.url}/lookup-api", "TLS collector": f"{host}:{port}"}
+
+    # ---- TLS collector ------------------------------------------------------------------------------------------
+
+    def start_extra(self, host):
+        """Start the TLS collector on host (port option collector_port, default a free one)."""
+        context = self.authority.server_context(self.server_cert, require_client_cert=True)
+        listener = socket.create_server((host, int(self.options.get("collector_port", 0))), reuse_port=False)
+        listener.settimeout(0.5)
+        self._collector_socket = listener
+        self.collector_address = (host, listener.getsockname()[1])
+        self._running.set()
+        self._collector_thread = threading.Thread(target=self._accept, args=(listener, context),
+                                                  name="sandbox-devo-collector", daemon=True)
+        self._collector_thread.start()
+
+    def stop_extra(self):
+        self._running.clear()
+        if self._collector_thread:
+            self._collector_thread.join(timeout=5)
+        if self._collector_socket:
+            self._collector_socket.close()
+        for conn in list(self._connections):
+            _close(conn)
+
+    def _accept(self, listener, context):
+        while self._running.is_set():
+            try:
+                raw, peer = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw, context), name="sandbox-devo-conn", daemon=True).start()
+
+    def _serve(self, raw, context):
+        if self.settings["collector_refuse"]:
+            _close(raw)
+            return
+        raw.settimeout(30)
+        try:
+            conn = context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self._problem(f"TLS handshake refused: {exc}")
+            _close(raw)
+            return
+        self._connections.add(conn)
+        try:
+            subject = dict(item for rdn in conn.getpeercert().get("subject", ()) for item in rdn)
+            domain = subject.get("commonName", DEFAULT_DOMAIN)
+            idle = float(self.settings["collector_idle_close"] or 0)
+            conn.settimeout(idle if idle > 0 else 120)
+            stream = Stream()
+            reset_after = int(self.settings["collector_reset_after"] or 0)
+            seen = 0
+            while True:
+                try:
+                    data = conn.recv(256 * 1024)
+                except socket.timeout:
+                    break
+                except (ssl.SSLError, OSError):
+                    data = b""
+                if not data:
+                    for message in stream.finish():
+                        self._message(domain, message)
+                    break
+                for message in stream.feed(data):
+                    self._message(domain, message)
+                    seen += 1
+                    if reset_after and seen >= reset_after:
+                        self._problem(f"connection reset after {seen} messages (fault)")
+                        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        return
+        finally:
+            self._connections.discard(conn)
+            _close(conn)
+
+    def _problem(self, text):
+        log.info("devo collector: %s", text)
+        with self.lock:
+            self.collector_log.append(text)
+            del self.collector_log[:-1000]
+
+    def _message(self, domain, message):
+        """Handle one framed message: lookup control/data lines rebuild lookups, anything else is an event."""
+        text = message.decode("utf-8", "replace").rstrip("\x00")
+        match = _LINE.match(text)
+        if not match:
+            self._problem(f"unparseable line: {text[:120]!r}")
+            return
+        pri, date, host, tag, body = match.groups()
+        if tag.startswith("my.lookup.control."):
+            self._control(domain, tag, body)
+        elif tag.startswith("my.lookup.data."):
+            self._data(domain, tag, body)
+        else:
+            event = {"domain": domain, "tag": tag, "pri": int(pri), "date": date, "host": host, "message": body,
+                     "received": time.time()}
+            with self.lock:
+                events = self.events.setdefault(tag, [])
+                events.append(event)
+                if len(events) > MAX_EVENTS_PER_TABLE:
+                    del events[:len(events) - MAX_EVENTS_PER_TABLE]
+
+    def _control(self, domain, tag, body):
+        parts = tag.split(".")
+        if len(parts) != 5 or parts[4] not in ("FULL", "INC"):
+            self._problem(f"bad control tag {tag}")
+            return
+        name, action = parts[3], parts[4]
+        upload, _, rest = body.partition("|")
+        event, _, headers = rest.partition("|")
+        if not upload.endswith("_" + name):
+            self._problem(f"control line of {name} with upload id {upload!r}")
+            return
+        now = time.time()
+        with self.lock:
+            for uid in [u for u, s in self.staging.items() if now - s["started"] > STAGING_TIMEOUT]:
+                self._problem(f"upload {uid} dropped: START without END")
+                del self.staging[uid]
+            if event == "START":
+                try:
+                    columns, key = _headers(headers)
+                except ValueError as exc:
+                    self._problem(f"upload {upload}: bad headers ({exc})")
+                    return
+                self.staging[upload] = {"domain": domain, "name": name, "action": action, "columns": columns,
+                                        "key": key, "ops": {}, "started": now, "errors": 0}
+            elif event == "END":
+                staged = self.staging.pop(upload, None)
+                if staged is None:
+                    self._problem(f"END of unknown upload {upload}")
+                    return
+                table = self.lookups.get((domain, name))
+                if table is None or action == "FULL":
+                    fresh = Lookup(domain, name, staged["columns"], staged["key"])
+                    if table is not None:
+                        fresh.created, fresh.jobs = table.created, table.jobs
+                    table = fresh
+                    self.lookups[(domain, name)] = table
+                elif [c for c, _ in staged["columns"]] != [c for c, _ in table.columns]:
+                    self._problem(f"upload {upload}: INC with other columns than lookup {name}; ignored")
+                    return
+                for k, row in staged["ops"].items():
+                    if row is None:
+                        table.rows.pop(k, None)
+                    else:
+                        table.rows[k] = row
+                table.status = "Available"
+                table.updated = now
+            else:
+                self._problem(f"upload {upload}: unknown control event {event!r}")
+
+    def _data(self, domain, tag, body):
+        parts = tag.split(".")
+        delete = parts[-1] == "DELETE"
+        name = parts[3] if len(parts) >= 4 else ""
+        upload, _, line = body.partition("|")
+        with self.lock:
+            staged = self.staging.get(upload)
+        if staged is None:
+            self._problem(f"data line of {name} outside an upload ({upload})")
+            return
+        fields = parse_fields(line)
+        columns = staged["columns"]
+        if len(fields) != len(columns):
+            self._problem(f"upload {upload}: a row has {len(fields)} fields, the lookup {len(columns)} columns")
+            staged["errors"] += 1
+            return
+        # The wire order is the key first, then the other columns: the order of the START headers.
+        try:
+            row = tuple(convert(kind, value) for (_, kind), value in zip(columns, fields))
+        except BadValue as exc:
+            self._problem(f"upload {upload}: {exc}")
+            staged["errors"] += 1
+            return
+        key = fields[0]
+        with self.lock:
+            ops = staged["ops"]
+            ops.pop(key, None)   # keep arrival order of the last operation per key
+            ops[key] = None if delete else row
+
+
+class Stream:
+    """Splits a collector byte stream into messages: plain lines, octet-counted messages, or gzip members."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.inflate = None
+        self.plain = bytearray()
+
+    def feed(self, data):
+        """Yield the complete messages that data completes."""
+        self.buffer += data
+        yield from self._drain()
+
+    def finish(self):
+        """Yield what is left at end of stream (a last line without newline)."""
+        yield from self._drain()
+        if self.buffer.strip():
+            yield bytes(self.buffer).rstrip(b"\r\n")
+        self.buffer.clear()
+
+    def _drain(self):
+        buf = self.buffer
+        pos, size = 0, len(buf)
+        while pos < size:
+            if self.inflate is not None or buf[pos:pos + 2] == b"\x1f\x8b":
+                if self.inflate is None:
+                    self.inflate = zlib.decompressobj(31)
+                self.plain += self.inflate.decompress(bytes(buf[pos:]))
+                if self.inflate.eof:
+                    rest = self.inflate.unused_data
+                    self.inflate = None
+                    del buf[:]
+                    buf += rest
+                    pos, size = 0, len(buf)
+                else:
+                    pos = size
+                lines = self.plain.split(b"\n")
+                self.plain = bytearray(lines.pop())
+                yield from (bytes(line) for line in lines if line)
+                continue
+            first = buf[pos]
+            if 48 <= first <= 57:       # octet counting: "<length> <message>"
+                space = buf.find(b" ", pos, pos + 12)
+                if space < 0:
+                    if size - pos >= 12:
+                        raise ValueError("bad octet count")
+                    break
+                length = int(buf[pos:space])
+                end = space + 1 + length
+                if end > size:
+                    break
+                yield bytes(buf[space + 1:end]).rstrip(b"\n")
+                pos = end
+                continue
+            newline = buf.find(b"\n", pos)
+            if newline < 0:
+                if size - pos > MAX_LINE:
+                    raise ValueError("line too long")
+                break
+            if newline > pos:
+                yield bytes(buf[pos:newline])
+            pos = newline + 1
+        del buf[:pos]
+
+
+def parse_fields(line):
+    """Return the values of a table-path data line: quoted ("" doubles a quote, \\n is a newline) or bare."""
+    out, pos, size = [], 0, len(line)
+    while True:
+        match = _FIELD.match(line, pos)
+        quoted, bare = match.groups()
+        out.append(quoted.replace('""', '"').replace("\\n", "\n") if quoted is not None else bare)
+        pos = match.end()
+        if pos >= size:
+            return out
+        pos += 1      # the comma
+        if pos == size:
+            out.append("")
+            return out
+
+
+def _headers(text):
+    """Return ([(name, TYPE)], key) from a START/END headers JSON list."""
+    items = json.loads(text)
+    columns, key = [], None
+    for item in items:
+        (name, spec), = item.items()
+        kind = TYPES.get(str(spec.get("type", "str")).lower())
+        if kind is None:
+            raise ValueError(f"unknown type {spec.get('type')!r} of column {name}")
+        columns.append((name, kind))
+        if spec.get("key"):
+            key = name
+    if key is None:
+        raise ValueError("no key column")
+    # The wire lists the key first; the lookup keeps that order for the rows it rebuilds.
+    return columns, key
+
+
+def _columns(config):
+    """Return ([(name, TYPE)], key, problem, job problem) from a deploy-config (an unknown type fails the job)."""
+    columns, unknown = [], None
+    for item in config.get("columns") or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            return None, None, "Each deploy-config column needs a name and a type", None
+        kind = TYPES.get(str(item.get("type", "STRING")).lower())
+        if kind is None and unknown is None:
+            unknown = f"Unknown type {item.get('type')!r} of column {item['name']}"
+        columns.append((item["name"], kind or "STRING"))
+    if not columns:
+        return None, None, "The deploy-config has no columns", None
+    key_spec = config.get("key") or {}
+    key = columns[0][0] if key_spec.get("type") == "first-column" else key_spec.get("column")
+    if key not in [c for c, _ in columns]:
+        return None, None, f"The key column {key!r} is not one of the columns", None
+    return columns, key, None, unknown
+
+
+def _deploy_parts(request):
+    """Return (deploy-config dict, csv bytes) from a multipart or JSON deploy-csv request, or (None, None)."""
+    ctype = request.headers.get("Content-Type", "")
+    if ctype.startswith("multipart/form-data"):
+        match = re.search(r'boundary="?([^";]+)"?', ctype)
+        if not match:
+            return None, None
+        parts = _multipart(request.body, match.group(1).encode("latin-1"))
+        config, data = parts.get("deploy-config"), parts.get("csv")
+        if config is None or data is None:
+            return None, None
+        try:
+            return json.loads(config), data
+        except ValueError:
+            return None, None
+    body = request.json()
+    if isinstance(body, dict):
+        config = body.get("deploy-config") or body.get("deployConfig")
+        data = body.get("csv")
+        if isinstance(config, dict) and isinstance(data, str):
+            return config, data.encode("utf-8")
+    return None, None
+
+
+def _multipart(body, boundary):
+    """Return {part name: bytes} of a multipart body."""
+    parts, marker = {}, b"--" + boundary
+    pos = body.find(marker)
+    while pos >= 0:
+        start = pos + len(marker)
+        if body[start:start + 2] == b"--":
+            break
+        head_end = body.find(b"\r\n\r\n", start)
+        if head_end < 0:
+            break
+        head = body[start:head_end].decode("utf-8", "replace")
+        nxt = body.find(b"\r\n" + marker, head_end + 4)
+        if nxt < 0:
+            break
+        match = re.search(r'name="([^"]*)"', head)
+        if match:
+            parts[match.group(1)] = body[head_end + 4:nxt]
+        pos = nxt + 2
+    return parts
+
+
+def _parse_csv(data, columns, key, has_header, skip_empty, contribution):
+    """Return ([(key, action, row)], problem) from CSV bytes; problem is Devo-like text or None."""
+    kind = (contribution or {}).get("type", "add")
+    action_column = contribution.get("name") if kind == "col" else None
+    names = [c for c, _ in columns]
+    types = [t for _, t in columns]
+    try:
+        reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""), strict=True)
+        header = next(reader, None) if has_header else None
+        if header is not None and [h for h in header if h != action_column] != names:
+            return [], f"The CSV header {header} does not match the deploy-config columns {names}"
+        layout = header or names
+        action_index = layout.index(action_column) if action_column in layout else None
+        key_index = names.index(key)
+        rows = []
+        for number, fields in enumerate(reader, start=2 if has_header else 1):
+            if not fields and skip_empty:
+                continue
+            if len(fields) != len(layout):
+                return [], f"Line {number} has {len(fields)} fields; the CSV has {len(layout)} columns"
+            action = "del" if kind == "del" else "add"
+            if action_index is not None:
+                action = fields.pop(action_index).strip().lower()
+            try:
+                row = tuple(convert(t, v) for t, v in zip(types, fields))
+            except BadValue as exc:
+                return [], f"Line {number}: {exc}"
+            rows.append((fields[key_index], action, row))
+        return rows, None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return [], f"The CSV cannot be read: {exc}"
+
+
+def _validity(expired):
+    """Return issue() options: an expired certificate (valid 40 to 10 days ago), or the default validity."""
+    if not expired:
+        return {}
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=40)
+    return {"not_before": start, "not_after": start + datetime.timedelta(days=30)}
+
+
+def _close(sock):
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+__all__ = ["Devo", "Stream", "parse_fields", "convert", "DEFAULT_TOKEN", "DEFAULT_DOMAIN"]
+
+
+def certs_command(argv):
+    """tq-conn-sandbox devo-certs DIR: write a client certificate, key and chain from the running Devo stand-in."""
+    import argparse
+    import os
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from tq_conn_sandbox.cli import BASE_PORT
+    from tq_conn_sandbox.services import available
+
+    default = f"http://127.0.0.1:{BASE_PORT + list(available()).index(Devo.name)}"
+    parser = argparse.ArgumentParser(
+        prog="tq-conn-sandbox devo-certs",
+        description="Write <domain>.crt, <domain>.key, chain.crt and devo.yaml (the devo_* settings of a connector) "
+                    "for the TLS collector of a running sandbox.")
+    parser.add_argument("directory", help="folder to write into (created if needed)")
+    parser.add_argument("--url", default=default, help=f"URL of the Devo stand-in (default {default})")
+    parser.add_argument("--domain", default=DEFAULT_DOMAIN,
+                        help=f"Devo domain, the certificate CN (default {DEFAULT_DOMAIN})")
+    parser.add_argument("--expired", action="store_true", help="write an expired certificate (to see the error)")
+    args = parser.parse_args(argv)
+    query = f"?domain={args.domain}" + ("&expired=1" if args.expired else "")
+    try:
+        url = args.url.rstrip("/") + "/_sandbox/devo/client-bundle" + query
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            bundle = json.load(answer)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"tq-conn-sandbox devo-certs: no Devo stand-in answers at {args.url} ({exc}); start tq-conn-sandbox "
+              "first or give --url.", file=sys.stderr)
+        return 2
+    os.makedirs(args.directory, exist_ok=True)
+    paths = {"cert": os.path.join(args.directory, f"{args.domain}.crt"),
+             "key": os.path.join(args.directory, f"{args.domain}.key"),
+             "chain": os.path.join(args.directory, "chain.crt")}
+    settings = os.path.join(args.directory, "devo.yaml")
+    texts = {paths["cert"]: bundle["cert"], paths["key"]: bundle["key"], paths["chain"]: bundle["chain"],
+             settings: "".join(f"{k}: {v}\n" for k, v in (
+                 ("devo_transport", "tls"), ("devo_host", bundle["host"]), ("devo_port", bundle["port"]),
+                 ("devo_cert", os.path.abspath(paths["cert"])), ("devo_key", os.path.abspath(paths["key"])),
+                 ("devo_chain", os.path.abspath(paths["chain"])), ("devo_tls_delay", 0)))}
+    for path, text in texts.items():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(path)
+    return 0

@@ -1,0 +1,257 @@
+"""Devo declarations, settings checks, credential checks and value encodings (no network)."""
+
+import datetime
+import logging
+import os
+import stat
+
+import pytest
+
+from tq_conn_common import config as cfg
+from tq_conn_common import devo, devo_certs, devo_rest, devo_tls
+from tq_conn_common.errors import ConfigError
+from tq_conn_sandbox import pki
+from tq_conn_sandbox.services.devo import parse_fields
+
+AWKWARD = ['say "hi"', "a,b", "line1\nline2", " padded ", "naïve ☃ 日本", "1.2.3.4", "5", "-3.50", "007", "",
+           "tab\there", "back\\slash", "semi;colon", "=cmd()", "'quoted'", "crlf\r\nend"]
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return pki.Authority("Test CA")
+
+
+def settings(**raw):
+    return cfg.validate(devo.output_params(), raw)
+
+
+def pem_settings(issued, chain, **extra):
+    return settings(devo_cert=issued.cert_pem, devo_key=issued.key_pem, devo_chain=chain, **extra)
+
+
+# ---- declarations ---------------------------------------------------------------------------------------------
+
+def test_check_name_accepts_devo_names_and_refuses_others():
+    assert devo.check_name("Recorded_Future_IPv4_1") == "Recorded_Future_IPv4_1"
+    for bad in ("my lookup", "a-b", "x.y", "", None, "ünï"):
+        with pytest.raises(ConfigError) as caught:
+            devo.check_name(bad, "lookup_name")
+        assert "lookup_name" in caught.value.message and "letters, digits and underscore" in caught.value.fix
+
+
+def test_query_name():
+    assert devo.query_name("ThreatQ_IOCs") == "my.lookuplist.ThreatQ_IOCs"
+
+
+def test_column_types_accept_python_types_and_refuse_unknown():
+    assert Column_types(("value", str), ("score", float), ("n", int), ("ok", bool), ("seen", "timestamp")) == \
+        ["str", "float", "int", "bool", "str"]
+    with pytest.raises(ValueError, match="not one of"):
+        devo.Column("x", "datetime")
+
+
+def Column_types(*pairs):
+    return [devo.Column(name, kind).type for name, kind in pairs]
+
+
+def test_lookup_spec_needs_its_key_among_the_columns():
+    with pytest.raises(ValueError, match="key"):
+        devo.LookupSpec(key="cve", columns=(devo.Column("id"),))
+    spec = devo.LookupSpec(key="b", columns=("a", "b"), name="X")
+    assert spec.key_index == 1 and spec.resolve_name() == "X"
+
+
+def test_output_params_keys_labels_and_ui_flag():
+    params = {p.key: p for p in devo.output_params()}
+    assert set(params) >= {"devo_transport", "devo_region", "devo_lookups_url", "devo_token", "devo_domain",
+                           "devo_cert", "devo_key", "devo_chain", "devo_host", "devo_port", "devo_tls_delay",
+                           "devo_verify_ssl", "devo_job_timeout"}
+    assert params["devo_region"].label == "Devo API Region" and params["devo_region"].default == "us"
+    assert params["devo_cert"].label == "Devo X.509 Certificate"
+    assert params["devo_key"].label == "Devo X.509 Private Key" and params["devo_key"].secret
+    assert params["devo_chain"].label == "Devo X.509 Chain CA"
+    assert params["devo_token"].secret and params["devo_transport"].default == "auto"
+    assert params["devo_tls_delay"].default == 5
+    assert not any(p.required for p in params.values())
+    assert all(p.ui for p in devo.output_params(ui=True))
+
+
+def test_region_presets_and_overrides():
+    assert devo.rest_base_url(settings(devo_region="eu")) == "https://api-eu.devo.com/lookup-api"
+    assert devo.rest_base_url(settings(devo_lookups_url="http://h:1/lookup-api/")) == "http://h:1/lookup-api"
+    assert devo.collector_address(settings(devo_region="ca")) == ("collector-ca.devo.io", 443)
+    assert devo.collector_address(settings(devo_host="relay", devo_port=1514)) == ("relay", 1514)
+
+
+# ---- transport choice -----------------------------------------------------------------------------------------
+
+def test_auto_prefers_rest_when_a_token_is_set(ca):
+    issued = ca.issue("sandbox")
+    assert devo.check_output(settings(devo_token="t", devo_domain="d")) == "rest"
+    assert devo.check_output(pem_settings(issued, ca.cert_pem, devo_token="t", devo_domain="d")) == "rest"
+    assert devo.check_output(pem_settings(issued, ca.cert_pem)) == "tls"
+
+
+def test_no_credentials_names_both_ways():
+    with pytest.raises(ConfigError) as caught:
+        devo.check_output(settings())
+    assert "devo_token" in caught.value.fix and "devo_cert" in caught.value.fix and "devo_domain" in caught.value.fix
+
+
+def test_rest_needs_token_and_domain():
+    with pytest.raises(ConfigError) as caught:
+        devo.check_output(settings(devo_transport="rest"))
+    assert len(caught.value.problems) == 2
+    assert "(devo_token) is not set" in str(caught.value) and "(devo_domain) is not set" in str(caught.value)
+
+
+def test_tls_names_each_missing_credential(ca):
+    with pytest.raises(ConfigError) as caught:
+        devo.check_output(settings(devo_cert=ca.issue("x").cert_pem))
+    text = str(caught.value)
+    assert "devo_key" in text and "devo_chain" in text and "(devo_cert)" not in text.split(" not set")[0]
+    assert "Lookups API" in text
+
+
+def test_events_need_the_x509_credentials_even_with_a_token():
+    with pytest.raises(ConfigError, match="events are sent"):
+        devo.check_output(settings(devo_token="t", devo_domain="d"), events=True)
+
+
+# ---- credential checks ----------------------------------------------------------------------------------------
+
+def test_good_credentials_pass_as_text_and_as_files(ca, tmp_path):
+    paths = ca.write_client(str(tmp_path), "sandbox")
+    assert devo_certs.check({"devo_cert": paths["cert"], "devo_key": paths["key"], "devo_chain": paths["chain"]}) == []
+    issued = ca.issue("sandbox")
+    assert devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": issued.key_pem, "devo_chain": ca.cert_pem}) == []
+
+
+def test_wrong_key_for_the_certificate(ca):
+    issued, other = ca.issue("sandbox"), pki.new_key()
+    problems = devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": pki.key_pem(other),
+                                 "devo_chain": ca.cert_pem})
+    assert problems == ["'Devo X.509 Private Key' (devo_key) does not belong to 'Devo X.509 Certificate' (devo_cert); "
+                        "paste the private key downloaded with this certificate (both from the same X.509 credential "
+                        "in Devo)."]
+
+
+def test_expired_and_not_yet_valid_certificates(ca):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    old = ca.issue("sandbox", not_before=now - datetime.timedelta(days=40), not_after=now - datetime.timedelta(days=1))
+    problems = devo_certs.check({"devo_cert": old.cert_pem, "devo_key": old.key_pem, "devo_chain": ca.cert_pem})
+    assert len(problems) == 1 and "(devo_cert) expired on" in problems[0] and "create a new X.509" in problems[0]
+    future = ca.issue("sandbox", not_before=now + datetime.timedelta(days=2))
+    problems = devo_certs.check({"devo_cert": future.cert_pem, "devo_key": future.key_pem, "devo_chain": ca.cert_pem})
+    assert "not valid before" in problems[0] and "clock" in problems[0]
+
+
+def test_expiry_within_30_days_warns(ca, caplog):
+    soon = ca.issue("sandbox", days=10)
+    with caplog.at_level(logging.WARNING):
+        assert devo_certs.check({"devo_cert": soon.cert_pem, "devo_key": soon.key_pem, "devo_chain": ca.cert_pem}) == []
+    assert "expires on" in caplog.text and "(devo_cert)" in caplog.text
+
+
+def test_chain_that_did_not_issue_the_certificate(ca):
+    other_ca = pki.Authority("Other CA")
+    issued = ca.issue("sandbox")
+    problems = devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": issued.key_pem,
+                                 "devo_chain": other_ca.cert_pem})
+    assert len(problems) == 1 and "(devo_chain) did not issue" in problems[0] and "chain.crt" in problems[0]
+    # Same subject name, other key: the signature decides.
+    impostor = pki.Authority("Test CA")
+    problems = devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": issued.key_pem,
+                                 "devo_chain": impostor.cert_pem})
+    assert "did not issue" in problems[0]
+
+
+def test_chain_with_an_intermediate(ca):
+    issued = ca.issue("sandbox")
+    unrelated = pki.Authority("Root")
+    chain = unrelated.cert_pem + ca.cert_pem
+    assert devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": issued.key_pem, "devo_chain": chain}) == []
+
+
+def test_unreadable_material_is_named(ca, tmp_path):
+    issued = ca.issue("sandbox")
+    problems = devo_certs.check({"devo_cert": issued.key_pem, "devo_key": "-----BEGIN PRIVATE KEY-----\nxx\n"
+                                 "-----END PRIVATE KEY-----", "devo_chain": str(tmp_path / "missing.crt")})
+    text = "\n".join(problems)
+    assert "(devo_cert) holds a private key, not a certificate" in text
+    assert "(devo_key) cannot be read as a private key" in text
+    assert "(devo_chain) is neither PEM text nor an existing file" in text
+    problems = devo_certs.check({"devo_cert": "-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----",
+                                 "devo_key": "MIIEvQIBADANBg\nkqhkiG9w0BAQEFAASC",
+                                 "devo_chain": issued.cert_pem.replace("MII", "XXX")})
+    text = "\n".join(problems)
+    assert "(devo_cert) is not a PEM certificate" in text and "(devo_key) holds text without a -----BEGIN line" in text
+    assert "(devo_chain) is not a PEM certificate chain" in text
+    problems = devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": issued.cert_pem, "devo_chain": ca.cert_pem})
+    assert problems and "(devo_key) is not a PEM private key" in problems[0]
+
+
+def test_encrypted_key_is_named(ca):
+    from cryptography.hazmat.primitives import serialization
+    issued = ca.issue("sandbox")
+    locked = issued.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.BestAvailableEncryption(b"secret")).decode()
+    problems = devo_certs.check({"devo_cert": issued.cert_pem, "devo_key": locked, "devo_chain": ca.cert_pem})
+    assert problems and "passphrase" in problems[0]
+
+
+def test_check_output_reports_credential_problems(ca):
+    issued = ca.issue("sandbox")
+    with pytest.raises(ConfigError) as caught:
+        devo.check_output(pem_settings(issued, pki.Authority("Else").cert_pem))
+    assert "(devo_chain) did not issue" in str(caught.value)
+
+
+# ---- PEM text to private temporary files --------------------------------------------------------------------------
+
+def test_pasted_pem_goes_to_private_files_removed_afterwards(ca, tmp_path):
+    issued = ca.issue("sandbox")
+    config = settings(devo_cert=issued.cert_pem, devo_key=issued.key_pem, devo_chain=str(tmp_path / "chain.crt"))
+    with devo_tls.credential_files(config) as paths:
+        for name in ("cert", "key"):
+            assert stat.S_IMODE(os.stat(paths[name]).st_mode) == 0o600
+        assert open(paths["key"]).read().strip() == issued.key_pem.strip()
+        assert paths["chain"] == str(tmp_path / "chain.crt")
+        folder = os.path.dirname(paths["key"])
+    assert not os.path.exists(folder)
+    with pytest.raises(RuntimeError):
+        with devo_tls.credential_files(config) as paths:
+            folder = os.path.dirname(paths["key"])
+            raise RuntimeError("boom")
+    assert not os.path.exists(folder)
+
+
+# ---- encodings ------------------------------------------------------------------------------------------------
+
+def test_csv_fields_read_back_unchanged():
+    import csv
+    import io
+    line = devo_rest.csv_line(AWKWARD)
+    assert next(csv.reader(io.StringIO(line, newline=""), strict=True)) == AWKWARD
+    assert devo_rest.csv_field(" x") == '" x"' and devo_rest.csv_field("é") == '"é"'
+    assert devo_rest.csv_field("") == '""' and devo_rest.csv_field("plain") == "plain"
+
+
+def test_wire_rows_put_the_key_first_and_read_back_unchanged():
+    values = [v for v in AWKWARD if "\\n" not in v]
+    kinds = ["str"] * len(values)
+    fields = parse_fields(devo_tls.wire_row(values, kinds, 2))
+    assert fields == [values[2]] + values[:2] + values[3:]
+    assert devo_tls.wire_row(["k", "5", "", "true"], ["str", "int", "int", "bool"], 0) == '"k",5,,true'
+    assert devo_tls.wire_field('24" screen', "str") == '"24"" screen"'
+    assert devo_tls.wire_field("a\nb", "str") == '"a\\nb"'
+
+
+def test_deploy_config_per_mode():
+    spec = devo.LookupSpec(key="KEY", columns=(devo.Column("KEY", "int"), devo.Column("COLOR")))
+    assert devo_rest.deploy_config(spec, "replace") == {
+        "columns": [{"name": "KEY", "type": "INT8"}, {"name": "COLOR", "type": "STRING"}], "hasHeader": True,
+        "key": {"type": "column", "column": "KEY"}}
+    assert devo_rest.deploy_config(spec, "upsert")["append"] is True
+    assert devo_rest.deploy_config(spec, "delete")["contribution"] == {"type": "del"}

@@ -1,0 +1,329 @@
+"""devo.deliver and devo.send_events through both transports against the Devo stand-in, over real sockets."""
+
+import argparse
+import datetime
+import logging
+import os
+import warnings
+
+import pytest
+import yaml
+
+from tq_conn_common import Connector, Param, devo
+from tq_conn_common import config as cfg
+from tq_conn_common.cli import Run
+from tq_conn_common.errors import AuthError, ConfigError, DeliveryError, SourceError
+from tq_conn_common.state import State
+from tq_conn_sandbox import pki
+from tq_conn_sandbox.services.devo import DEFAULT_TOKEN
+
+SPEC = devo.LookupSpec(name_from="lookup_name", key="value",
+                       columns=(devo.Column("value"), devo.Column("type"), devo.Column("score", "int"),
+                                devo.Column("ratio", float), devo.Column("active", bool)))
+ROWS = [{"value": "evil.example", "type": "FQDN", "score": 9, "ratio": 0.5, "active": True},
+        {"value": "1.2.3.4", "type": "IP Address", "score": 0, "ratio": None, "active": False},
+        {"value": "d41d8cd98f00b204e9800998ecf8427e", "type": "MD5", "score": None, "ratio": 1.25, "active": None}]
+AWKWARD = ['say "hi"', "a,b", "line1\nline2", " padded ", "naïve ☃ 日本", "1.2.3.4", "5", "-3.50", "007", "",
+           "tab\there", "=cmd()", "'single'", "trailing\\", "10.0.0.1,10.0.0.2", '"', ",", "  "]
+PARAMS = devo.output_params() + (Param("lookup_name", "Devo Lookup Name", default="TQ_Test"),)
+
+
+def make_run(tmp_path, **raw):
+    config = cfg.validate(PARAMS, raw)
+    connector = Connector(name="devo_test", title="Devo test", params=PARAMS)
+    return Run(connector, argparse.Namespace(name=None), config, State(str(tmp_path / "state.json")), {})
+
+
+def rest(sandbox, **extra):
+    return {"devo_token": DEFAULT_TOKEN, "devo_domain": "sandbox",
+            "devo_lookups_url": sandbox.url("devo") + "/lookup-api", **extra}
+
+
+def tls(sandbox, issued=None, chain=None, **extra):
+    service = sandbox["devo"]
+    issued = issued or service.client_certificate()
+    host, port = service.collector_address
+    return {"devo_cert": issued.cert_pem, "devo_key": issued.key_pem, "devo_chain": chain or service.authority.cert_pem,
+            "devo_host": host, "devo_port": port, "devo_tls_delay": 0, **extra}
+
+
+TRANSPORTS = {"rest": rest, "tls": tls}
+
+
+def rows_of(sandbox, name="TQ_Test"):
+    view = sandbox["devo"].lookup(name)
+    return None if view is None else sorted(view["rows"], key=lambda r: r["value"])
+
+
+def expected(rows):
+    return sorted(({"value": r["value"], "type": r.get("type") or "", "score": r.get("score"),
+                    "ratio": r.get("ratio"), "active": r.get("active")} for r in rows), key=lambda r: r["value"])
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def transport(request):
+    return request.param
+
+
+def test_replace_upsert_delete_row_by_row(sandbox, tmp_path, transport, caplog):
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    with caplog.at_level(logging.INFO):
+        assert devo.deliver(run, SPEC, iter(ROWS)) == 3
+    assert rows_of(sandbox) == expected(ROWS)
+    assert "my.lookuplist.TQ_Test" in caplog.text
+    assert ("Lookups REST API" if transport == "rest" else "X.509 collector") in caplog.text
+
+    changed = [{"value": "1.2.3.4", "type": "IPv4", "score": 3, "ratio": 2.0, "active": True},
+               {"value": "new.example", "type": "FQDN", "score": 1, "ratio": 0.0, "active": False}]
+    assert devo.deliver(run, SPEC, iter(changed), mode="upsert") == 2
+    assert rows_of(sandbox) == expected([ROWS[0], ROWS[2]] + changed)
+
+    assert devo.deliver(run, SPEC, iter([{"value": "evil.example"}, {"value": "not-there"}]), mode="delete") == 2
+    assert rows_of(sandbox) == expected([ROWS[2]] + changed)
+
+    assert devo.deliver(run, SPEC, iter([ROWS[0]])) == 1
+    assert rows_of(sandbox) == expected([ROWS[0]])
+    assert run.stats.delivered == 8
+
+
+def test_both_transports_land_identical_tables(sandbox, tmp_path):
+    rows = ROWS + [{"value": f"{i}:{v}", "type": v, "score": i, "ratio": i / 4, "active": i % 2 == 0}
+                   for i, v in enumerate(AWKWARD)]
+    devo.deliver(make_run(tmp_path, **rest(sandbox)), SPEC, iter(rows), name="Via_REST")
+    devo.deliver(make_run(tmp_path, **tls(sandbox)), SPEC, iter(rows), name="Via_TLS")
+    via_rest, via_tls = sandbox["devo"].lookup("Via_REST"), sandbox["devo"].lookup("Via_TLS")
+    assert via_rest["columns"] == via_tls["columns"] and via_rest["key"] == via_tls["key"] == "value"
+    assert via_rest["rows"] == via_tls["rows"]
+    assert len(via_rest["rows"]) == len(rows)
+
+
+def test_awkward_values_arrive_unchanged(sandbox, tmp_path, transport):
+    spec = devo.LookupSpec(name="Awkward", key="k", columns=(devo.Column("k"), devo.Column("v")))
+    rows = [{"k": f"k{i}", "v": v} for i, v in enumerate(AWKWARD)] + [{"k": v, "v": "as key"} for v in AWKWARD if v]
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    assert devo.deliver(run, spec, iter(rows)) == len(rows)
+    got = {r["k"]: r["v"] for r in sandbox["devo"].lookup("Awkward")["rows"]}
+    assert got == {r["k"]: r["v"] for r in rows}
+    assert sandbox["devo"].collector_log == []
+
+
+def test_typed_values_are_typed_in_devo(sandbox, tmp_path, transport):
+    spec = devo.LookupSpec(name="Typed", key="ip", columns=(devo.Column("ip", "ip4"), devo.Column("n", "int4"),
+                                                           devo.Column("big", "int8"),
+                                                           devo.Column("when", "timestamp")))
+    when = datetime.datetime(2025, 1, 31, tzinfo=datetime.timezone.utc)
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    devo.deliver(run, spec, iter([{"ip": "10.0.0.1", "n": -5, "big": 2 ** 40, "when": when}]))
+    view = sandbox["devo"].lookup("Typed")
+    assert [c["type"] for c in view["columns"]] == ["IP4", "INT4", "INT8", "STRING"]
+    assert view["rows"] == [{"ip": "10.0.0.1", "n": -5, "big": 2 ** 40, "when": "2025-01-31T00:00:00+00:00"}]
+
+
+def test_duplicates_first_wins_and_rows_without_key_are_skipped(sandbox, tmp_path, transport):
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    rows = [ROWS[0], {**ROWS[0], "type": "second"}, {"value": "", "type": "no key"}, {"type": "none"}, ROWS[1]]
+    assert devo.deliver(run, SPEC, iter(rows)) == 2
+    assert rows_of(sandbox) == expected([ROWS[0], ROWS[1]])
+    assert (run.stats.duplicates, run.stats.skipped, run.stats.delivered) == (1, 2, 2)
+
+
+def test_empty_replace_leaves_the_lookup_unless_allowed(sandbox, tmp_path, transport, caplog):
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    devo.deliver(run, SPEC, iter(ROWS))
+    with caplog.at_level(logging.WARNING):
+        assert devo.deliver(run, SPEC, iter([])) == 0
+    assert "left unchanged" in caplog.text and len(rows_of(sandbox)) == 3
+    assert devo.deliver(run, SPEC, iter([]), allow_empty=True) == 0
+    assert rows_of(sandbox) == []
+
+
+def test_failure_while_reading_rows_delivers_nothing(sandbox, tmp_path, transport):
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    devo.deliver(run, SPEC, iter(ROWS))
+
+    def broken():
+        yield {"value": "partial.example", "type": "FQDN"}
+        raise SourceError("the vendor failed", "run again later")
+    with pytest.raises(SourceError):
+        devo.deliver(run, SPEC, broken())
+    assert rows_of(sandbox) == expected(ROWS)
+    assert run.stats.delivered == 3
+
+
+def test_lookup_name_is_checked(sandbox, tmp_path, transport):
+    run = make_run(tmp_path, lookup_name="bad name", **TRANSPORTS[transport](sandbox))
+    with pytest.raises(ConfigError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert "(lookup_name) 'bad name' is not valid" in caught.value.message
+    assert sandbox["devo"].lookups == {}
+
+
+# ---- REST specifics ---------------------------------------------------------------------------------------------
+
+def test_refused_token_names_the_token_and_delivers_nothing(sandbox, tmp_path):
+    run = make_run(tmp_path, **rest(sandbox, devo_token="wrong-token"))
+    with pytest.raises(AuthError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert caught.value.message == "Devo refused the API token for lookup 'TQ_Test' (HTTP 401: Invalid token)."
+    assert "'Devo API Token' (devo_token) was rejected" in caught.value.fix
+    assert sandbox["devo"].lookups == {} and run.stats.delivered == 0
+
+
+def test_job_error_carries_devos_text_and_keeps_the_old_rows(sandbox, tmp_path):
+    run = make_run(tmp_path, **rest(sandbox))
+    devo.deliver(run, SPEC, iter(ROWS))
+    sandbox["devo"].settings["job_error"] = "Column score: value out of range"
+    with pytest.raises(DeliveryError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS[:1]))
+    assert "Devo could not load lookup 'TQ_Test'" in caught.value.message
+    assert "update.err): Column score: value out of range." in caught.value.message
+    assert rows_of(sandbox) == expected(ROWS) and run.stats.delivered == 3
+
+
+def test_slow_job_is_waited_for_and_a_stuck_one_times_out(sandbox, tmp_path):
+    run = make_run(tmp_path, **rest(sandbox, devo_job_timeout=1))
+    sandbox["devo"].settings["job_delay"] = 0.4
+    assert devo.deliver(run, SPEC, iter(ROWS)) == 3
+    assert rows_of(sandbox) == expected(ROWS)
+    sandbox["devo"].settings["job_delay"] = 30
+    with pytest.raises(DeliveryError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS[:1]))
+    assert "did not finish loading lookup 'TQ_Test' within 1 s" in caught.value.message
+    assert "update.start" in caught.value.message and "devo_job_timeout" in caught.value.fix
+
+
+def test_upload_retried_after_503_and_429_sends_the_whole_body_again(sandbox, tmp_path):
+    os.environ["TQ_CONN_HTTP_BACKOFF"] = "0.01"
+    try:
+        run = make_run(tmp_path, **rest(sandbox))
+        sandbox.fault("devo", path="deploy-csv$", status=503, count=1)
+        sandbox.fault("devo", path="deploy-csv$", status=429, retry_after=0, count=1)
+        assert devo.deliver(run, SPEC, iter(ROWS)) == 3
+    finally:
+        del os.environ["TQ_CONN_HTTP_BACKOFF"]
+    assert rows_of(sandbox) == expected(ROWS)
+    uploads = [r for r in sandbox["devo"].requests if r["path"].endswith("/deploy-csv")]
+    assert [r["method"] for r in uploads] == ["POST"] * 3
+
+
+def test_create_then_update_and_delete_of_a_missing_lookup(sandbox, tmp_path, caplog):
+    run = make_run(tmp_path, **rest(sandbox))
+    with caplog.at_level(logging.WARNING):
+        assert devo.deliver(run, SPEC, iter(ROWS), mode="delete") == 0
+    assert "does not exist" in caplog.text
+    assert devo.deliver(run, SPEC, iter(ROWS[:1]), mode="upsert") == 1
+    devo.deliver(run, SPEC, iter(ROWS))
+    methods = [(r["method"], r["path"].rsplit("/", 1)[-1]) for r in sandbox["devo"].requests
+               if r["path"].endswith("deploy-csv")]
+    assert methods == [("POST", "deploy-csv"), ("PUT", "deploy-csv")]
+
+
+# ---- TLS specifics ----------------------------------------------------------------------------------------------
+
+def test_wrong_key_for_the_certificate_delivers_nothing(sandbox, tmp_path):
+    issued = sandbox["devo"].client_certificate()
+    settings = tls(sandbox, issued)
+    settings["devo_key"] = pki.key_pem(pki.new_key())
+    run = make_run(tmp_path, **settings)
+    with pytest.raises(ConfigError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert ("'Devo X.509 Private Key' (devo_key) does not belong to 'Devo X.509 Certificate' (devo_cert)"
+            in str(caught.value))
+    assert sandbox["devo"].lookups == {} and sandbox["devo"].staging == {}
+
+
+def test_expired_certificate_delivers_nothing(sandbox, tmp_path):
+    run = make_run(tmp_path, **tls(sandbox, sandbox["devo"].client_certificate(expired=True)))
+    with pytest.raises(ConfigError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert "'Devo X.509 Certificate' (devo_cert) expired on" in str(caught.value)
+    assert sandbox["devo"].lookups == {}
+
+
+def test_collector_refusing_the_certificate_is_an_auth_error(sandbox, tmp_path):
+    stranger = pki.Authority("Some other CA")
+    chain = stranger.cert_pem + sandbox["devo"].authority.cert_pem
+    run = make_run(tmp_path, **tls(sandbox, stranger.issue("sandbox"), chain=chain))
+    with pytest.raises(AuthError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert "refused the X.509 certificate" in caught.value.message and "devo_cert" in caught.value.fix
+    assert sandbox["devo"].lookups == {}
+
+
+def test_collector_unreachable_is_a_retryable_delivery_error(sandbox, tmp_path):
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = make_run(tmp_path, **tls(sandbox, devo_port=port))
+    with pytest.raises(DeliveryError) as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert f"Cannot connect to the Devo collector at 127.0.0.1:{port}" in caught.value.message
+    assert caught.value.retryable and "devo_host" in caught.value.fix
+
+
+def test_deprecation_warning_becomes_one_log_line(sandbox, tmp_path, caplog):
+    run = make_run(tmp_path, **tls(sandbox))
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
+    lines = [r for r in caplog.records if "2026-01-01" in r.getMessage()]
+    assert len(lines) == 1 and "Lookups REST API" in lines[0].getMessage()
+
+
+def test_collector_closing_idle_sockets_mid_upload(sandbox, tmp_path):
+    sandbox["devo"].settings["collector_idle_close"] = 0.3
+    run = make_run(tmp_path, **tls(sandbox, devo_tls_delay=0.8))
+    assert devo.deliver(run, SPEC, iter(ROWS)) == 3
+    assert rows_of(sandbox) == expected(ROWS)
+
+
+def test_events_to_a_table(sandbox, tmp_path):
+    run = make_run(tmp_path, **tls(sandbox))
+    events = [{"id": "a1", "title": 'Alert "x"', "text": "two\nlines", "n": 1},
+              {"id": "a2", "when": datetime.date(2025, 1, 2)}, "plain text event"]
+    assert devo.send_events(run, "threatintel.flashpoint.intelligence.alerts", iter(events)) == 3
+    got = sandbox["devo"].table("threatintel.flashpoint.intelligence.alerts")
+    assert [e["message"] for e in got] == ['{"id":"a1","title":"Alert \\"x\\"","text":"two\\nlines","n":1}',
+                                           '{"id":"a2","when":"2025-01-02"}', "plain text event"]
+    assert {e["domain"] for e in got} == {"sandbox"} and run.stats.delivered == 3
+    assert devo.send_events(run, "threatintel.flashpoint.intelligence.alerts", []) == 0
+    with pytest.raises(ConfigError, match="tag"):
+        devo.send_events(run, "no tag here", events)
+
+
+# ---- through a connector command ----------------------------------------------------------------------------------
+
+def _connector():
+    def fetch(run):
+        yield from ({"ioc": r["value"], "kind": r["type"], "score": r["score"]} for r in ROWS)
+
+    def to_row(record):
+        return {"value": record["ioc"], "type": record["kind"], "score": record["score"]}
+    spec = devo.LookupSpec(name_from="lookup_name", key="value",
+                           columns=(devo.Column("value"), devo.Column("type"), devo.Column("score", "int")))
+    return Connector(name="devo_check", title="Devo check", params=PARAMS, fetch=fetch, to_row=to_row, lookup=spec)
+
+
+@pytest.mark.parametrize("kind", sorted(TRANSPORTS))
+def test_a_connector_delivers_by_configuration(sandbox, tmp_path, kind, capsys):
+    settings = TRANSPORTS[kind](sandbox)
+    (tmp_path / "tq-conn-devo-check.yaml").write_text(yaml.safe_dump(settings))
+    assert _connector().execute(["-c", str(tmp_path), "-v", "2"]) == 0
+    assert len(sandbox["devo"].lookup("TQ_Test")["rows"]) == 3
+    assert "items delivered 3" in capsys.readouterr().out
+
+
+def test_a_connector_with_a_refused_token_exits_2(sandbox, tmp_path, capsys):
+    (tmp_path / "tq-conn-devo-check.yaml").write_text(yaml.safe_dump(rest(sandbox, devo_token="nope")))
+    assert _connector().execute(["-c", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Error: Devo refused the API token for lookup 'TQ_Test' (HTTP 401: Invalid token)." in err
+    assert "Fix: 'Devo API Token' (devo_token) was rejected" in err and "nope" not in err
+
+
+def test_a_connector_without_devo_settings_exits_2(sandbox, tmp_path, capsys):
+    (tmp_path / "tq-conn-devo-check.yaml").write_text(yaml.safe_dump({"lookup_name": "TQ_Test"}))
+    assert _connector().execute(["-c", str(tmp_path)]) == 2
+    assert "No Devo credentials are set" in capsys.readouterr().err
