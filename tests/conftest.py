@@ -1,5 +1,8 @@
 """Fixtures shared by every test: the sandbox stand-ins and helpers to run installed commands."""
 
+import filecmp
+import glob
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -10,6 +13,7 @@ import pytest
 from tq_conn_sandbox.testing import sandbox, sandbox_session  # noqa: F401  (fixtures)
 
 BIN = os.path.dirname(sys.executable)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def command_path(command):
@@ -21,6 +25,41 @@ def command_path(command):
             pytest.fail(f"{command} is not installed in {BIN}; run 'make test' (it installs the wheels)")
         path = found
     return path
+
+
+def stale_modules(package, source_dir):
+    """Return the modules of source_dir/*.py whose installed copy (of package) differs or is missing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return [f"{package} (not installed)"]
+    installed = list(spec.submodule_search_locations)[0]
+    stale = []
+    for source in sorted(glob.glob(os.path.join(source_dir, "**", "*.py"), recursive=True)):
+        relative = os.path.relpath(source, source_dir)
+        copy = os.path.join(installed, relative)
+        if not os.path.exists(copy) or not filecmp.cmp(source, copy, shallow=False):
+            stale.append(relative)
+    return stale
+
+
+_checked = {}
+
+
+def require_current_install(package="tq_conn_common", source="common/tq_conn_common"):
+    """Fail with a clear message if the installed package is not this working tree's code."""
+    if package not in _checked:
+        _checked[package] = stale_modules(package, os.path.join(ROOT, source))
+    stale = _checked[package]
+    if stale:
+        pytest.fail(f"The installed {package} is not this working tree's code ({', '.join(stale[:8])} differ); "
+                    f"reinstall it: 'make test' (wheels) or 'pip install -e {source.split('/')[0]}'.")
+
+
+@pytest.fixture(scope="session")
+def current_install():
+    """Fail the test unless the installed tq_conn_common and tq_conn_sandbox are this working tree's."""
+    require_current_install("tq_conn_common", "common/tq_conn_common")
+    require_current_install("tq_conn_sandbox", "sandbox/tq_conn_sandbox")
 
 
 class Result:
@@ -37,15 +76,20 @@ class Result:
         return f"<exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
 
 
+def clean_env(extra=None):
+    """Return os.environ without TQ_CONN_* settings, with quick retries, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQ_CONN_")}
+    env.update({"TQ_CONN_HTTP_BACKOFF": "0.05", "PYTHONWARNINGS": "ignore"})
+    env.update(extra or {})
+    return env
+
+
 @pytest.fixture
-def cli(tmp_path):
+def cli(tmp_path, current_install):
     """Run an installed command with no terminal; return a Result (code, out, err)."""
     def run(command, *args, env=None, timeout=120, cwd=None, input=None):
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("TQ_CONN_")}
-        full_env.update({"TQ_CONN_HTTP_BACKOFF": "0.05", "PYTHONWARNINGS": "ignore"})
-        full_env.update(env or {})
         proc = subprocess.run([command_path(command), *map(str, args)], capture_output=True, text=True,
-                              timeout=timeout, env=full_env, cwd=cwd or tmp_path,
+                              timeout=timeout, env=clean_env(env), cwd=cwd or tmp_path,
                               stdin=subprocess.DEVNULL if input is None else None, input=input)
         return Result(proc)
     return run

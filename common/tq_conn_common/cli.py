@@ -68,6 +68,7 @@ class Run:
         self.state = state
         self.paths = paths
         self.stats = Stats()
+        self.started = False  # set once the lock is taken: from then on the run ends with its statistics line
         self._clients = []
 
     @property
@@ -189,6 +190,9 @@ class Connector:
             if args.name and not args.name.replace("-", "").replace("_", "").isalnum():
                 raise UsageError(f"The instance name {args.name!r} may hold only letters, digits, '-' and '_'.",
                                  "choose another -n NAME.")
+            if args.cron:  # before any prompt, so that a typo does not cost the answers
+                cron.check_schedule(args.cron)
+                cron.check_dir(args.cron_dir)
             logdir = args.loglocation
             if logdir != "stdout" and self.log_subdir:
                 logdir = os.path.join(logdir, self.log_subdir)
@@ -207,21 +211,22 @@ class Connector:
                 sys.stdout.write(done.message + "\n")
             return done.code
         except TqConnError as exc:
-            return _report(exc, run)
+            return _report(exc)
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted; state was not advanced.\n")
             return EXIT_FAILED
         except Exception as exc:  # the boundary of the command: nothing escapes as a bare traceback
             log.debug("Unexpected failure", exc_info=True)
-            log.error("Unexpected failure: %s: %s", type(exc).__name__, exc)
+            if _logging_to_file():
+                log.error("Unexpected failure: %s: %s", type(exc).__name__, exc)
             sys.stderr.write(logs.redact(f"Error: unexpected failure: {type(exc).__name__}: {exc}\n"
                                          "The traceback is in the log at -v 3; please report it.\n"))
-            if run is not None:
-                _summary(run)
             return EXIT_FAILED
         finally:
             if run is not None:
                 run.close()
+                if run.started:
+                    _summary(run)
 
     def _configure(self, args):
         """Load, prompt for and validate the config; return a Run ready to start."""
@@ -241,9 +246,11 @@ class Connector:
         needed = [p for p in cfg.missing(local, raw) if p.asked] or cfg.missing(local, raw)
         prompted = False
         if needed:
+            _other_problems(local, raw, paths["config"], needed)  # those first: prompting would not fix them
             if not sys.stdin.isatty():
                 names = ", ".join(f"{p.label} ({p.key})" for p in needed)
-                raise ConfigError(f"Missing configuration and no terminal to ask: {names}.",
+                ids = "".join(f"\n  {p.messages['missing']}" for p in needed if p.messages.get("missing"))
+                raise ConfigError(f"Missing configuration and no terminal to ask: {names}.{ids}",
                                   f"run {self.command} once by hand to answer the prompts, write them to "
                                   f"{paths['config']} (see --print-config-template), or set them as environment "
                                   "variables (" + ", ".join(p.env or f"TQ_CONN_{p.key.upper()}" for p in needed) + ").")
@@ -253,7 +260,10 @@ class Connector:
         config = cfg.validate(local, raw, paths["config"])
         logs.add_secrets(config.secrets())
         if prompted or (first_run and args.cron):
-            cfg.write_file(paths["config"], self.params, raw, f"# {self.command} configuration (mode 0600)")
+            # typed values (500, not '500'; true, not 'y'), as validation converted them
+            typed = {**raw, **{k: v for k, v in config.items()
+                               if k in raw and isinstance(cfg.reveal(v), (str, int, float, bool, list, dict))}}
+            cfg.write_file(paths["config"], self.params, typed, f"# {self.command} configuration (mode 0600)")
             log.info("Configuration written to %s", paths["config"])
         state = State(paths["state"])
         run = Run(self, args, config, state, paths)
@@ -283,14 +293,23 @@ class Connector:
         lock = RunLock(run.paths["lock"], allow_multiple_runs=bool(run.config.get(allow, False)),
                        kill_after_seconds=run.config.get(kill, 0) or 0)
         with lock:
-            try:
-                if self.run:
-                    self.run(run)
-                else:
-                    _simple_run(self, run)
-            finally:
-                _summary(run)
+            run.started = True
+            if self.run:
+                self.run(run)
+            else:
+                _simple_run(self, run)
         return EXIT_OK
+
+
+def _other_problems(params, raw, path, missing):
+    """Raise the ConfigError of validation if it finds problems other than the missing params."""
+    try:
+        cfg.validate(params, raw, path)
+    except ConfigError as exc:
+        heads = tuple(f"{p.label} ({p.key}):" for p in missing) + tuple(
+            p.messages["missing"] for p in missing if p.messages.get("missing"))
+        if any(not problem.startswith(heads) for problem in exc.problems):
+            raise
 
 
 def _simple_run(connector, run):
@@ -302,20 +321,26 @@ def _simple_run(connector, run):
     run.state.commit()
 
 
+def _logging_to_file():
+    return any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers)
+
+
 def _summary(run):
-    summary_log.info("%s", run.stats.line())
-    if any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers):
-        sys.stdout.write(run.stats.line() + "\n")
+    """Log the run statistics line; print it too when the log goes to a file."""
+    line = run.stats.line()
+    summary_log.info("%s", line)
+    if _logging_to_file():
+        sys.stdout.write(line + "\n")
 
 
-def _report(exc, run):
+def _report(exc):
+    """Print the error and its fix to stderr (and to the log file, if there is one); return the exit code."""
     message = logs.redact(f"Error: {exc.message}")
     fix = logs.redact(f"Fix: {exc.fix}") if exc.fix else ""
     log.debug("Error detail", exc_info=True)
-    log.error("%s%s", exc.message, f" Fix: {exc.fix}" if exc.fix else "")
+    if _logging_to_file():  # on stdout the log line would repeat what stderr says
+        log.error("%s%s", exc.message, f" Fix: {exc.fix}" if exc.fix else "")
     sys.stderr.write(message + ("\n" + fix if fix else "") + "\n")
-    if run is not None and exc.exit_code == EXIT_FAILED:
-        _summary(run)
     return exc.exit_code
 
 

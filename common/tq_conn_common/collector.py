@@ -13,7 +13,8 @@ FILENAME = "config.yaml"
 def load(config_dir, input_name, extra=None):
     """Return raw values from <config_dir>/config.yaml in the collector form, or None if there is none.
 
-    outputs.devo_1 gives devo_host, devo_port and the certificate files (names resolved under certs/);
+    outputs.devo_1 gives devo_host, devo_port and the certificate files (names resolved under certs/, beside
+    config.yaml or, as the collector lays them out, beside its config/ folder);
     inputs.<input_name> gives its keys, with every services.<service>.<key> lifted to <key>;
     extra(input_section, raw) may add connector-specific translations.
     """
@@ -33,7 +34,10 @@ def load(config_dir, input_name, extra=None):
         for key in ("cert", "key", "chain"):
             name = output.get(key)
             if name:
-                candidates = [os.path.join(config_dir, "certs", str(name)), os.path.join(config_dir, str(name))]
+                # certs/ beside config.yaml, the file itself there, or the collector layout: config/ and certs/
+                # side by side in the collector's folder.
+                candidates = [os.path.join(config_dir, "certs", str(name)), os.path.join(config_dir, str(name)),
+                              os.path.join(os.path.dirname(os.path.abspath(config_dir)), "certs", str(name))]
                 raw[f"devo_{key}"] = next((c for c in candidates if os.path.exists(c)), candidates[0])
         raw["devo_transport"] = "tls"
     section = data["inputs"][input_name] or {}

@@ -178,6 +178,22 @@ def _short(value):
 
 def check_value(param, value):
     """Return (converted value, None) or (None, problem line) for one raw value."""
+    converted, problem = _check_value(param, value)
+    if problem and param.secret:  # the problem line must not show the secret it is about
+        problem = _hide(problem, value)
+    return converted, problem
+
+
+def _hide(text, value):
+    plain = reveal(value)
+    for shown in (_short(plain), repr(plain), _short(str(plain)), repr(str(plain))):
+        text = text.replace(shown, "the value")
+    if len(str(plain).strip()) >= 4:
+        text = text.replace(str(plain).strip(), "****")
+    return text
+
+
+def _check_value(param, value):
     if value is None or (isinstance(value, str) and not value.strip() and param.type is not bool):
         if param.required:
             return None, _problem(param, "missing", f"is required and not set; {param.help or 'set a value'}")
@@ -293,9 +309,17 @@ def prompt(params, raw, *, ask=input, ask_secret=getpass.getpass, out=None):
     answers = dict(raw)
     for param in params:
         while True:
-            shown = f" [{param.default}]" if param.default not in (None, "") and not param.secret else ""
+            shown = f" [{_shown_default(param)}]" if param.default not in (None, "") and not param.secret else ""
             question = f"{param.label}{shown}: "
-            answer = ask_secret(question) if param.secret else ask(question)
+            read = ask_secret if param.secret else ask
+            try:
+                answer = read(question)
+                if param.multiline and answer.strip().startswith("-----BEGIN"):
+                    answer = _read_pem(answer, read)
+            except EOFError:
+                raise ConfigError(f"No answer for {param.label} ({param.key}): the input ended.",
+                                  "run again and answer every prompt, or write the config file "
+                                  "(see --print-config-template).") from None
             if answer == "" and param.default is not None:
                 answer = param.default
             _, problem = check_value(param, answer)
@@ -306,10 +330,39 @@ def prompt(params, raw, *, ask=input, ask_secret=getpass.getpass, out=None):
     return answers
 
 
+def _shown_default(param):
+    if param.type is bool:
+        return "yes" if param.default else "no"
+    if isinstance(param.default, (list, tuple)):
+        return ", ".join(map(str, param.default))
+    return param.default
+
+
+def _read_pem(first, read):
+    """Return pasted PEM text: the first line, then every line up to an empty one (a chain holds several blocks)."""
+    lines = [first.strip()]
+    while True:
+        line = read("").strip()
+        if not line:
+            return "\n".join(lines) + "\n"
+        lines.append(line)
+
+
 def write_file(path, params, raw, header=""):
-    """Write raw values (only declared keys, declared order) to path atomically, mode 0600."""
+    """Write raw values (only declared keys, declared order) to path atomically, mode 0600; the other local
+    parameters follow commented out, with their help and default, for the user to finish the configuration."""
     ordered = {p.key: _plain(raw[p.key]) for p in params if raw.get(p.key) is not None}
     text = (header + "\n" if header else "") + yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
+    rest = [p for p in params if p.key not in ordered and not p.ui]
+    if rest:
+        lines = ["", "# Other parameters: remove the '#' before a key to set it (the value shown is the default)."]
+        for param in rest:
+            lines.append(f"# {param.label}: {param.help}".rstrip())
+            value = param.default
+            dumped = (yaml.safe_dump({param.key: value}, sort_keys=False, allow_unicode=True).rstrip()
+                      if value is not None else f"{param.key}:")
+            lines.extend(f"# {line}" for line in dumped.splitlines())
+        text += "\n".join(lines) + "\n"
     write_private(path, text)
 
 

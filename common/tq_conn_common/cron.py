@@ -43,11 +43,20 @@ def entry(cron_line, command):
             f"#{cron_line}\n")
 
 
-def write(cron_dir, command, cron_line, name=None):
-    """Write the commented-out entry into cron_dir (file name without dots, as cron.d requires); return its path."""
+def check_dir(cron_dir):
+    """Return cron_dir if it is a folder this user can write; raise UsageError otherwise."""
     if not os.path.isdir(cron_dir):
         raise UsageError(f"The cron folder {cron_dir} does not exist.",
                          "create it, or give another with --cron-dir.")
+    if not os.access(cron_dir, os.W_OK):
+        raise UsageError(f"The cron folder {cron_dir} is not writable by this user.",
+                         "run the command with sudo, or write the entry elsewhere with --cron-dir and copy it there.")
+    return cron_dir
+
+
+def write(cron_dir, command, cron_line, name=None):
+    """Write the commented-out entry into cron_dir (file name without dots, as cron.d requires); return its path."""
+    check_dir(cron_dir)
     filename = (command + (f"-{name}" if name else "")).replace(".", "-")
     path = os.path.join(cron_dir, filename)
     write_private(path, entry(cron_line, command))
@@ -55,4 +64,4 @@ def write(cron_dir, command, cron_line, name=None):
     return path
 
 
-__all__ = ["check_schedule", "line", "entry", "write"]
+__all__ = ["check_schedule", "check_dir", "line", "entry", "write"]

@@ -11,11 +11,13 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from tq_conn_common.errors import AuthError, SourceError
+from tq_conn_common.errors import AuthError, ConfigError, SourceError
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = {429, 500, 502, 503, 504}
+_CUT = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+_BROKEN = (requests.ConnectionError, requests.Timeout) + _CUT
 
 
 def _env_float(name, default):
@@ -47,12 +49,12 @@ def guidance(status, service, credential):
     if status == 403:
         return f"{cred} is valid but lacks permission for this request; ask the {service} admin to grant it."
     if status == 404:
-        return f"the URL is wrong or the item does not exist; check the {service} URL and names in the config."
+        return f"the URL is wrong or the item does not exist; check the URL of {service} and the names in the config."
     if status == 429:
         return f"{service} is rate limiting; lower requests_per_second or run less often."
     if status and status >= 500:
         return f"{service} is failing on its side; run again later (state was kept, nothing is lost)."
-    return f"check the {service} settings; the response is in the log at -v 3."
+    return f"check the settings of {service}; the response is in the log at -v 3."
 
 
 class HttpClient:
@@ -72,11 +74,16 @@ class HttpClient:
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "tq-conn/1", **(headers or {})})
         self.session.auth = auth
+        verify = True if verify in (None, "") else verify
+        if isinstance(verify, (str, os.PathLike)) and not os.path.exists(verify):
+            raise ConfigError(f"The CA bundle {os.fspath(verify)} of {service} does not exist.",
+                              "give the path of a PEM file with the CA certificates, or leave it empty for the "
+                              "system's.")
         self.session.verify = verify
         if verify is False:
             log.warning("TLS certificate verification is OFF for %s; the connection can be intercepted.", service)
-        if proxies:
-            self.session.proxies.update(proxies)
+        self.proxies = {k: v for k, v in (proxies or {}).items() if v}
+        self.session.proxies.update(self.proxies)
         self._interval = 1.0 / requests_per_second if requests_per_second else 0.0
         self._next_slot = 0.0
         self._slot_lock = threading.Lock()
@@ -101,6 +108,10 @@ class HttpClient:
         """Return the response to a request, retrying 429/5xx/connection errors; raise HttpError otherwise."""
         url = self.url(path)
         kwargs.setdefault("timeout", self.timeout)
+        # Per request, because requests lets REQUESTS_CA_BUNDLE and *_PROXY variables override session settings.
+        kwargs.setdefault("verify", self.session.verify)
+        if self.proxies:
+            kwargs.setdefault("proxies", self.proxies)
         attempt = 0
         while True:
             attempt += 1
@@ -113,14 +124,23 @@ class HttpClient:
                 raise HttpError(f"TLS failed talking to {self.service} at {_host(url)}: {_reason(exc)}.",
                                 "check the URL and the CA bundle; certificate verification stays on by default.",
                                 method=method, url=url) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                    requests.exceptions.InvalidURL) as exc:
+                raise ConfigError(f"The URL {_path_free(url)!r} of {self.service} is not valid ({type(exc).__name__}).",
+                                  "set the full URL, starting with https://, in the config.") from None
+            except _BROKEN as exc:  # refused, reset, timed out, or cut mid-body (the body is read inside request())
                 if attempt <= self.retries:
                     self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
                     continue
-                kind = "timed out" if isinstance(exc, requests.Timeout) else "could not connect"
+                kind = ("timed out" if isinstance(exc, requests.Timeout) else
+                        "cut the connection mid-response" if isinstance(exc, _CUT) else "could not connect")
                 raise HttpError(f"{self.service} at {_host(url)} {kind} after {attempt} attempts ({_reason(exc)}).",
-                                f"check the {self.service} URL, the network and any proxy; run again later.",
+                                f"check the URL of {self.service}, the network and any proxy; run again later.",
                                 method=method, url=url, retryable=True) from None
+            except requests.RequestException as exc:  # redirects loop, a header value with a line break, ...
+                raise HttpError(f"The request {method} {_path(url)} to {self.service} failed ({_reason(exc)}).",
+                                f"check the settings of {self.service}; the detail is in the log at -v 3.",
+                                method=method, url=url) from None
             if response.status_code in retry_on and attempt <= self.retries:
                 wait = _retry_after(response.headers.get("Retry-After"))
                 response.close()
@@ -170,6 +190,7 @@ class HttpClient:
         while True:
             attempt += 1
             response = self.request(method, path, **kwargs)
+            body = b""
             try:
                 body = response.content
                 return json.loads(body) if body else None
@@ -178,10 +199,13 @@ class HttpClient:
                     self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} {_path(response.url)}")
                     continue
                 ctype = response.headers.get("Content-Type", "")
-                kind = "an HTML page" if "html" in ctype or body[:20].lstrip().startswith(b"<") else "malformed JSON"
+                kind = ("an HTML page" if "html" in ctype or body[:20].lstrip().startswith(b"<") else
+                        "malformed JSON" if body else "a cut response")
+                log.debug("%s %s -> HTTP %s, unreadable body: %r", method, _path(response.url), response.status_code,
+                          body[:300])
                 raise SourceError(f"{self.service} sent {kind} instead of data for {method} {_path(response.url)}.",
-                                  f"check the {self.service} URL; if it is right, the service is failing: run again later.",
-                                  retryable=True) from None
+                                  f"check the URL of {self.service}; if it is right, the service is failing: "
+                                  "run again later.", retryable=True) from None
 
     def close(self):
         self.session.close()
@@ -204,6 +228,11 @@ def _retry_after(value):
 def _host(url):
     parts = urlsplit(url)
     return parts.netloc or url
+
+
+def _path_free(url):
+    """Return url without its query (which may carry a token)."""
+    return str(url).split("?", 1)[0]
 
 
 def _path(url):

@@ -9,6 +9,7 @@ import time
 import filelock
 
 from tq_conn_common.errors import LockHeldError
+from tq_conn_common.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +17,13 @@ log = logging.getLogger(__name__)
 class RunLock:
     """The lock of one connector instance: a filelock plus a record of who holds it and since when."""
 
-    def __init__(self, base_path, *, allow_multiple_runs=False, kill_after_seconds=0, grace_seconds=10.0):
+    def __init__(self, base_path, *, allow_multiple_runs=False, kill_after_seconds=0, grace_seconds=None):
         self.lock_path = base_path + ".lock"
         self.info_path = base_path + ".pid"
         self.allow_multiple_runs = allow_multiple_runs
         self.kill_after_seconds = kill_after_seconds or 0
-        self.grace_seconds = grace_seconds
+        # how long a stopped run gets between SIGTERM and SIGKILL, and to let go of the lock
+        self.grace_seconds = _env_float("TQ_CONN_LOCK_GRACE", 10.0) if grace_seconds is None else grace_seconds
         self._lock = filelock.FileLock(self.lock_path, timeout=0)
 
     def __enter__(self):
@@ -39,16 +41,21 @@ class RunLock:
         if self._try():
             return
         holder = self._holder()
-        pid, age = holder.get("pid"), time.time() - holder.get("started", time.time())
-        if pid and not _alive(pid):
-            log.warning("The lock was left by process %s, which no longer runs; taking it over.", pid)
-            if self._try(timeout=self.grace_seconds):
+        if not _same_process(holder):
+            # The lock is held (the OS frees it when its process dies), so the record is being written by a run
+            # that just started, or it is left over from a run that died: look again after a moment.
+            if holder.get("pid"):
+                log.info("The lock record names process %s, which no longer runs; checking again.", holder["pid"])
+            if self._try(timeout=min(1.0, self.grace_seconds)):
                 return
-        if pid and self.kill_after_seconds and age > self.kill_after_seconds:
+            holder = self._holder()
+        pid, age = holder.get("pid"), time.time() - holder.get("started", time.time())
+        if pid and self.kill_after_seconds and age > self.kill_after_seconds and _same_process(holder):
             log.warning("Run %s has held the lock for %.0f s (limit %s s); stopping it.",
                         pid, age, self.kill_after_seconds)
             _terminate(pid, self.grace_seconds)
             if self._try(timeout=self.grace_seconds):
+                log.warning("Lock taken over from run %s.", pid)
                 return
         who = f"process {pid}" if pid else "another process"
         fix = ("wait for it to finish"
@@ -72,9 +79,12 @@ class RunLock:
             self._lock.acquire(timeout=timeout, poll_interval=0.05)
         except filelock.Timeout:
             return False
-        with open(self.info_path, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "started": time.time()}, fh)
-        os.chmod(self.info_path, 0o600)
+        try:
+            write_json(self.info_path, {"pid": os.getpid(), "started": time.time(),
+                                        "process_start": _process_start(os.getpid())})
+        except BaseException:
+            self._lock.release(force=True)
+            raise
         return True
 
     def _holder(self):
@@ -84,6 +94,31 @@ class RunLock:
             return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
+
+
+def _env_float(name, default):
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _same_process(holder):
+    """Return True if the holder's process still runs and is the one that wrote the record (not a reused PID)."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or not _alive(pid):
+        return False
+    recorded, now = holder.get("process_start"), _process_start(pid)
+    return recorded is None or now is None or recorded == now
+
+
+def _process_start(pid):
+    """Return the start time of a process in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _alive(pid):

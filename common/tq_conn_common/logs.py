@@ -67,6 +67,14 @@ class RedactFilter(logging.Filter):
 REDACTOR = RedactFilter()
 
 
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose every new file is created with mode 0600 (not only the first one)."""
+
+    def _open(self):
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def setup(location="stdout", verbosity=1, filename="connector.log", max_bytes=10 * 1024 * 1024, backups=5):
     """Install the one handler (stdout or a rotating file in location) with the redaction filter; return its path."""
     if verbosity not in _LEVELS:
@@ -86,8 +94,7 @@ def setup(location="stdout", verbosity=1, filename="connector.log", max_bytes=10
             raise UsageError(f"The log location {location} is not writable by this user.",
                              "change its permissions or choose another folder with -ll.")
         path = os.path.join(location, filename)
-        handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
-                                                       encoding="utf-8")
+        handler = _PrivateRotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
         try:
             os.chmod(path, 0o600)
         except OSError:

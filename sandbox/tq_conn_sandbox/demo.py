@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 
 from tq_conn_sandbox.server import start_services
 from tq_conn_sandbox.services import available as services
@@ -58,12 +59,17 @@ def main():
             except SystemExit as exc:
                 print(f"  demo {name} failed: {exc}")
                 failed.append(name)
+            except Exception:  # one broken demo must not hide the others
+                print(f"  demo {name} failed:\n{traceback.format_exc()}")
+                failed.append(name)
         if not demos():
             print("\nNo connector demos installed yet.")
     finally:
         running.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         print("\nSandbox stopped.")
+    if failed:
+        print(f"Failed demos: {', '.join(failed)}")
     return 1 if failed else 0
 
 

@@ -38,11 +38,25 @@ class Request:
     @property
     def body(self):
         if self._body is None:
-            length = int(self.headers.get("Content-Length") or 0)
-            self._body = self._handler.rfile.read(length) if length else b""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():  # a streamed upload
+                self._body = self._read_chunked()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                self._body = self._handler.rfile.read(length) if length else b""
             if self.headers.get("Content-Encoding") == "gzip" and self._body:
                 self._body = gzip.decompress(self._body)
         return self._body
+
+    def _read_chunked(self):
+        rfile, parts = self._handler.rfile, []
+        while True:
+            size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return b"".join(parts)
+            parts.append(rfile.read(size))
+            rfile.readline()
 
     def json(self):
         """Return the JSON body, or None if empty or invalid."""
@@ -88,11 +102,28 @@ class Faults:
         self._rules = []
         self._lock = threading.Lock()
 
+    ACTIONS = ("status", "retry_after", "body", "delay", "cut", "malformed", "html")
+
     def add(self, path=".*", method=None, count=1, **action):
         """Add a rule for the next count matching requests (0: until cleared); action keys: status, retry_after,
-        body, delay, cut, malformed, html."""
-        rule = {"path": re.compile(path), "method": (method or "").upper() or None,
-                "left": None if count == 0 else int(count), **action}
+        body, delay, cut, malformed, html. Raise ValueError for an unknown key or a bad value."""
+        unknown = sorted(set(action) - set(self.ACTIONS))
+        if unknown:
+            raise ValueError(f"unknown fault key(s) {', '.join(unknown)}; known: path, method, count, "
+                             + ", ".join(self.ACTIONS))
+        try:
+            count = int(count)
+            pattern = re.compile(path)
+            if action.get("status") is not None:
+                action["status"] = int(action["status"])
+            if action.get("delay") is not None:
+                action["delay"] = float(action["delay"])
+        except (TypeError, ValueError, re.error) as exc:
+            raise ValueError(f"bad fault rule: {exc}") from None
+        if count < 0:
+            raise ValueError("count must be 0 (until cleared) or more")
+        rule = {"path": pattern, "method": (method or "").upper() or None,
+                "left": None if count == 0 else count, **action}
         with self._lock:
             self._rules.append(rule)
 
@@ -157,7 +188,10 @@ class Service:
         spec = request.json() or {}
         if not isinstance(spec, dict):
             return error(400, "a fault is a JSON object")
-        self.faults.add(**spec)
+        try:
+            self.faults.add(**spec)
+        except ValueError as exc:
+            return error(400, str(exc))
         return Response({"ok": True}, status=201)
 
     @route("DELETE", r"^/_sandbox/faults$")
@@ -182,6 +216,7 @@ class Service:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tq-conn-sandbox"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stall
 
     def log_message(self, fmt, *args):
         log.debug("%s %s", self.address_string(), fmt % args)
@@ -304,7 +339,8 @@ class Running:
             server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
             scheme = "https"
         service.url = f"{scheme}://{host}:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{service.name}", daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name=f"sandbox-{service.name}", daemon=True)
         thread.start()
         self.services[service.name] = service
         self._servers.append((server, thread))
@@ -318,8 +354,12 @@ class Running:
             extra = getattr(service, "stop_extra", None)
             if extra:
                 extra()
+        stoppers = [threading.Thread(target=server.shutdown) for server, _ in self._servers]  # all at once
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=5)
         for server, thread in self._servers:
-            server.shutdown()
             server.server_close()
             thread.join(timeout=5)
         self._servers.clear()
@@ -329,9 +369,13 @@ def start_services(classes, host="127.0.0.1", ports=None, options=None):
     """Start one instance of each Service class on host; return a Running."""
     running = Running()
     ports, options = ports or {}, options or {}
-    for cls in classes:
-        service = cls(**options.get(cls.name, {}))
-        running.add(service, host, ports.get(cls.name, 0))
+    try:
+        for cls in classes:
+            service = cls(**options.get(cls.name, {}))
+            running.add(service, host, ports.get(cls.name, 0))
+    except BaseException:  # a port in use: stop the ones already serving, then report
+        running.stop()
+        raise
     return running
 
 

@@ -1,0 +1,788 @@
+"""ThreatQ stand-in: OAuth tokens, data collections generated on the fly, indicator paging, connector records."""
+
+import base64
+import hashlib
+import json
+import bisect
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+
+from tq_conn_sandbox.server import Response, Service, route
+
+CLIENT_ID = "sandbox-client-id"
+USERNAME = "analyst@example.com"
+PASSWORD = "sandbox-password"
+PRIVATE_CLIENT_ID = "sandbox-private-client"
+PRIVATE_CLIENT_SECRET = "sandbox-private-secret"
+
+# Ids differ per real instance (reference section 4); these follow the samples.
+TYPES = (
+    (15, "IP Address", "network"), (16, "IPv6 Address", "network"), (11, "FQDN", "network"), (30, "URL", "network"),
+    (4, "Email Address", "network"), (18, "MD5", "host"), (19, "SHA-1", "host"), (20, "SHA-256", "host"),
+    (8, "CVE", "host"), (26, "String", "host"),
+)
+TYPE_WEIGHTS = (30, 3, 22, 14, 6, 9, 3, 8, 5, 0)
+STATUSES = (
+    (1, "Active", "Poses a threat and is being exported to detection tools."),
+    (2, "Expired", "No longer poses a serious threat."),
+    (3, "Indirect", "Associated with an active threat, but is not directly malicious."),
+    (4, "Review", "Requires further analysis."),
+    (5, "Whitelisted", "Poses NO risk and should never be deployed."),
+)
+STATUS_WEIGHTS = (60, 12, 6, 17, 5)
+_TYPE_TOTALS = [sum(TYPE_WEIGHTS[:i + 1]) for i in range(len(TYPE_WEIGHTS))]
+_STATUS_TOTALS = [sum(STATUS_WEIGHTS[:i + 1]) for i in range(len(STATUS_WEIGHTS))]
+ATTACK_PHASES = ("Reconnaissance", "Weaponization", "Delivery", "Exploitation", "Installation",
+                 "Command and Control", "Actions on Objectives")
+THREAT_TYPES = ("Malware", "Phishing", "Botnet", "Command and Control", "Ransomware", "Scanning", "Spam",
+                "Credential Theft")
+ADVERSARIES = ("APT28", "APT29", "Lazarus Group", "FIN7", "Sandworm Team", "Wizard Spider", "Kimsuky", "TA505",
+               "Turla", "Scattered Spider", "Charming Kitten", "OceanLotus")
+ADVERSARY_ATTRIBUTES = (("Actor", 23, 0.4), ("Related Adversary", 24, 0.3), ("Related Actor", 25, 0.2))
+SOURCES = ("AlienVault OTX", "Emerging Threats", "abuse.ch URLhaus", "CISA AIS", "Analyst Submission")
+PUBLIC_OCTETS = (23, 31, 37, 45, 62, 77, 85, 91, 103, 104, 141, 146, 176, 185, 193, 194, 203, 212)
+WORDS = ("update", "secure", "login", "cdn", "mail", "portal", "sync", "cloud", "account", "verify", "static",
+         "files", "docs", "support", "auth", "billing")
+TLDS = ("com", "net", "org", "info", "xyz", "top", "ru", "io", "biz")
+BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
+SETTINGS = {
+    "expires_in": 3600,          # lifetime of issued access tokens, seconds
+    "refresh_tokens": True,      # issue refresh tokens and accept grant_type=refresh_token
+    "token_uses": 0,             # an access token stops working after this many authenticated requests (0: never)
+    "revoke_on_page": 0,         # every token is revoked when this indicator page is first asked for (a 401 mid-run)
+    "fail_page": 0,              # this indicator page answers fail_status fail_count times, then serves
+    "fail_status": 503,
+    "fail_count": 1,
+    "max_limit": 1000,           # page size cap, as ThreatQ's API has (reference 3.2)
+    "score_shape": "auto",       # auto: object when with=score is asked, else number; number; object; mixed
+    "type_shape": "object",      # object; string (type and status as names); id (only type_id and status_id)
+    "empty_attributes": False,   # add attributes with an empty name and an empty value to every indicator
+    "last_page": "object",       # the cursor endpoint's final page: data {} (object) or [] (list)
+    "is_active_shape": "bool",   # bool, or string ("True" / "" as some releases send)
+    "custom_fields_shape": "list",  # list, or string (JSON text)
+}
+CATEGORY = {"id": 3, "name": "Labs"}
+SORTS = ("id", "-id", "updated_at", "-updated_at")
+ADVERSARY_CREATED = "2022-11-27 00:00:00"
+ADVERSARY_UPDATED = "2023-06-15 00:00:00"
+
+
+def _stamp(when):
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+_DAYS = {}
+
+
+def _stamp_at(offset):
+    """Return the timestamp offset seconds after BASE_TIME, quickly (dates are cached per day)."""
+    day, second = divmod(offset, 86400)
+    date = _DAYS.get(day)
+    if date is None:
+        date = _DAYS[day] = (BASE_TIME + timedelta(days=day)).strftime("%Y-%m-%d")
+    return f"{date} {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+
+
+_MASK = (1 << 64) - 1
+
+
+class _Rng:
+    """A small splitmix64 generator: the same draws for the same seed, far cheaper to start than random.Random."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, seed):
+        self.state = (seed * 0x9E3779B97F4A7C15) & _MASK
+
+    def next(self):
+        self.state = z = (self.state + 0x9E3779B97F4A7C15) & _MASK
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+        return z ^ (z >> 31)
+
+    def random(self):
+        return (self.next() >> 11) / 9007199254740992.0
+
+    def randrange(self, start, stop=None):
+        if stop is None:
+            start, stop = 0, start
+        return start + self.next() % (stop - start)
+
+    def choice(self, seq):
+        return seq[self.next() % len(seq)]
+
+    def weighted(self, cumulative):
+        """Return an index drawn with the weights whose running totals are cumulative."""
+        return bisect.bisect_right(cumulative, self.next() % cumulative[-1])
+
+    def sample(self, seq, k):
+        first = self.next() % len(seq)
+        if k == 1:
+            return [seq[first]]
+        second = (first + 1 + self.next() % (len(seq) - 1)) % len(seq)
+        return [seq[first], seq[second]]
+
+
+def _now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _errors(status, *messages):
+    return Response({"errors": list(messages)}, status=status)
+
+
+def _field_errors(status, field, message):
+    return Response({"data": {"errors": {field: [message]}}}, status=status)
+
+
+class Collection:
+    """A data collection whose indicators are generated from (seed, index): any size, nothing stored per indicator."""
+
+    def __init__(self, ident, name, size, seed, *, duplicate_every=0, empty_value_every=0, json_as_string=False,
+                 sparse=False):
+        self.id, self.name, self.size, self.seed = ident, name, int(size), int(seed)
+        self.duplicate_every, self.empty_value_every = int(duplicate_every or 0), int(empty_value_every or 0)
+        self.json_as_string, self.sparse = bool(json_as_string), bool(sparse)
+        self.hash = hashlib.md5(f"collection:{ident}:{name}".encode()).hexdigest()
+        self.api_query = {"criteria": {"+or": [{"type_name": t[1]} for t in TYPES[:9]]},
+                          "filters": {"+and": [{"tags": {"+or": [name]}}, {"status_name": {"+nin": ["Whitelisted"]}}]}}
+        self.created_at = _stamp(BASE_TIME - timedelta(days=30))
+
+    def listing(self):
+        """Return the collection as GET /api/search/query lists it."""
+        query = {"ui_query": {"criteria": self.api_query["criteria"], "filters": self.api_query["filters"]},
+                 "api_query": self.api_query}
+        return {"id": self.id, "name": self.name, "hash": self.hash, "user_id": 1,
+                "json": json.dumps(query) if self.json_as_string else query,
+                "created_at": self.created_at, "updated_at": self.created_at}
+
+    def indicator_id(self, index):
+        return self.seed * 10_000_000 + index + 1
+
+    def value(self, index):
+        """Return (value, type row) of the indicator at index (duplicates and empties as configured)."""
+        if self.empty_value_every and index % self.empty_value_every == self.empty_value_every - 1:
+            return "", TYPES[_Rng(self.seed * 1_000_003 + index).weighted(_TYPE_TOTALS)]
+        if self.duplicate_every > 1 and index >= self.duplicate_every and \
+                index % self.duplicate_every == self.duplicate_every - 1:
+            # The same value again under another type: ThreatQ keys indicators by (value, type).
+            return self.value(index - self.duplicate_every // 2)[0], TYPES[-1]
+        rng = _Rng(self.seed * 1_000_003 + index)
+        kind = TYPES[rng.weighted(_TYPE_TOTALS)]
+        return _make_value(kind[1], self.seed, index, rng), kind
+
+    def indicator(self, index, with_=("attributes", "adversaries", "score", "status", "type", "sources")):
+        """Return the full indicator at index (id order = updated_at order), as the query endpoints send it."""
+        value, kind = self.value(index)
+        rng = _Rng(self.seed * 7_000_003 + index)
+        ident = self.indicator_id(index)
+        updated = index * 60 + rng.randrange(60)
+        created = updated - rng.randrange(0, 30 * 86400)
+        touched = updated + rng.randrange(0, 3600)
+        status = STATUSES[rng.weighted(_STATUS_TOTALS)]
+        generated = f"{rng.randrange(0, 1001) / 100:.2f}"
+        manual = rng.randrange(0, 11) if rng.random() < 0.2 else None
+        c_s, u_s, t_s = _stamp_at(created), _stamp_at(updated), _stamp_at(touched)
+        item = {
+            "id": ident, "value": value, "class": kind[2], "type_id": kind[0], "status_id": status[0],
+            "hash": hashlib.md5(f"indicator:{ident}".encode()).hexdigest(), "description": None,
+            "created_at": c_s, "updated_at": u_s, "touched_at": t_s,
+            "published_at": c_s, "expires_at": None, "expired_at": None,
+            "expires_calculated_at": t_s,
+            "score": {"indicator_id": ident, "generated_score": generated, "manual_score": manual,
+                      "score_config_hash": "7f8b888a2d2b462310d5227aa75e8c4a78973a96",
+                      "created_at": c_s, "updated_at": u_s},
+            "type": {"id": kind[0], "name": kind[1], "class": kind[2]},
+            "status": {"id": status[0], "name": status[1], "description": status[2]},
+        }
+        stamp = u_s
+        attributes, adversaries = [], []
+
+        def add(name, val, attribute_id):
+            attributes.append({"id": ident * 16 + len(attributes), "attribute_id": attribute_id,
+                               "indicator_id": ident, "name": name, "value": val, "created_at": c_s,
+                               "updated_at": stamp, "touched_at": stamp})
+
+        # Every draw happens whatever with= asks for, so an indicator is the same in every response.
+        # A sparse collection leaves attributes out now and then; a complete one has all five on every indicator.
+        phase, keep_phase = rng.choice(ATTACK_PHASES), rng.random() < 0.5
+        if not self.sparse or keep_phase:
+            add("Attack Phase", phase, 21)
+        threats, keep_threats = rng.sample(THREAT_TYPES, rng.choice((1, 1, 1, 2))), rng.random() < 0.45
+        if not self.sparse or keep_threats:
+            for threat in threats:
+                add("Threat Type", threat, 22)
+        for name, attribute_id, odds in ADVERSARY_ATTRIBUTES:
+            pick, keep = rng.choice(ADVERSARIES), rng.random() < odds
+            if keep and (not self.sparse or rng.random() < 0.5):
+                add(name, pick, attribute_id)
+        add("Confidence", str(rng.choice((30, 50, 70, 90))), 5)
+        country = rng.choice(("RU", "CN", "US", "NL", "DE", "KP", "IR", "BR"))
+        if kind[1] in ("IP Address", "FQDN", "URL"):
+            add("Country", country, 6)
+        named = any(a["name"] in ("Actor", "Related Adversary", "Related Actor") for a in attributes)
+        count = rng.choice((0, 0, 1, 1, 2))
+        if count == 0 and not self.sparse and not named:
+            count = 1   # a complete collection gives every indicator some adversary
+        for n in range(count):
+            which = (index + n * 5) % len(ADVERSARIES)
+            adversaries.append({"id": 1000 + which, "name": ADVERSARIES[which],
+                                "created_at": ADVERSARY_CREATED,
+                                "updated_at": ADVERSARY_UPDATED,
+                                "pivot": {"id": ident * 4 + n, "src_object_id": 1000 + which, "src_type": "adversary",
+                                          "dest_object_id": ident, "dest_type": "indicator"}})
+        source = rng.randrange(len(SOURCES))
+        if "attributes" in with_:
+            item["attributes"] = attributes
+        if "adversaries" in with_:
+            item["adversaries"] = adversaries
+        if "sources" in with_:
+            item["sources"] = [{"id": ident * 2, "indicator_id": ident, "source_id": 10 + source,
+                                "name": SOURCES[source], "source_type": "connectors" if source < 4 else "users",
+                                "indicator_status_id": status[0], "indicator_type_id": kind[0],
+                                "created_at": c_s, "updated_at": stamp, "published_at": c_s}]
+        if "tags" in with_:
+            item["tags"] = [{"id": self.id, "name": self.name}]
+        return item
+
+    def position_index(self, position, sort):
+        """Return the index at position in the given sort order (updated_at grows with id here)."""
+        return self.size - 1 - position if sort.startswith("-") else position
+
+
+def _make_value(type_name, seed, index, rng):
+    """Return a realistic, unique value of a type for (seed, index)."""
+    if type_name == "IP Address":
+        # Multiplying by an odd number is a bijection on the low 24 bits: unique for the first 16.7M indexes.
+        n = (index * 2654435761 + seed * 40503) % (1 << 32)
+        return f"{PUBLIC_OCTETS[(n >> 24) % len(PUBLIC_OCTETS)]}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+    if type_name == "IPv6 Address":
+        return f"2001:db8:{seed & 0xffff:x}:{(index >> 16) & 0xffff:x}:{index & 0xffff:x}::{rng.randrange(1, 0xffff):x}"
+    word = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}{index:x}"
+    if type_name == "FQDN":
+        return f"{word}.{rng.choice(TLDS)}"
+    if type_name == "URL":
+        return f"http{'s' if rng.random() < 0.6 else ''}://{word}.{rng.choice(TLDS)}/{rng.choice(WORDS)}/" \
+               f"{rng.choice(('index.php', 'login.html', 'payload.bin', 'gate.php', 'update.exe'))}"
+    if type_name == "Email Address":
+        return f"{rng.choice(WORDS)}.{index:x}@{rng.choice(WORDS)}-{seed}.{rng.choice(TLDS)}"
+    if type_name == "CVE":
+        return f"CVE-{2015 + index % 10}-{10000 + index}"
+    algo = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256"}.get(type_name, "md5")
+    return hashlib.new(algo, f"{seed}:{index}".encode()).hexdigest()
+
+
+def _cursor(position, sort):
+    return base64.b64encode(f"AoJ:{sort}:{position}".encode()).decode()
+
+
+def _uncursor(mark):
+    if mark in (None, "", "*"):
+        return 0, None
+    try:
+        _, sort, position = base64.b64decode(mark.encode(), validate=True).decode().split(":")
+        return int(position), sort
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+
+
+def _canonical(query):
+    return json.dumps({k: (query or {}).get(k) or {} for k in ("criteria", "filters")}, sort_keys=True)
+
+
+class ThreatQ(Service):
+    """The ThreatQ REST API as a connector sees it (reference: threatq-api.md, section 10 checklist)."""
+
+    name = "threatq"
+
+    def reset(self):
+        self.settings = dict(SETTINGS)
+        self.settings.update(self.options.get("settings", {}))
+        self.users = {USERNAME: PASSWORD, **self.options.get("users", {})}
+        self.client_ids = {CLIENT_ID, *self.options.get("client_ids", ())}
+        self.private_clients = {PRIVATE_CLIENT_ID: PRIVATE_CLIENT_SECRET}
+        self.tokens = {}
+        self.refresh_tokens = {}
+        self.logins = []             # one entry per token issued: grant and request variant
+        self.connectors = {}         # id -> record
+        self.collections = {}
+        self.pages_served = 0
+        self._fail_left = None
+        self._revoked_on_page = False
+        self.add_collection("Devo Export", 500, seed=1, duplicate_every=50)
+        self.add_collection("High Confidence C2", 120, seed=2, json_as_string=True)
+        self.add_collection("Empty Collection", 0, seed=3)
+        self.add_collection("All Indicators 1M", 1_000_000, seed=4, duplicate_every=1000)
+
+    # Python API for tests and demos (each has an HTTP twin under /_sandbox/threatq/).
+
+    def add_collection(self, name, size, seed=None, **options):
+        """Create (or replace) a generated data collection; return it."""
+        with self.lock:
+            old = self.collections.get(name)
+            ident = old.id if old else max((c.id for c in self.collections.values()), default=0) + 1
+            collection = Collection(ident, name, size, seed if seed is not None else ident, **options)
+            self.collections[name] = collection
+            return collection
+
+    def collection(self, name):
+        return self.collections[name]
+
+    def configure(self, **settings):
+        """Change misbehaviour switches (see SETTINGS); unknown names raise KeyError."""
+        with self.lock:
+            for key, value in settings.items():
+                if key not in SETTINGS:
+                    raise KeyError(key)
+                self.settings[key] = value
+            self.pages_served = 0
+            self._fail_left = None
+            self._revoked_on_page = False
+
+    def expire_tokens(self):
+        """Make every issued access token invalid now (refresh tokens stay valid)."""
+        with self.lock:
+            for token in self.tokens.values():
+                token["expires"] = 0
+
+    def connector(self, name):
+        """Return the connector record with this name, or None."""
+        for record in self.connectors.values():
+            if record["name"] == name:
+                return record
+        return None
+
+    def set_connector(self, name, values=None, is_active=None):
+        """Play the user on the integration page: set Configuration values by key, flip the enable toggle."""
+        with self.lock:
+            record = self.connector(name)
+            if record is None:
+                raise KeyError(f"no connector named {name!r}; run the connector once to register it")
+            fields = {f["name"]: f for f in record["custom_fields"]}
+            for key, value in (values or {}).items():
+                if key not in fields:
+                    raise KeyError(f"connector {name!r} has no field {key!r}; its fields are {', '.join(fields)}")
+                fields[key]["value"] = value
+            if is_active is not None:
+                record["is_active"] = bool(is_active)
+            record["updated_at"] = _now()
+            return record
+
+    # OAuth (reference section 2).
+
+    @route("POST", r"^/api/token$")
+    def token(self, request):
+        query = request.query
+        ctype = (request.headers.get("Content-Type") or "").lower()
+        body = (request.form() if "form" in ctype else request.json()) or {}
+        if not isinstance(body, dict):
+            body = {}
+        grant = query.get("grant_type") or body.get("grant_type")
+        if grant == "password":
+            client_id = query.get("client_id") or body.get("client_id")
+            variant = "A" if "client_id" in query else ("C" if "form" in ctype else "B")
+            email, password = body.get("email"), body.get("password")
+            if client_id not in self.client_ids or self.users.get(email) != password or not password:
+                return _errors(400, "The user credentials were incorrect.")
+            return self._issue("password", variant, email)
+        if grant == "client_credentials":
+            client_id, secret = _basic(request.headers.get("Authorization"))
+            if self.private_clients.get(client_id) != secret or not secret:
+                return _errors(401, "Client authentication failed")
+            return self._issue("client_credentials", "basic", client_id)
+        if grant == "refresh_token":
+            refresh = query.get("refresh_token") or body.get("refresh_token")
+            with self.lock:
+                who = self.refresh_tokens.pop(refresh, None) if self.settings["refresh_tokens"] else None
+            if who is None:
+                return _errors(400, "The refresh token is invalid.")
+            return self._issue("refresh_token", "query", who)
+        return _errors(400, f"The authorization grant type {grant!r} is not supported.")
+
+    def _issue(self, grant, variant, who):
+        access = secrets.token_hex(20)
+        lifetime = self.settings["expires_in"]
+        body = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}
+        with self.lock:
+            self.tokens[access] = {"expires": time.time() + float(lifetime), "uses": 0, "who": who}
+            if self.settings["refresh_tokens"]:
+                refresh = secrets.token_hex(24)
+                self.refresh_tokens[refresh] = who
+                body["refresh_token"] = refresh
+            self.logins.append({"grant": grant, "variant": variant, "who": who, "time": time.time()})
+        return Response(body)
+
+    def _unauthorized(self, request):
+        """Return a 401 Response unless the request carries a live bearer token."""
+        token = request.bearer()
+        with self.lock:
+            record = self.tokens.get(token)
+            if record is None or time.time() >= record["expires"]:
+                return _errors(401, "Unauthenticated.")
+            record["uses"] += 1
+            limit = self.settings["token_uses"]
+            if limit and record["uses"] > limit:
+                return _errors(401, "Unauthenticated.")
+        return None
+
+    # Data collections and indicators (reference section 3).
+
+    @route("GET", r"^/api/search/query$")
+    def list_collections(self, request):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        items = [c.listing() for c in sorted(self.collections.values(), key=lambda c: c.id)]
+        return Response({"data": items, "total": len(items)})
+
+    @route("POST", r"^/api/indicators/query$")
+    def query(self, request):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        body = request.json()
+        if not isinstance(body, dict):
+            return _field_errors(400, "criteria", "The request body must be a JSON object.")
+        try:
+            limit = int(request.query.get("limit", 1000))
+            offset = int(request.query.get("offset", 0))
+        except ValueError:
+            return _field_errors(400, "limit", "The limit and offset must be integers.")
+        sort = request.query.get("sort", "id")
+        if sort not in SORTS:
+            return _field_errors(400, "sort", f"The stand-in sorts by {', '.join(SORTS)} only.")
+        wanted = _canonical(body)
+        collection = next((c for c in self.collections.values() if _canonical(c.api_query) == wanted), None)
+        limit = max(0, min(limit, int(self.settings["max_limit"])))
+        size = collection.size if collection else 0
+        positions = range(min(offset, size), min(offset + limit, size))
+        misbehaving = self._page_misbehaviour()
+        if misbehaving:
+            return misbehaving
+        items = self._page(collection, positions, sort, request, body.get("fields"))
+        return Response(self._stream({"total": size, "limit": limit, "offset": offset}, items))
+
+    @route("GET", r"^/api/indicators/query/hash/(?P<ident>[^/]+)$")
+    def query_hash(self, request, ident):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        collection = next((c for c in self.collections.values() if ident in (c.hash, str(c.id))), None)
+        if collection is None:
+            return _errors(404, "Data collection not found.")
+        mark = request.query.get("cursorMark", "*")
+        position, _ = _uncursor(mark)
+        if position is None:
+            return _field_errors(400, "cursorMark", "Unable to parse the cursor mark.")
+        sort = request.query.get("sort", "id")
+        if sort not in SORTS:
+            return _field_errors(400, "sort", f"The stand-in sorts by {', '.join(SORTS)} only.")
+        try:
+            limit = max(0, min(int(request.query.get("limit", 100)), int(self.settings["max_limit"])))
+        except ValueError:
+            return _field_errors(400, "limit", "The limit must be an integer.")
+        head = {"total": collection.size, "limit": limit}
+        if position >= collection.size:
+            # Past the end: empty data (an object, as the real API sends it) and the same cursor again.
+            last = {} if self.settings["last_page"] == "object" else []
+            return Response({**head, "data": last, "nextCursorMark": mark if mark != "*" else _cursor(0, sort)})
+        misbehaving = self._page_misbehaviour()
+        if misbehaving:
+            return misbehaving
+        positions = range(position, min(position + limit, collection.size))
+        items = self._page(collection, positions, sort, request, None)
+        return Response(self._stream({**head, "nextCursorMark": _cursor(positions.stop, sort)}, items))
+
+    def _page_misbehaviour(self):
+        """Return the error a misbehaviour switch gives this page request, or None (counts pages served)."""
+        with self.lock:
+            page = self.pages_served + 1
+            if self.settings["revoke_on_page"] == page and not self._revoked_on_page:
+                self._revoked_on_page = True
+                for token in self.tokens.values():
+                    token["expires"] = 0
+                return _errors(401, "Unauthenticated.")
+            if self.settings["fail_page"] == page:
+                if self._fail_left is None:
+                    self._fail_left = int(self.settings["fail_count"])
+                if self._fail_left > 0:
+                    self._fail_left -= 1
+                    return _errors(int(self.settings["fail_status"]), "Server Error")
+            self.pages_served += 1
+        return None
+
+    def _page(self, collection, positions, sort, request, fields):
+        """Yield the indicators at positions, shaped by with=, fields= and the shape switches."""
+        with_ = tuple(w.strip() for w in request.query.get("with", "").split(",") if w.strip())
+        settings = dict(self.settings)
+        for position in positions:
+            index = collection.position_index(position, sort)
+            item = collection.indicator(index, with_)
+            yield _shape(item, with_, fields, settings, index)
+
+    @staticmethod
+    def _stream(head, items):
+        """Return the body as a generator of bytes: the head's keys, then data streamed item by item."""
+        def chunks():
+            yield json.dumps(head)[:-1].encode() + b', "data": ['
+            first = True
+            for item in items:
+                yield (b"" if first else b", ") + json.dumps(item).encode()
+                first = False
+            yield b"]}"
+        return chunks()
+
+    # Lookups (reference section 4).
+
+    @route("GET", r"^/api/indicator/types$")
+    def types(self, request):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        items = [_type(t) for t in TYPES if request.query.get("name") in (None, t[1])]
+        return Response({"data": items, "total": len(items)})
+
+    @route("GET", r"^/api/indicator/types/(?P<ident>\d+)$")
+    def type_by_id(self, request, ident):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        for t in TYPES:
+            if t[0] == int(ident):
+                return Response({"data": _type(t)})
+        return _errors(404, "Indicator type not found.")
+
+    @route("GET", r"^/api/indicator/statuses$")
+    def statuses(self, request):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        items = [_status(s) for s in STATUSES if request.query.get("name") in (None, s[1])]
+        return Response({"data": items, "total": len(items)})
+
+    @route("GET", r"^/api/indicator/statuses/(?P<ident>\d+)$")
+    def status_by_id(self, request, ident):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        for s in STATUSES:
+            if s[0] == int(ident):
+                return Response({"data": _status(s)})
+        return _errors(404, "Indicator status not found.")
+
+    # Connector records (reference section 9).
+
+    @route("GET", r"^/api/connectors$")
+    def list_connectors(self, request):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        name = request.query.get("name")
+        with self.lock:
+            items = [self._record_out(r) for r in self.connectors.values() if name in (None, r["name"])]
+        return Response({"data": items, "total": len(items)})
+
+    @route("GET", r"^/api/connectors/(?P<ident>\d+)$")
+    def get_connector(self, request, ident):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        record = self.connectors.get(int(ident))
+        if record is None:
+            return _errors(404, "Connector not found.")
+        return Response({"data": self._record_out(record)})
+
+    @route("POST", r"^/api/connectors$")
+    def create_connector(self, request):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        body = request.json()
+        if not isinstance(body, dict) or not body.get("name"):
+            return _field_errors(400, "name", "The name field is required.")
+        with self.lock:
+            if self.connector(body["name"]):
+                return _field_errors(400, "name", "The name has already been taken.")
+            ident = max(self.connectors, default=0) + 1
+            now = _now()
+            record = {"id": ident, "name": body["name"], "display_name": body["name"], "namespace": None,
+                      "description": "", "custom_fields": [], "frequency": None, "category_id": None,
+                      "category": None, "indicator_status_id": None, "tlp_id": None,
+                      "gate_oauth2_client_id": None, "last_import_at": None, "last_import_count": None,
+                      "is_active": False, "created_at": now, "updated_at": now}
+            problem = _apply(record, body)
+            if problem:
+                return problem
+            self.connectors[ident] = record
+            return Response({"data": self._record_out(record)}, status=201)
+
+    @route("PUT", r"^/api/connectors/(?P<ident>\d+)$")
+    def update_connector(self, request, ident):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        body = request.json()
+        if not isinstance(body, dict):
+            return _field_errors(400, "data", "The request body must be a JSON object.")
+        with self.lock:
+            record = self.connectors.get(int(ident))
+            if record is None:
+                return _errors(404, "Connector not found.")
+            problem = _apply(record, body)
+            if problem:
+                return problem
+            record["updated_at"] = _now()
+            return Response({"data": self._record_out(record)})
+
+    def _record_out(self, record):
+        out = json.loads(json.dumps(record))
+        if self.settings["is_active_shape"] == "string":
+            out["is_active"] = "True" if record["is_active"] else ""
+        if self.settings["custom_fields_shape"] == "string":
+            out["custom_fields"] = json.dumps(record["custom_fields"])
+        return out
+
+    # Sandbox control: play the user in the UI, change the data and the misbehaviour switches.
+
+    @route("GET", r"^/_sandbox/threatq/connectors$")
+    def _sandbox_connectors(self, request):
+        with self.lock:
+            return Response({"data": list(self.connectors.values())})
+
+    @route("POST", r"^/_sandbox/threatq/connectors/(?P<name>[^/]+)$")
+    def _sandbox_set_connector(self, request, name):
+        body = request.json() or {}
+        try:
+            record = self.set_connector(name, body.get("values"), body.get("is_active"))
+        except KeyError as exc:
+            return _errors(404, str(exc.args[0]))
+        return Response({"data": record})
+
+    @route("GET", r"^/_sandbox/threatq/collections$")
+    def _sandbox_collections(self, request):
+        return Response({"data": [{"id": c.id, "name": c.name, "hash": c.hash, "size": c.size, "seed": c.seed,
+                                   "duplicate_every": c.duplicate_every, "empty_value_every": c.empty_value_every,
+                                   "json_as_string": c.json_as_string, "sparse": c.sparse}
+                                  for c in self.collections.values()]})
+
+    @route("POST", r"^/_sandbox/threatq/collections$")
+    def _sandbox_add_collection(self, request):
+        body = request.json() or {}
+        try:
+            collection = self.add_collection(body.pop("name"), body.pop("size"), **body)
+        except (KeyError, TypeError, ValueError) as exc:
+            return _errors(400, f"give name, size and optionally seed, duplicate_every, empty_value_every, "
+                                f"json_as_string, sparse ({exc})")
+        return Response({"data": {"id": collection.id, "name": collection.name, "hash": collection.hash}}, status=201)
+
+    @route("GET", r"^/_sandbox/threatq/collections/(?P<name>[^/]+)/indicators$")
+    def _sandbox_indicators(self, request, name):
+        from urllib.parse import unquote
+        collection = self.collections.get(unquote(name))
+        if collection is None:
+            return _errors(404, "no such collection")
+        offset = int(request.query.get("offset", 0))
+        limit = int(request.query.get("limit", 100))
+        items = (collection.indicator(i) for i in range(offset, min(offset + limit, collection.size)))
+        return Response(self._stream({"total": collection.size}, items))
+
+    @route("POST", r"^/_sandbox/threatq/settings$")
+    def _sandbox_settings(self, request):
+        try:
+            self.configure(**(request.json() or {}))
+        except (KeyError, TypeError) as exc:
+            return _errors(400, f"unknown setting {exc}; known: {', '.join(SETTINGS)}")
+        return Response({"data": self.settings})
+
+    @route("POST", r"^/_sandbox/threatq/tokens/expire$")
+    def _sandbox_expire(self, request):
+        self.expire_tokens()
+        return Response({"ok": True})
+
+    @route("GET", r"^/_sandbox/threatq/logins$")
+    def _sandbox_logins(self, request):
+        with self.lock:
+            return Response({"data": list(self.logins)})
+
+
+def _shape(item, with_, fields, settings, index):
+    """Return an indicator in the shape the switches and the request ask for."""
+    shape = settings["score_shape"]
+    as_object = (shape == "object" or (shape == "auto" and "score" in with_) or (shape == "mixed" and index % 2))
+    if not as_object:
+        s = item["score"]
+        item["score"] = float(s["manual_score"] if s["manual_score"] is not None else s["generated_score"])
+        if item["score"].is_integer():
+            item["score"] = int(item["score"])
+    if fields:
+        # fields= narrows the payload; type and status come back as plain names (reference 3.2).
+        item["type"], item["status"] = item["type"]["name"], item["status"]["name"]
+        if isinstance(item["score"], dict):
+            s = item["score"]
+            item["score"] = float(s["manual_score"] if s["manual_score"] is not None else s["generated_score"])
+        return {k: item[k] for k in fields if k in item}
+    if settings["type_shape"] == "string":
+        item["type"], item["status"] = item["type"]["name"], item["status"]["name"]
+    elif settings["type_shape"] == "id":
+        del item["type"], item["status"]
+    if settings["empty_attributes"] and "attributes" in item:
+        item["attributes"].append({"id": item["id"] * 16 + 15, "attribute_id": 99, "indicator_id": item["id"],
+                                   "name": "", "value": "", "created_at": item["created_at"],
+                                   "updated_at": item["updated_at"]})
+        item["attributes"].append({"id": item["id"] * 16 + 14, "attribute_id": 21, "indicator_id": item["id"],
+                                   "name": "Attack Phase", "value": "", "created_at": item["created_at"],
+                                   "updated_at": item["updated_at"]})
+    return item
+
+
+def _apply(record, body):
+    """Copy the writable fields of a connector body into record; return an error Response or None."""
+    writable = ("display_name", "namespace", "description", "custom_fields", "frequency", "indicator_status_id",
+                "tlp_id", "is_active", "last_import_at", "last_import_count")
+    for key in writable:
+        if key in body:
+            record[key] = body[key]
+    if "custom_fields" in body:
+        fields = body["custom_fields"]
+        if isinstance(fields, str):
+            try:
+                fields = json.loads(fields)
+            except ValueError:
+                return _field_errors(400, "custom_fields", "The custom fields must be valid JSON.")
+        if not isinstance(fields, list) or not all(isinstance(f, dict) and f.get("name") for f in fields):
+            return _field_errors(400, "custom_fields", "Each custom field needs a name.")
+        record["custom_fields"] = fields
+    if "category" in body:
+        if body["category"] not in (CATEGORY["name"], CATEGORY["id"], CATEGORY):
+            return _field_errors(400, "category", "The selected category is invalid.")
+        record["category"], record["category_id"] = dict(CATEGORY), CATEGORY["id"]
+    if "is_active" in body:
+        value = body["is_active"]
+        record["is_active"] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    return None
+
+
+def _type(t):
+    return {"id": t[0], "name": t[1], "class": t[2], "score": None, "wildcard_matching": "Y",
+            "created_at": "2017-04-17 04:34:56", "updated_at": "2017-04-17 04:34:56"}
+
+
+def _status(s):
+    return {"id": s[0], "name": s[1], "description": s[2], "user_editable": "N", "visible": "Y",
+            "include_in_export": "Y", "protected": "Y", "created_at": "2017-04-17 04:35:21",
+            "updated_at": "2017-04-17 04:35:21"}
+
+
+def _basic(header):
+    if not header or not header.lower().startswith("basic "):
+        return None, None
+    try:
+        client_id, _, secret = base64.b64decode(header[6:].strip()).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    return client_id, secret
+
+
+__all__ = ["ThreatQ", "Collection", "CLIENT_ID", "USERNAME", "PASSWORD", "PRIVATE_CLIENT_ID",
+           "PRIVATE_CLIENT_SECRET", "SETTINGS"]

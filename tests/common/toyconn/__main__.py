@@ -1,0 +1,5 @@
+"""Run the toy connector: python -m toyconn ARGS."""
+
+from toyconn import main
+
+main()
