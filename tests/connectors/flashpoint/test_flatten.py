@@ -1,0 +1,105 @@
+"""Flattening of Flashpoint documents (recorded samples) and the per-lookup spool: columns, types, newest row."""
+
+import json
+import os
+
+import pytest
+
+from tq_conn_flashpoint.flatten import Spool, cell, column_type, flatten
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
+
+
+def sample(name):
+    with open(os.path.join(SAMPLES, name + ".json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def test_the_recorded_v4_attribute_flattens_to_dotted_keys():
+    row = flatten(sample("v4_indicators_attribute_response")[0])
+    assert row["fpid"] == "_fQKGM3qXd2uxRRPVc8rMw" and row["type"] == "sha1"
+    assert row["value.sha1"] == "45210dee100c67b7a0edf4447b8c9e12f786f088"
+    assert row["value.comment"] == ""
+    assert row["Event.info"] == 'Analysis: quasar "jLikteQnlDEVdTa" [2021-07-05 06:10:32]'
+    assert row["Event.publish_timestamp"] == "1625468815"        # strings of digits stay strings
+    assert row["first_observed_at.date-time"] == "2021-07-05T07:06:25+00:00"
+    assert row["first_observed_at.timestamp"] == 1625468785      # numbers stay numbers
+    assert row["header_.indexed_at"] == 1625468864 and row["header_.is_visible"] is True
+    assert row["first_seen"] is None
+    # every value is one level: no dict and no list left
+    assert not any(isinstance(v, (dict, list)) for v in row.values())
+
+
+def test_lists_are_one_json_column_each():
+    row = flatten(sample("v4_indicators_attribute_response")[0])
+    tags = json.loads(row["Event.Tag"])
+    assert len(tags) == 14 and tags[3]["name"] == "malware:quasar"
+    assert json.loads(row["Event.attack_ids"]) == ["T1116"]
+    assert json.loads(row["basetypes"]) == ["indicator", "indicator_attribute"]
+    assert json.loads(row["Event.Galaxy"])[0]["GalaxyCluster"][0]["meta"]["external_id"] == ["T1116"]
+    assert not any(key.startswith("Event.Tag.") or key.startswith("Event.Galaxy.") for key in row)
+
+
+def test_pipeline_bookkeeping_is_left_out():
+    row = flatten(sample("v4_indicators_attribute_response")[0])
+    assert not any(key.startswith(("_meta", "enrichments")) for key in row)
+    # the same names deeper down are data, not bookkeeping
+    assert flatten({"a": {"_meta": 1, "enrichments": {"x": 2}}}) == {"a._meta": 1, "a.enrichments.x": 2}
+
+
+def test_the_ignite_attribute_flattens_the_same_way():
+    rows = [flatten(doc) for doc in sample("technical_intelligence_v1_attribute_response")]
+    assert rows[0]["value.ip-dst"] == "0.0.0.1" and rows[0]["type"] == "ip-dst"
+    assert rows[0]["earliest_sort_date"] == "2024-04-13T14:10:17Z"
+    assert rows[0]["Galaxy"] == "[]" and rows[0]["Event.CryptographicKey"] == "[]"
+
+
+def test_the_simple_endpoint_wrapper_is_unwrapped():
+    row = flatten(sample("v4_indicators_simple_ip_response")[0])
+    assert row["value.ip-dst"] == "0.0.0.0" and row["Event.Tags"] == '["tag1"]'
+    assert "Attribute.fpid" not in row
+
+
+def test_composite_type_keys_are_kept_as_flashpoint_spells_them():
+    row = flatten({"type": "ip-dst|port", "value": {"ip-dst|port": "5.79.68.110|80"},
+                   "body": {"text/plain": "x"}})
+    assert row == {"type": "ip-dst|port", "value.ip-dst|port": "5.79.68.110|80", "body.text/plain": "x"}
+
+
+@pytest.mark.parametrize("kinds,expected", [
+    ({"int"}, "int"), ({"int", None}, "int"), ({"bool"}, "bool"), ({"float", "int"}, "float"),
+    ({"int", "str"}, "str"), ({"bool", "int"}, "str"), ({None}, "str"), (set(), "str"),
+])
+def test_column_types_are_int_bool_or_float_only_when_every_value_agrees(kinds, expected):
+    assert column_type(kinds) == expected
+
+
+@pytest.mark.parametrize("value,type_,expected", [
+    (True, "str", "true"), (12, "str", "12"), ("x", "str", "x"), (None, "str", None),
+    ("1625468810", "int", 1625468810), ("abc", "int", None), (5, "int", 5),
+    ("true", "bool", True), ("no", "bool", None), ("1.5", "float", 1.5),
+])
+def test_cells_fit_their_column_type(value, type_, expected):
+    assert cell(value, type_) == expected
+
+
+def test_the_spool_keeps_the_newest_row_per_key_and_every_column():
+    with Spool("value.domain") as spool:
+        assert spool.add({"value.domain": "a.example", "n": 1, "fpid": "1"})
+        assert spool.add({"value.domain": "b.example", "n": 2, "fpid": "2", "reports": "[]"})
+        assert spool.add({"value.domain": "a.example", "n": 3, "fpid": "3"})
+        assert not spool.add({"value.domain": "", "n": 4})
+        assert not spool.add({"fpid": "5", "other": True})
+        assert spool.received == 5 and spool.kept == 2 and spool.duplicates == 1
+        assert spool.columns == {"fpid": "str", "n": "int", "other": "bool", "reports": "str", "value.domain": "str"}
+        rows = list(spool.rows())
+    assert [r["fpid"] for r in rows] == ["2", "3"]        # arrival order of the kept (newest) rows
+    assert rows[1]["n"] == 3
+
+
+def test_the_spool_streams_many_rows():
+    with Spool("k") as spool:
+        for i in range(20_000):
+            spool.add({"k": f"key-{i % 15_000}", "i": i})
+        assert spool.kept == 15_000 and spool.duplicates == 5_000
+        assert sum(1 for _ in spool.rows()) == 15_000
