@@ -282,6 +282,9 @@ class Connector:
         run.config = cfg.validate(self.params, raw, paths["config"])
         run.raw = raw
         logs.add_secrets(run.config.secrets())
+        if any(p.key == "devo_transport" for p in self.params):
+            from tq_conn_common import devo
+            log.info("Devo transport: %s", devo.check_output(run.config))
         if args.reset_state:
             log.warning("State reset: this run starts over.")
             state.reset()

@@ -235,6 +235,14 @@ def test_5xx_on_a_page_is_retried(sandbox, make):
     assert len(list(client.indicators(client.collection("Devo Export"), batch_size=100))) == 500
 
 
+def test_429_with_retry_after_on_a_page_is_waited_for(sandbox, make):
+    settings(sandbox, fail_page=2, fail_status=429, fail_retry_after=0.3)
+    client = make()
+    started = time.monotonic()
+    assert len(list(client.indicators(client.collection("Devo Export"), batch_size=100))) == 500
+    assert time.monotonic() - started >= 0.3
+
+
 def test_type_and_status_names_are_filled_when_only_ids_come(sandbox, make):
     settings(sandbox, type_shape="id")
     client = make()

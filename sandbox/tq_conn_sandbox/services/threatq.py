@@ -54,6 +54,7 @@ SETTINGS = {
     "fail_page": 0,              # this indicator page answers fail_status fail_count times, then serves
     "fail_status": 503,
     "fail_count": 1,
+    "fail_retry_after": None,    # Retry-After seconds sent with the failures (e.g. with fail_status 429)
     "max_limit": 1000,           # page size cap, as ThreatQ's API has (reference 3.2)
     "score_shape": "auto",       # auto: object when with=score is asked, else number; number; object; mixed
     "type_shape": "object",      # object; string (type and status as names); id (only type_id and status_id)
@@ -508,7 +509,10 @@ class ThreatQ(Service):
                     self._fail_left = int(self.settings["fail_count"])
                 if self._fail_left > 0:
                     self._fail_left -= 1
-                    return _errors(int(self.settings["fail_status"]), "Server Error")
+                    failure = _errors(int(self.settings["fail_status"]), "Server Error")
+                    if self.settings["fail_retry_after"] is not None:
+                        failure.headers["Retry-After"] = str(self.settings["fail_retry_after"])
+                    return failure
             self.pages_served += 1
         return None
 

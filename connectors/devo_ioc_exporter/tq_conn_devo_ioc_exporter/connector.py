@@ -1,0 +1,72 @@
+"""The Devo IOC Exporter declared: its parameters (prompted, set in the ThreatQ UI, local), its lookup and errors."""
+
+from dataclasses import replace
+
+from tq_conn_common import Column, Connector, LookupSpec, Param, devo, threatq
+from tq_conn_devo_ioc_exporter import source
+
+_DEVO = {p.key: p for p in devo.output_params()}
+_DEVO_UI = ("devo_region", "devo_cert", "devo_key", "devo_chain", "devo_token", "devo_domain")
+_UI_HELP = " Set it in the ThreatQ UI (Configuration tab of the connector) or in the config file."
+
+# The Configuration tab, in the order of the vendor guide (seed 003), the Lookups API token and domain added.
+UI_PARAMS = tuple(replace(_DEVO[key], ui=True) for key in _DEVO_UI) + (
+    Param("lookup_name", "Lookup Table Name", required=True, ui=True,
+          help="Name of the Devo lookup the IOCs are pushed to (letters, digits and underscore)." + _UI_HELP),
+    Param("collection_name", "ThreatQ Data Collection Name", required=True, ui=True,
+          help="Exact name (case-sensitive) of the ThreatQ data collection holding the IOCs to export." + _UI_HELP),
+    Param("threatq_hostname", "ThreatQ Hostname", ui=True,
+          help="Host name or IP of your ThreatQ instance as users reach it, for the links back to ThreatQ in the "
+               "lookup (https unless http:// is given). Default: ThreatQ Host."),
+    Param("batch_size", "Batch Size", type=int, default=1000, range=(1, 10000), ui=True,
+          help="Indicators asked for per Threat Library API request."),
+    Param("allow_multiple_runs", "Allow Multiple Runs", type=bool, default=False, ui=True,
+          help="Checked: no PID lock, runs may overlap (the guide's 'Disable Multiple Runs' field, 'Allow "
+               "Multiple Runs' in its change log). Unchecked: one run at a time; a run that finds another "
+               "still going exits 3."),
+    Param("kill_after_seconds", "Kill Previous Runs After X Seconds", type=int, default=0, range=(0, 604800),
+          ui=True, help="A run that finds the previous one holding the lock longer than this ends it and runs "
+                        "(0: never; a lock left by a dead run is always taken over)."),
+)
+LOCAL_DEVO = tuple(p for p in devo.output_params() if p.key not in _DEVO_UI)
+PARAMS = threatq.params() + UI_PARAMS + LOCAL_DEVO
+
+IOCS = LookupSpec(name_from="lookup_name", key="value", columns=(
+    Column("value"), Column("type"), Column("status"), Column("score", "float"), Column("link"),
+    Column("attack_phase"), Column("threat_type"), Column("adversary"), Column("has_adversary", "int"),
+    Column("created_at"), Column("updated_at"),
+))
+
+ERRORS = (
+    ("exit 0", threatq.CONFIGURED, "the first run registered the connector: set its Configuration in the ThreatQ "
+                                   "UI, enable it, and run again"),
+    ("exit 0", "Skipped: the connector 'Devo IOC Exporter' (...) is not enabled in ThreatQ. ...",
+     "enable it on its integration page (category Labs), then run again"),
+    ("exit 2", "ThreatQ at <host> refused the login (HTTP 400: ...).",
+     "check ThreatQ Client ID, ThreatQ Username and ThreatQ Password in the config file"),
+    ("exit 2", "ThreatQ Data Collection Name (collection_name): ThreatQ has no data collection named '...'. "
+               "The data collections are: ...",
+     "set the exact name (case-sensitive) of one of the listed collections in the ThreatQ UI"),
+    ("exit 2", "Status (status): '...' is not an indicator status in ThreatQ.",
+     "set one of the statuses listed in the message"),
+    ("exit 2", "No Devo credentials are set, so nothing can be delivered to Devo.",
+     "set Devo API Token and Devo Domain, or the three Devo X.509 fields, in the ThreatQ UI"),
+    ("exit 1", "ThreatQ sent the same page again at offset N; stopped to avoid a loop.",
+     "set ThreatQ Paging (threatq_paging) to cursor"),
+)
+
+CONNECTOR = Connector(
+    name="devo_ioc_exporter",
+    title="Devo IOC Exporter",
+    description="Exports the indicators of a ThreatQ data collection to a Devo lookup, as a full replacement.",
+    params=PARAMS,
+    run=source.run,
+    lookup=IOCS,
+    on_configured=threatq.on_configured,
+    remote_values=threatq.remote_values,
+    lock_params=("allow_multiple_runs", "kill_after_seconds"),
+    errors=ERRORS,
+)
+main = CONNECTOR.main
+
+__all__ = ["CONNECTOR", "PARAMS", "UI_PARAMS", "IOCS", "main"]

@@ -1,0 +1,110 @@
+"""to_row and the newest-first dedupe of the Devo IOC Exporter, on recorded ThreatQ samples and their variants."""
+
+import json
+import logging
+import os
+
+import pytest
+
+from tq_conn_common import BadRecord
+from tq_conn_common.cli import Stats
+from tq_conn_devo_ioc_exporter import source
+from tq_conn_devo_ioc_exporter.connector import IOCS
+
+SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
+LINKS = "https://threatq.example.com"
+
+
+def sample(name):
+    with open(os.path.join(SAMPLES, name), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def row(indicator):
+    return source.to_row(indicator, links=LINKS)
+
+
+def test_a_cursor_page_indicator_maps_to_every_column():
+    got = row(sample("data_collection_hash_page1.json")["data"][0])
+    assert got == {"value": "107.189.1.90", "type": "IP Address", "status": "Active", "score": 0,
+                   "link": "https://threatq.example.com/indicators/106767/details", "attack_phase": "",
+                   "threat_type": "", "adversary": "", "has_adversary": 0, "created_at": "2021-10-01 18:36:03",
+                   "updated_at": "2021-10-01 18:36:03"}
+    assert set(got) == {c.name for c in IOCS.columns}
+
+
+def test_a_details_body_with_a_score_object_uses_the_generated_score():
+    got = row(sample("indicator_details_response.json")["data"])
+    assert got["value"] == "www.example.com" and got["type"] == "URL" and got["score"] == 0
+    assert got["link"].endswith("/indicators/7/details")
+
+
+def test_the_query_and_list_samples_map():
+    ip = row(sample("indicators_query_response_ip.json")["data"][0])
+    assert (ip["value"], ip["status"], ip["score"]) == ("8.8.8.8", "Expired", 0)
+    rows = [row(r) for r in sample("indicators_sample_records.json")]
+    assert {r["value"] for r in rows} == {"89.160.20.156"} and {r["score"] for r in rows} == {4}
+
+
+def indicator(**overrides):
+    base = {"id": 5, "value": "evil.example", "type": {"name": "FQDN"}, "status": {"name": "Active"},
+            "score": {"generated_score": "6.50", "manual_score": None}, "created_at": "2024-01-01 00:00:00",
+            "updated_at": "2024-02-01 00:00:00", "attributes": [], "adversaries": []}
+    return {**base, **overrides}
+
+
+def attr(name, value):
+    return {"name": name, "value": value}
+
+
+def test_attack_phase_threat_type_and_adversary_come_from_attributes_and_related_adversaries():
+    got = row(indicator(
+        score={"generated_score": "6.50", "manual_score": 9},
+        attributes=[attr("Attack Phase", "Delivery"), attr("Threat Type", "Phishing"), attr("Related Actor", "FIN7"),
+                    attr("Actor", "APT28"), attr("Related Adversary", "APT29"), attr("Attack Phase", "Delivery"),
+                    attr("Threat Type", "Malware"), attr("Actor", ""), attr("", "x"), attr("Other", "y")],
+        adversaries=[{"id": 1, "name": "APT28"}, {"id": 2, "name": "Turla"}]))
+    assert got["score"] == 9                                  # manual wins over generated
+    assert got["attack_phase"] == "Delivery"                   # each value once
+    assert got["threat_type"] == "Phishing, Malware"
+    assert got["adversary"] == "APT28, APT29, FIN7, Turla"     # Actor, Related Adversary, Related Actor, objects
+    assert got["has_adversary"] == 2
+
+
+def test_types_and_statuses_as_plain_strings_and_a_numeric_score():
+    got = row(indicator(type="SHA-256", status="Review", score=7.25))
+    assert (got["type"], got["status"], got["score"]) == ("SHA-256", "Review", 7.25)
+
+
+def test_missing_related_lists_give_empty_columns():
+    got = row({"id": 9, "value": " 1.2.3.4 ", "type": {"name": "IP Address"}})
+    assert got["value"] == "1.2.3.4" and got["score"] is None and got["has_adversary"] == 0
+    assert got["adversary"] == "" and got["created_at"] is None
+
+
+@pytest.mark.parametrize("value", ["", "   ", None])
+def test_an_empty_value_is_a_bad_record(value):
+    with pytest.raises(BadRecord) as caught:
+        row(indicator(value=value))
+    assert caught.value.context == {"id": 5}
+
+
+class FakeRun:
+    def __init__(self):
+        self.stats = Stats()
+
+
+def test_the_first_row_of_a_value_is_kept_and_later_ones_counted(caplog):
+    rows = [{"value": "a", "updated_at": "3"}, {"value": "b", "updated_at": "2"}, {"value": "a", "updated_at": "1"}]
+    run = FakeRun()
+    with caplog.at_level(logging.WARNING):
+        kept = list(source.newest_first(run, iter(rows)))
+    assert kept == rows[:2] and run.stats.duplicates == 1
+    assert "newest first" not in caplog.text
+
+
+def test_an_order_not_newest_first_is_warned_about_once(caplog):
+    rows = [{"value": str(n), "updated_at": f"2024-01-0{n}"} for n in (1, 2, 3)]
+    with caplog.at_level(logging.WARNING):
+        assert len(list(source.newest_first(FakeRun(), iter(rows)))) == 3
+    assert caplog.text.count("did not send the collection newest first") == 1
