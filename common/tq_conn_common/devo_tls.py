@@ -185,7 +185,9 @@ def upload(run, spec, name, values, mode, allow_empty=False):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DeprecationWarning)
                 _control(lookup, Lookup.EVENT_START, headers, action, where)
-            if any(issubclass(w.category, DeprecationWarning) for w in caught):
+            if any(issubclass(w.category, DeprecationWarning) for w in caught) \
+                    and not getattr(run, "devo_tls_warned", False):
+                run.devo_tls_warned = True  # one line per run, however many lookups go out
                 log.warning("Devo ends the table-based lookup upload used by the X.509 transport on 2026-01-01; "
                             "set 'Devo API Token' (devo_token) and 'Devo Domain' (devo_domain) to use the Lookups "
                             "REST API instead (devo_transport: rest).")
