@@ -69,7 +69,8 @@ _RULES = {
     "url": (
         ("defangedURL", "Historically Reported as a Defanged URL", "Unusual", 1,
          "66 sightings on 22 sources including: Ars Technica, fook.news, HackDig Posts. Most recent link "
-         "(Jul 20, 2021): https://techsecuritenews.com/solarwinds-pirates-utilisent-nouvelle-faille-zero-day-attaques/"),
+         "(Jul 20, 2021): https://techsecuritenews.com/solarwinds-pirates-utilisent-nouvelle-faille-zero-day-"
+         "attaques/"),
         ("recentAnalystNote", "Recently Reported by Insikt Group", "Malicious", 3,
          "1 sighting on 1 source: Insikt Group. 1 report: SolarWinds Fixes Critical Vulnerability in Serv-U. "
          "Most recent link (Jul 10, 2021): https://app.recordedfuture.com/live/sc/1GnDrn8zigTd"),
@@ -164,18 +165,27 @@ class RiskList:
         self._set_rules(_RULES[kind])
 
     def _set_rules(self, rules):
-        """Precompute every evidence cell this list can carry, as str.format templates ({n} name, {t} time)."""
-        self._cells = {}
+        """Precompute every line this list can send, as %-templates: n name, t time, r risk, a algorithm."""
+        self._lines = {}
+        available = RULES_AVAILABLE[self.kind]
         for gen in ("2021", "2024"):
             for h in range(3):
-                items = [_item_template(rule, gen, h).replace("{", "{{").replace("}", "}}") for rule in rules]
+                items = [_item_template(rule, gen, h).replace("%", "%%") for rule in rules]
                 for first in range(len(items)):
                     for count in range(1, min(3, len(items)) + 1):
                         joined = ", ".join(items[(first + k) % len(items)] for k in range(count))
-                        cell = ('{{""EvidenceDetails"": [' + joined.replace(_NAME_MARK, "{n}")
-                                .replace(_TIME_MARK, "{t}") + ']}}')
-                        self._cells[gen, h, first, count] = cell
+                        cell = ('{""EvidenceDetails"": [' + joined.replace(_NAME_MARK, "%(n)s")
+                                .replace(_TIME_MARK, "%(t)s") + ']}')
+                        self._lines[gen, h, first, count] = self._line(["%(n)s", "%(r)d", f"{count}/{available}",
+                                                                        cell])
         self._rule_count = len(rules)
+
+    def _line(self, fields):
+        """Return one CSV line of fields (already escaped), with the hash list's Algorithm column in its place."""
+        if self.kind == "hash":
+            fields = list(fields)
+            fields.insert(1 if self.options["algorithm_column"] == "second" else 4, "%(a)s")
+        return '"' + '","'.join(fields) + '"\n'
 
     def etag(self, length=32):
         digest = hashlib.sha256(json.dumps([self.key, self.version, self.options], sort_keys=True).encode())
@@ -194,8 +204,8 @@ class RiskList:
         kind = self.kind
         if kind == "ip":
             if o["ipv6_every"] and i % o["ipv6_every"] == 1:
-                return "2a02:%x:%x:%x:%x::%x" % (0xc000 + (h & 0xfff), (i >> 16) & 0xffff, i & 0xffff,
-                                               self.seed & 0xffff, 1 + h % 250), None
+                groups = (0xc000 + (h & 0xfff), (i >> 16) & 0xffff, i & 0xffff, self.seed & 0xffff, 1 + h % 250)
+                return "2a02:%x:%x:%x:%x::%x" % groups, None
             octet = _PUBLIC_OCTETS[i % len(_PUBLIC_OCTETS)]
             rest = (i // len(_PUBLIC_OCTETS) * 2654435761 + self.seed) & 0xFFFFFF
             if o["cidr_every"] and i % o["cidr_every"] == 2:
@@ -226,16 +236,13 @@ class RiskList:
         count = 1 + (h >> 3) % min(3, self._rule_count)
         first = (h >> 6) % self._rule_count
         floor = o["risk_floor"]
-        risk = floor + (h >> 9) % (100 - floor)
+        values = {"n": name, "r": floor + (h >> 9) % (100 - floor), "a": algorithm or "SHA-256",
+                  "t": _TIMESTAMPS[(h >> 4) % len(_TIMESTAMPS)]}
         if o["malformed_evidence_every"] and i % o["malformed_evidence_every"] == 0:
-            evidence = "{'EvidenceDetails': []}"  # single quotes: not JSON (XSOAR's test body)
-        else:
-            evidence = self._cells[generation, h % 3, first, count].format(
-                n=name, t=_TIMESTAMPS[(h >> 4) % len(_TIMESTAMPS)])
-        fields = [name, str(risk), "%d/%d" % (count, RULES_AVAILABLE[self.kind]), evidence]
-        if self.kind == "hash":
-            fields.insert(1 if o["algorithm_column"] == "second" else 4, algorithm or "SHA-256")
-        return '"' + '","'.join(fields) + '"\n'
+            # single quotes: not JSON (XSOAR's test body)
+            line = self._line(["%(n)s", "%(r)d", f"{count}/{RULES_AVAILABLE[self.kind]}", "{'EvidenceDetails': []}"])
+            return line % values
+        return self._lines[generation, h % 3, first, count] % values
 
     def chunks(self):
         """Yield the CSV body in byte chunks of a few hundred rows."""
