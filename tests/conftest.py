@@ -4,9 +4,11 @@ import filecmp
 import glob
 import importlib.util
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -93,3 +95,45 @@ def cli(tmp_path, current_install):
                               stdin=subprocess.DEVNULL if input is None else None, input=input)
         return Result(proc)
     return run
+
+
+def answer_prompts(command, args, replies, env=None, timeout=60):
+    """Run an installed command on a pseudo-terminal (its controlling TTY), answering each (prompt, reply) in turn.
+
+    Returns (exit code, everything the terminal showed)."""
+    path = command_path(command)
+    pid, master = __import__("pty").fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout, stderr and controlling TTY
+        os.execve(path, [path, *map(str, args)], clean_env(env))
+    screen, seen, pending = b"", 0, list(replies)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the command ended and closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if pending:
+                question = pending[0][0].encode()
+                at = screen.find(question, seen)
+                if at >= 0:
+                    seen = at + len(question)
+                    os.write(master, pending.pop(0)[1].encode() + b"\n")
+        else:
+            os.kill(pid, 9)
+            pytest.fail(f"{command} did not finish; the terminal shows:\n{screen.decode(errors='replace')}")
+    finally:
+        os.close(master)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
+
+
+@pytest.fixture
+def terminal(current_install):
+    """answer_prompts(command, args, replies, env=None, timeout=60) -> (exit code, screen): a real TTY run."""
+    return answer_prompts

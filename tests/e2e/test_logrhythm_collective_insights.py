@@ -1,10 +1,7 @@
 """tq-conn-logrhythm-collective-insights end to end: the installed command against the LogRhythm and CI stand-ins."""
 
 import json
-import os
-import select
 import sys
-import time
 
 import pytest
 
@@ -346,41 +343,15 @@ def test_a_deleted_alarm_is_skipped(lrci):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
-def test_the_first_run_prompts_with_hidden_keys_and_writes_the_config(sandbox, tmp_path, current_install):
-    import pty
+def test_the_first_run_prompts_with_hidden_keys_and_writes_the_config(sandbox, tmp_path, terminal):
     folder = tmp_path / "first"
     folder.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("TQ_CONN_") and k not in ("RF_API_KEY", "LOGRHYTHM_API_KEY", "LOGRHYTHM_API_URL")}
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the command with the pseudo-terminal as its terminal
-        os.execve(os.path.join(os.path.dirname(sys.executable), COMMAND), [COMMAND, "-c", str(folder)], env)
-    seen = b""
-
-    def wait_for(text, timeout=30):
-        nonlocal seen
-        end = time.time() + timeout
-        while text not in seen and time.time() < end:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    seen += os.read(fd, 4096)
-                except OSError:
-                    break
-        return text in seen
-
-    answers = [(b"Recorded Future API Key:", RF_TOKEN), (b"LogRhythm API Key:", LR_TOKEN),
-               (b"LogRhythm API URL:", sandbox.url("logrhythm"))]
-    try:
-        for prompt, answer in answers:
-            assert wait_for(prompt), seen.decode(errors="replace")
-            os.write(fd, answer.encode() + b"\n")
-        wait_for(b"Configuration written")
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
-    shown = seen.decode(errors="replace")
+    env = {"RF_API_KEY": "", "LOGRHYTHM_API_KEY": "", "LOGRHYTHM_API_URL": ""}
+    answers = [("Recorded Future API Key:", RF_TOKEN), ("LogRhythm API Key:", LR_TOKEN),
+               ("LogRhythm API URL:", sandbox.url("logrhythm"))]
+    code, shown = terminal(COMMAND, ["-c", folder], answers, env=env)
+    assert code == 0, shown
+    assert "Configuration written" in shown, shown
     assert RF_TOKEN not in shown and LR_TOKEN not in shown       # keys are not echoed
     assert sandbox.url("logrhythm") in shown                        # the URL is
     config = (folder / CONFIG_FILE).read_text(encoding="utf-8")
