@@ -293,9 +293,15 @@ class Connector:
     def _run(self, run):
         """Take the lock, run, and print the summary; return the exit code."""
         allow, kill = self.lock_params
+        declared = {p.key for p in self.params}
+        roles = (("allow_multiple_runs", allow), ("kill_after_seconds", kill))
         lock = RunLock(run.paths["lock"], allow_multiple_runs=bool(run.config.get(allow, False)),
-                       kill_after_seconds=run.config.get(kill, 0) or 0)
+                       kill_after_seconds=run.config.get(kill, 0) or 0,
+                       settings=tuple(role for role, key in roles if key in declared))
         with lock:
+            # Read when the run was configured, the state may have moved since: a run that held the lock then
+            # has committed what it delivered. Starting from the older state would send it again.
+            run.state.reload()
             run.started = True
             if self.run:
                 self.run(run)

@@ -3,6 +3,7 @@
 import getpass
 import logging
 import os
+import reprlib
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -171,8 +172,13 @@ def _convert(param, value):
     return t(value)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 4, 4, 3
+
+
 def _short(value):
-    text = repr(value)
+    # reprlib: a nested value (a YAML alias bomb, a huge list) is shown in bounded time, not expanded
+    text = _REPR.repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -264,12 +270,36 @@ def read_file(path):
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"The config file {path} is not valid YAML{where}.",
                           "fix the syntax there, or delete the file and run again to answer the prompts.") from None
+    except RecursionError:
+        raise ConfigError(f"The config file {path} nests its values too deeply to be read.",
+                          "write one 'key: value' per line, see --print-config-template.") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"The config file {path} does not hold a mapping of parameters.",
                           "write one 'key: value' per line, see --print-config-template.")
+    if _expanded_size(loaded, MAX_VALUES) > MAX_VALUES:
+        raise ConfigError(f"The config file {path} expands to more than {MAX_VALUES} values (YAML anchors '&' "
+                          "and aliases '*' repeat them).",
+                          "write the values out without anchors and aliases, see --print-config-template.")
     return loaded
+
+
+MAX_VALUES = 100_000  # values a config file may hold once its YAML aliases are expanded
+
+
+def _expanded_size(value, limit):
+    """Return how many values value holds, aliases counted each time they are used; stop counting past limit."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return count
 
 
 def merge_sources(params, file_values, environ=None):

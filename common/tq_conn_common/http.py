@@ -66,6 +66,9 @@ class HttpClient:
         self.base_url = base_url
         self.service = service
         self.credential = credential
+        read = _env_float("TQ_CONN_HTTP_TIMEOUT", 0)  # seconds a response may stall: a proxy's or a test's setting
+        if read > 0:
+            timeout = (timeout[0] if isinstance(timeout, tuple) else timeout, read)
         self.timeout = timeout
         self.retries = int(_env_float("TQ_CONN_HTTP_RETRIES", 5)) if retries is None else retries
         self.backoff = _env_float("TQ_CONN_HTTP_BACKOFF", 1.0) if backoff is None else backoff
@@ -194,6 +197,10 @@ class HttpClient:
             try:
                 body = response.content
                 return json.loads(body) if body else None
+            except RecursionError:
+                raise SourceError(f"{self.service} sent JSON nested too deeply to be read for {method} "
+                                  f"{_path(response.url)}.", f"check the URL of {self.service}; if it is right, "
+                                  "report the answer to the vendor (the log at -v 3 has the request).") from None
             except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, ValueError) as exc:
                 if attempt <= min(self.retries, 2):
                     self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} {_path(response.url)}")

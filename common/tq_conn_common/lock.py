@@ -17,8 +17,10 @@ log = logging.getLogger(__name__)
 class RunLock:
     """The lock of one connector instance: a filelock plus a record of who holds it and since when."""
 
-    def __init__(self, base_path, *, allow_multiple_runs=False, kill_after_seconds=0, grace_seconds=None):
+    def __init__(self, base_path, *, allow_multiple_runs=False, kill_after_seconds=0, grace_seconds=None,
+                 settings=("allow_multiple_runs", "kill_after_seconds")):
         self.lock_path = base_path + ".lock"
+        self.settings = tuple(settings)  # the lock parameters the connector has: the fix names only these
         self.info_path = base_path + ".pid"
         self.allow_multiple_runs = allow_multiple_runs
         self.kill_after_seconds = kill_after_seconds or 0
@@ -60,8 +62,10 @@ class RunLock:
         who = f"process {pid}" if pid else "another process"
         fix = ("wait for it to finish"
                + (f", or set Kill Previous Runs After X Seconds (kill_after_seconds) below {age:.0f}"
-                  if not self.kill_after_seconds else "")
-               + ", or allow multiple runs (allow_multiple_runs).")
+                  if not self.kill_after_seconds and "kill_after_seconds" in self.settings else "")
+               + (", or allow multiple runs (allow_multiple_runs)" if "allow_multiple_runs" in self.settings else "")
+               + (f"; if it hangs, stop it (kill {pid}) and run again" if pid and "kill_after_seconds"
+                  not in self.settings else "") + ".")
         raise LockHeldError(f"Skipped: {who} has held the lock {self.lock_path} for {age:.0f} s.", fix)
 
     def release(self):

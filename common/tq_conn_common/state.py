@@ -15,8 +15,14 @@ class State:
 
     def __init__(self, path):
         self.path = path
+        self.cleared = False
         self.committed = self._read()
         self.pending = copy.deepcopy(self.committed)
+
+    def reload(self):
+        """Read the state again (another run may have committed since it was first read); a reset stays a reset."""
+        self.committed = self._read()
+        self.pending = {} if self.cleared else copy.deepcopy(self.committed)
 
     def _read(self):
         try:
@@ -63,6 +69,7 @@ class State:
 
     def reset(self):
         """Forget everything, committed too (the next commit writes an empty start)."""
+        self.cleared = True
         self.pending = {}
 
 

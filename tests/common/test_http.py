@@ -198,7 +198,8 @@ def test_the_rate_limit_spaces_requests(client, sandbox):
     assert 0.5 <= elapsed < 3  # 10 intervals of 1/20 s
     times = [r["time"] for r in sandbox["echo"].requests if r["path"] == "/numbers"]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert len(gaps) == 10 and min(gaps) >= 0.04
+    # the server sees them spaced too (arrivals jitter on a loaded machine, so the span counts, not each gap)
+    assert len(gaps) == 10 and sum(gaps) >= 0.45 and min(gaps) >= 0.015
     unlimited = client()
     began = time.monotonic()
     for _ in range(11):

@@ -61,7 +61,11 @@ def _page(lr, since, offset, count):
                           "e.g. http://localhost:8505.")
     # LogRhythm-Tools reads both spellings; recorded bodies use alarmsSearchDetails (logrhythm.md 3.2).
     items = body.get("alarmsSearchDetails", body.get("alarmSearchDetails")) or []
-    return [item for item in items if isinstance(item, dict)]
+    if not isinstance(items, list):
+        raise SourceError("LogRhythm answered the alarm search without a list of alarms.",
+                          "check logrhythm_api_url (LOGRHYTHM_API_URL): it should be the API gateway, "
+                          "e.g. http://localhost:8505.")
+    return items
 
 
 def search(run, lr, start, end, page_size=PAGE_SIZE):
@@ -78,13 +82,19 @@ def search(run, lr, start, end, page_size=PAGE_SIZE):
         largest = max(largest, len(page))
         fresh = []
         for alarm in page:
+            if not isinstance(alarm, dict):
+                run.skip(BadRecord("alarm that is not a JSON object", alarm=repr(alarm)[:40]), "alarm")
+                continue
             key = alarm.get("alarmId")
+            if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).isdigit():
+                # checked before the seen set: an id that is a list or an object cannot be remembered
+                if repr(key) not in seen:
+                    seen.add(repr(key))
+                    run.skip(BadRecord("alarm without a numeric alarmId", alarm_id=key), "alarm")
+                continue
             if key in seen:
                 continue
             seen.add(key)
-            if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).isdigit():
-                run.skip(BadRecord("alarm without a numeric alarmId", alarm_id=key), "alarm")
-                continue
             fresh.append(alarm)
         newest = None
         for alarm in fresh:
