@@ -1,7 +1,9 @@
 """The ThreatQ client against the ThreatQ stand-in: tokens and their cache, collections, paging, connector records."""
 
+import gc
 import os
 import stat
+import threading
 import time
 
 import pytest
@@ -250,6 +252,54 @@ def test_type_and_status_names_are_filled_when_only_ids_come(sandbox, make):
     assert threatq.name_of(item["type"]) and threatq.name_of(item["status"])
 
 
+def test_the_next_page_is_asked_for_while_the_caller_works_on_this_one_and_no_further(sandbox, make):
+    client = make()
+    pages = client.indicators(client.collection("Devo Export"), batch_size=100)
+    first = next(pages)                       # the caller holds the first item of page 1 ...
+    asked = lambda: [r for r in sandbox["threatq"].requests if r["path"] == "/api/indicators/query"]  # noqa: E731
+    deadline = time.monotonic() + 10
+    while len(asked()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert [("offset=100" in r["query"]) for r in asked()] == [False, True]   # ... page 2 is fetched, not page 3
+    rest = list(pages)
+    assert len(rest) == 499 and first["id"] not in {i["id"] for i in rest}
+    assert len(asked()) == 5
+
+
+def test_an_error_on_a_later_page_comes_after_the_items_before_it(sandbox, make):
+    settings(sandbox, fail_page=3, fail_status=400)
+    client = make()
+    got = []
+    with pytest.raises(SourceError) as caught:
+        for item in client.indicators(client.collection("Devo Export"), batch_size=100):
+            got.append(item["id"])
+    assert len(got) == 200 and caught.value.status == 400
+
+
+def test_a_caller_that_stops_early_stops_the_paging(sandbox, make):
+    client = make()
+    pages = client.indicators(client.collection("Devo Export"), batch_size=100)
+    next(pages)
+    pages.close()
+    deadline = time.monotonic() + 10
+    while any(t.name == "threatq-pages" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(t.name == "threatq-pages" for t in threading.enumerate())
+    assert len([r for r in sandbox["threatq"].requests if r["path"] == "/api/indicators/query"]) <= 2
+
+
+def test_paging_leaves_the_garbage_collector_as_it_found_it(make):
+    client = make()
+    collection = client.collection("Devo Export")
+    assert len(list(client.indicators(collection, batch_size=100))) == 500 and gc.isenabled()
+    gc.disable()
+    try:
+        assert len(list(client.indicators(collection, batch_size=100))) == 500 and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_an_offset_ignored_by_the_server_is_caught():
     class Same:
         base_url = "https://tq/api/"
@@ -285,6 +335,10 @@ def test_attribute_values_skip_empty_ones_and_keep_the_order_of_names():
         {"name": "Actor", "value": "  "}, {"name": "Actor", "value": "B"}, {"attribute": {"name": "Actor"},
                                                                              "value": "D"}, "junk"]}
     assert threatq.attribute_values(indicator, "Actor", "Related Actor") == ["A", "B", "D", "C"]
+    assert threatq.attributes_by_name(indicator, ("Actor", "Related Actor", "Threat Type")) == {
+        "Actor": ["A", "B", "D"], "Related Actor": ["C"], "Threat Type": []}
+    assert threatq.attribute_values({"attributes": [{"name": "Score", "value": 0}, {"name": "Score", "value": None}]},
+                                    "Score") == ["0"]
     assert threatq.adversaries({"adversaries": [{"name": "X"}, {"name": ""}, {"id": 3}]}) == ["X"]
     assert threatq.name_of({"name": "FQDN"}) == "FQDN" and threatq.name_of("FQDN") == "FQDN"
 

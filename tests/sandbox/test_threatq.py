@@ -6,8 +6,8 @@ import time
 import pytest
 import requests
 
-from tq_conn_sandbox.services.threatq import (CLIENT_ID, PASSWORD, PRIVATE_CLIENT_ID, PRIVATE_CLIENT_SECRET, USERNAME,
-                                              Collection)
+from tq_conn_sandbox.services.threatq import (CLIENT_ID, PASSWORD, PRIVATE_CLIENT_ID, PRIVATE_CLIENT_SECRET, TYPES,
+                                              USERNAME, Collection)
 
 WITH = "attributes,adversaries,score,status,type"
 
@@ -306,3 +306,36 @@ def test_unknown_settings_are_refused(sandbox):
 def test_a_collection_is_cheap_whatever_its_size():
     huge = Collection(1, "x", 10 ** 9, seed=5)
     assert huge.indicator(10 ** 9 - 1)["id"] == 5 * 10_000_000 + 10 ** 9
+
+
+@pytest.mark.parametrize("options", [{}, {"sparse": True, "empty_value_every": 7, "duplicate_every": 10}])
+def test_pages_hold_exactly_what_indicator_gives(sandbox, options):
+    threatq = sandbox["threatq"]
+    threatq.add_collection("Check", 300, seed=12, **options)
+    source = threatq.collection("Check")
+    with_ = tuple(WITH.split(","))
+    body = page(sandbox, "Check", limit=300, offset=0, sort="-id", **{"with": WITH}).json()
+    assert body["data"] == [source.indicator(i, with_) for i in reversed(range(300))]
+    control(sandbox, "settings", {"score_shape": "number"})
+    plain = page(sandbox, "Check", limit=3, offset=0, sort="id", **{"with": WITH}).json()["data"]
+    assert [i["id"] for i in plain] == [source.indicator_id(i) for i in range(3)]
+    assert all(isinstance(i["score"], (int, float)) for i in plain)
+
+
+def test_values_of_every_type_are_json_safe_and_the_sparse_collection_leaves_attributes_out():
+    full, sparse = Collection(1, "x", 10 ** 6, seed=8), Collection(2, "y", 10 ** 6, seed=8, sparse=True)
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:/@-")
+    types, counts = set(), {"full": 0, "sparse": 0}
+    for index in range(0, 10 ** 6, 997):
+        value, kind = full.value(index)
+        types.add(kind[1])
+        assert value and set(value) <= safe, value
+        for name, collection in (("full", full), ("sparse", sparse)):
+            item = json.loads(collection.render(index, ("attributes", "adversaries")))
+            assert item["value"] == value
+            counts[name] += len(item["attributes"])
+            assert "Attack Phase" in {a["name"] for a in item["attributes"]} or name == "sparse"
+            assert item["adversaries"] or name == "sparse" or {"Actor", "Related Adversary", "Related Actor"} & {
+                a["name"] for a in item["attributes"]}
+    assert types == {t[1] for t in TYPES[:9]}
+    assert counts["sparse"] < 0.8 * counts["full"]

@@ -74,6 +74,8 @@ def _stamp(when):
 
 
 _DAYS = {}
+_CLOCK = [f" {minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440)]
+_SECONDS = [f"{second:02d}" for second in range(60)]
 
 
 def _stamp_at(offset):
@@ -82,47 +84,7 @@ def _stamp_at(offset):
     date = _DAYS.get(day)
     if date is None:
         date = _DAYS[day] = (BASE_TIME + timedelta(days=day)).strftime("%Y-%m-%d")
-    return f"{date} {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
-
-
-_MASK = (1 << 64) - 1
-
-
-class _Rng:
-    """A small splitmix64 generator: the same draws for the same seed, far cheaper to start than random.Random."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, seed):
-        self.state = (seed * 0x9E3779B97F4A7C15) & _MASK
-
-    def next(self):
-        self.state = z = (self.state + 0x9E3779B97F4A7C15) & _MASK
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-        return z ^ (z >> 31)
-
-    def random(self):
-        return (self.next() >> 11) / 9007199254740992.0
-
-    def randrange(self, start, stop=None):
-        if stop is None:
-            start, stop = 0, start
-        return start + self.next() % (stop - start)
-
-    def choice(self, seq):
-        return seq[self.next() % len(seq)]
-
-    def weighted(self, cumulative):
-        """Return an index drawn with the weights whose running totals are cumulative."""
-        return bisect.bisect_right(cumulative, self.next() % cumulative[-1])
-
-    def sample(self, seq, k):
-        first = self.next() % len(seq)
-        if k == 1:
-            return [seq[first]]
-        second = (first + 1 + self.next() % (len(seq) - 1)) % len(seq)
-        return [seq[first], seq[second]]
+    return date + _CLOCK[second // 60] + _SECONDS[second % 60]
 
 
 def _now():
@@ -137,8 +99,49 @@ def _field_errors(status, field, message):
     return Response({"data": {"errors": {field: [message]}}}, status=status)
 
 
+# An indicator is rendered straight to JSON text from fragments made once here: generating and serialising a
+# million of them must cost the stand-in less than a connector spends reading them.
+_J = json.dumps
+_TYPE_JSON = {t[0]: _J({"id": t[0], "name": t[1], "class": t[2]}) for t in TYPES}
+_STATUS_JSON = [_J({"id": s[0], "name": s[1], "description": s[2]}) for s in STATUSES]
+_SCORE_HASH = "7f8b888a2d2b462310d5227aa75e8c4a78973a96"
+_ATTRIBUTE_IDS = {"Attack Phase": 21, "Threat Type": 22, **{n: i for n, i, _ in ADVERSARY_ATTRIBUTES},
+                  "Confidence": 5, "Country": 6}
+_CONFIDENCES = ("30", "50", "70", "90")
+_COUNTRIES = ("RU", "CN", "US", "NL", "DE", "KP", "IR", "BR")
+
+
+def _attribute_texts(name, values):
+    """Return per value the text of an attribute between its id and the indicator id, and the text after it."""
+    return [(f', "attribute_id": {_ATTRIBUTE_IDS[name]}, "indicator_id": ', f', "name": {_J(name)}, "value": {_J(v)}')
+            for v in values]
+
+
+_PHASE_TEXTS = _attribute_texts("Attack Phase", ATTACK_PHASES)
+_THREAT_TEXTS = _attribute_texts("Threat Type", THREAT_TYPES)
+_CONFIDENCE_TEXTS = _attribute_texts("Confidence", _CONFIDENCES)
+_COUNTRY_TEXTS = _attribute_texts("Country", _COUNTRIES)
+_ADVERSARY = [(f'{{"id": {1000 + n}, "name": {_J(name)}, "created_at": "{ADVERSARY_CREATED}", '
+               f'"updated_at": "{ADVERSARY_UPDATED}", "pivot": {{"id": ',
+               f', "src_object_id": {1000 + n}, "src_type": "adversary", "dest_object_id": ')
+              for n, name in enumerate(ADVERSARIES)]
+_ADVERSARY_END = ', "dest_type": "indicator"}}'
+_URL_FILES = ("index.php", "login.html", "payload.bin", "gate.php", "update.exe")
+_HASHES = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256}
+_ADVERSARY_ODDS = tuple((_attribute_texts(name, ADVERSARIES), round(odds * 10))   # odds in tenths
+                        for name, _, odds in ADVERSARY_ATTRIBUTES)
+_COUNTRY_TYPES = {t[0] for t in TYPES if t[1] in ("IP Address", "FQDN", "URL")}
+_CLASS_OF = {t[0]: _J(t[2]) for t in TYPES}
+_MONTH = 30 * 86400
+_EVERY_LIST = ("attributes", "adversaries", "score", "status", "type", "sources")
+
+
 class Collection:
-    """A data collection whose indicators are generated from (seed, index): any size, nothing stored per indicator."""
+    """A data collection whose indicators are generated from (seed, index): any size, nothing stored per indicator.
+
+    Every draw of an indicator comes from one 64-byte BLAKE2b digest of (seed, index), taken apart as mixed-radix
+    digits, so an indicator is the same in every response and costs a few microseconds to make.
+    """
 
     def __init__(self, ident, name, size, seed, *, duplicate_every=0, empty_value_every=0, json_as_string=False,
                  sparse=False):
@@ -149,6 +152,7 @@ class Collection:
         self.api_query = {"criteria": {"+or": [{"type_name": t[1]} for t in TYPES[:9]]},
                           "filters": {"+and": [{"tags": {"+or": [name]}}, {"status_name": {"+nin": ["Whitelisted"]}}]}}
         self.created_at = _stamp(BASE_TIME - timedelta(days=30))
+        self._key = f"{self.seed}:".encode()
 
     def listing(self):
         """Return the collection as GET /api/search/query lists it."""
@@ -161,117 +165,151 @@ class Collection:
     def indicator_id(self, index):
         return self.seed * 10_000_000 + index + 1
 
-    def value(self, index):
+    def _digest(self, index):
+        return hashlib.blake2b(self._key + b"%d" % index, digest_size=64).digest()
+
+    def value(self, index, digest=None):
         """Return (value, type row) of the indicator at index (duplicates and empties as configured)."""
-        if self.empty_value_every and index % self.empty_value_every == self.empty_value_every - 1:
-            return "", TYPES[_Rng(self.seed * 1_000_003 + index).weighted(_TYPE_TOTALS)]
-        if self.duplicate_every > 1 and index >= self.duplicate_every and \
-                index % self.duplicate_every == self.duplicate_every - 1:
+        empty, every = self.empty_value_every, self.duplicate_every
+        is_empty = empty and index % empty == empty - 1
+        if not is_empty and every > 1 and index >= every and index % every == every - 1:
             # The same value again under another type: ThreatQ keys indicators by (value, type).
-            return self.value(index - self.duplicate_every // 2)[0], TYPES[-1]
-        rng = _Rng(self.seed * 1_000_003 + index)
-        kind = TYPES[rng.weighted(_TYPE_TOTALS)]
-        return _make_value(kind[1], self.seed, index, rng), kind
+            return self.value(index - every // 2)[0], TYPES[-1]
+        draws = int.from_bytes((digest or self._digest(index))[16:32], "little")
+        draws, pick = divmod(draws, _TYPE_TOTALS[-1])
+        kind = TYPES[bisect.bisect_right(_TYPE_TOTALS, pick)]
+        if is_empty:
+            return "", kind
+        return _make_value(kind[1], self.seed, index, draws), kind
 
-    def indicator(self, index, with_=("attributes", "adversaries", "score", "status", "type", "sources")):
+    def indicator(self, index, with_=_EVERY_LIST):
         """Return the full indicator at index (id order = updated_at order), as the query endpoints send it."""
-        value, kind = self.value(index)
-        rng = _Rng(self.seed * 7_000_003 + index)
-        ident = self.indicator_id(index)
-        updated = index * 60 + rng.randrange(60)
-        created = updated - rng.randrange(0, 30 * 86400)
-        touched = updated + rng.randrange(0, 3600)
-        status = STATUSES[rng.weighted(_STATUS_TOTALS)]
-        generated = f"{rng.randrange(0, 1001) / 100:.2f}"
-        manual = rng.randrange(0, 11) if rng.random() < 0.2 else None
-        c_s, u_s, t_s = _stamp_at(created), _stamp_at(updated), _stamp_at(touched)
-        item = {
-            "id": ident, "value": value, "class": kind[2], "type_id": kind[0], "status_id": status[0],
-            "hash": hashlib.md5(f"indicator:{ident}".encode()).hexdigest(), "description": None,
-            "created_at": c_s, "updated_at": u_s, "touched_at": t_s,
-            "published_at": c_s, "expires_at": None, "expired_at": None,
-            "expires_calculated_at": t_s,
-            "score": {"indicator_id": ident, "generated_score": generated, "manual_score": manual,
-                      "score_config_hash": "7f8b888a2d2b462310d5227aa75e8c4a78973a96",
-                      "created_at": c_s, "updated_at": u_s},
-            "type": {"id": kind[0], "name": kind[1], "class": kind[2]},
-            "status": {"id": status[0], "name": status[1], "description": status[2]},
-        }
-        stamp = u_s
-        attributes, adversaries = [], []
+        return json.loads(self.render(index, with_))
 
-        def add(name, val, attribute_id):
-            attributes.append({"id": ident * 16 + len(attributes), "attribute_id": attribute_id,
-                               "indicator_id": ident, "name": name, "value": val, "created_at": c_s,
-                               "updated_at": stamp, "touched_at": stamp})
+    def render(self, index, with_=_EVERY_LIST):
+        """Return the JSON text of the indicator at index with the related lists with_ asks for."""
+        return next(self.texts((index,), with_))
 
-        # Every draw happens whatever with= asks for, so an indicator is the same in every response.
-        # A sparse collection leaves attributes out now and then; a complete one has all five on every indicator.
-        phase, keep_phase = rng.choice(ATTACK_PHASES), rng.random() < 0.5
-        if not self.sparse or keep_phase:
-            add("Attack Phase", phase, 21)
-        threats, keep_threats = rng.sample(THREAT_TYPES, rng.choice((1, 1, 1, 2))), rng.random() < 0.45
-        if not self.sparse or keep_threats:
-            for threat in threats:
-                add("Threat Type", threat, 22)
-        for name, attribute_id, odds in ADVERSARY_ATTRIBUTES:
-            pick, keep = rng.choice(ADVERSARIES), rng.random() < odds
-            if keep and (not self.sparse or rng.random() < 0.5):
-                add(name, pick, attribute_id)
-        add("Confidence", str(rng.choice((30, 50, 70, 90))), 5)
-        country = rng.choice(("RU", "CN", "US", "NL", "DE", "KP", "IR", "BR"))
-        if kind[1] in ("IP Address", "FQDN", "URL"):
-            add("Country", country, 6)
-        named = any(a["name"] in ("Actor", "Related Adversary", "Related Actor") for a in attributes)
-        count = rng.choice((0, 0, 1, 1, 2))
-        if count == 0 and not self.sparse and not named:
-            count = 1   # a complete collection gives every indicator some adversary
-        for n in range(count):
-            which = (index + n * 5) % len(ADVERSARIES)
-            adversaries.append({"id": 1000 + which, "name": ADVERSARIES[which],
-                                "created_at": ADVERSARY_CREATED,
-                                "updated_at": ADVERSARY_UPDATED,
-                                "pivot": {"id": ident * 4 + n, "src_object_id": 1000 + which, "src_type": "adversary",
-                                          "dest_object_id": ident, "dest_type": "indicator"}})
-        source = rng.randrange(len(SOURCES))
-        if "attributes" in with_:
-            item["attributes"] = attributes
-        if "adversaries" in with_:
-            item["adversaries"] = adversaries
-        if "sources" in with_:
-            item["sources"] = [{"id": ident * 2, "indicator_id": ident, "source_id": 10 + source,
-                                "name": SOURCES[source], "source_type": "connectors" if source < 4 else "users",
-                                "indicator_status_id": status[0], "indicator_type_id": kind[0],
-                                "created_at": c_s, "updated_at": stamp, "published_at": c_s}]
-        if "tags" in with_:
-            item["tags"] = [{"id": self.id, "name": self.name}]
-        return item
+    def texts(self, indexes, with_):
+        """Yield the JSON text of each indicator at indexes, with the related lists with_ asks for.
+
+        Every field is there and the score is an object; with_ may add attributes, adversaries, sources and tags.
+        """
+        seed, sparse, digest_of, value_of = self.seed, self.sparse, self._digest, self.value
+        attributes_wanted, adversaries_wanted = "attributes" in with_, "adversaries" in with_
+        sources_wanted = "sources" in with_
+        tags = f', "tags": [{_J({"id": self.id, "name": self.name})}]' if "tags" in with_ else ""
+        stamp_at, mark = _stamp_at, seed * 10_000_000 + 1
+        for index in indexes:
+            digest = digest_of(index)
+            value, kind = value_of(index, digest)
+            ident = mark + index
+            n = int.from_bytes(digest[32:], "little")
+            # Every draw happens whatever with= asks for, so an indicator is the same in every response.
+            n, late = divmod(n, 60)
+            n, age = divmod(n, _MONTH)
+            n, touch = divmod(n, 3600)
+            n, pick = divmod(n, _STATUS_TOTALS[-1])
+            status = bisect.bisect_right(_STATUS_TOTALS, pick)
+            status_id = STATUSES[status][0]
+            n, generated = divmod(n, 1001)
+            n, manual = divmod(n, 55)          # one in five indicators has a manual score of 0 to 10
+            n, phase = divmod(n, 14)           # one of 7 phases, and a coin: kept by half of a sparse collection
+            n, threat = divmod(n, 224)         # one or two threat types: 8 x 7 pairs x (1, 1, 1, 2)
+            n, keep_threats = divmod(n, 20)
+            n, actors = divmod(n, 240 ** 3)    # per adversary attribute: one of 12 names, odds in tenths, a coin
+            n, confidence = divmod(n, 4)
+            n, country = divmod(n, 8)
+            n, count = divmod(n, 5)
+            source = n % 5
+            updated = index * 60 + late
+            c_s, u_s = stamp_at(updated - age), stamp_at(updated)
+            t_s = stamp_at(updated + touch)
+            ident_s = str(ident)
+            parts = [f'{{"id": {ident_s}, "value": "{value}", "class": {_CLASS_OF[kind[0]]}, "type_id": {kind[0]}, '
+                     f'"status_id": {status_id}, "hash": "{digest[:16].hex()}", "description": null, '
+                     f'"created_at": "{c_s}", "updated_at": "{u_s}", "touched_at": "{t_s}", '
+                     f'"published_at": "{c_s}", "expires_at": null, "expired_at": null, '
+                     f'"expires_calculated_at": "{t_s}", '
+                     f'"score": {{"indicator_id": {ident_s}, "generated_score": "{generated // 100}.'
+                     f'{generated % 100:02d}", "manual_score": {manual // 5 if manual % 5 == 0 else "null"}, '
+                     f'"score_config_hash": "{_SCORE_HASH}", "created_at": "{c_s}", "updated_at": "{u_s}"}}, '
+                     f'"type": {_TYPE_JSON[kind[0]]}, "status": {_STATUS_JSON[status]}']
+            # A sparse collection leaves attributes out now and then; a complete one always has an Attack Phase, a
+            # Threat Type and an adversary of some kind (an attribute or a related adversary).
+            chosen = []
+            if not sparse or phase % 2:
+                chosen.append(_PHASE_TEXTS[phase // 2])
+            if not sparse or keep_threats < 9:
+                first, second, many = threat % 8, threat // 8 % 7, threat // 56 == 3
+                chosen.append(_THREAT_TEXTS[first])
+                if many:
+                    chosen.append(_THREAT_TEXTS[(first + 1 + second) % 8])
+            named = False
+            for per_name, tenths in _ADVERSARY_ODDS:
+                actors, draw = divmod(actors, 240)
+                if draw // 12 % 10 < tenths and (not sparse or draw >= 120):
+                    chosen.append(per_name[draw % 12])
+                    named = True
+            chosen.append(_CONFIDENCE_TEXTS[confidence])
+            if kind[0] in _COUNTRY_TYPES:
+                chosen.append(_COUNTRY_TEXTS[country])
+            count = (0, 0, 1, 1, 2)[count]
+            if count == 0 and not sparse and not named:
+                count = 1   # a complete collection gives every indicator some adversary
+            if attributes_wanted:
+                stamps = f', "created_at": "{c_s}", "updated_at": "{u_s}", "touched_at": "{u_s}"}}'
+                base = ident * 16
+                parts.append(', "attributes": [' + ", ".join([
+                    f'{{"id": {base + k}{before}{ident_s}{after}{stamps}'
+                    for k, (before, after) in enumerate(chosen)]) + "]")
+            if adversaries_wanted:
+                pivot = ident * 4
+                parts.append(', "adversaries": [' + ", ".join([
+                    f'{_ADVERSARY[(index + k * 5) % 12][0]}{pivot + k}{_ADVERSARY[(index + k * 5) % 12][1]}'
+                    f'{ident_s}{_ADVERSARY_END}' for k in range(count)]) + "]")
+            if sources_wanted:
+                parts.append(', "sources": ' + _J([{
+                    "id": ident * 2, "indicator_id": ident, "source_id": 10 + source, "name": SOURCES[source],
+                    "source_type": "connectors" if source < 4 else "users", "indicator_status_id": status_id,
+                    "indicator_type_id": kind[0], "created_at": c_s, "updated_at": u_s, "published_at": c_s}]))
+            parts.append(tags)
+            parts.append("}")
+            yield "".join(parts)
 
     def position_index(self, position, sort):
         """Return the index at position in the given sort order (updated_at grows with id here)."""
         return self.size - 1 - position if sort.startswith("-") else position
 
 
-def _make_value(type_name, seed, index, rng):
-    """Return a realistic, unique value of a type for (seed, index)."""
+def _make_value(type_name, seed, index, draws):
+    """Return a realistic, unique value of a type for (seed, index), drawing from the integer draws.
+
+    Values are made of letters, digits and . : / @ - only, so they go into JSON text without escaping.
+    """
     if type_name == "IP Address":
         # Multiplying by an odd number is a bijection on the low 24 bits: unique for the first 16.7M indexes.
         n = (index * 2654435761 + seed * 40503) % (1 << 32)
         return f"{PUBLIC_OCTETS[(n >> 24) % len(PUBLIC_OCTETS)]}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
     if type_name == "IPv6 Address":
-        return f"2001:db8:{seed & 0xffff:x}:{(index >> 16) & 0xffff:x}:{index & 0xffff:x}::{rng.randrange(1, 0xffff):x}"
-    word = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}{index:x}"
-    if type_name == "FQDN":
-        return f"{word}.{rng.choice(TLDS)}"
-    if type_name == "URL":
-        return f"http{'s' if rng.random() < 0.6 else ''}://{word}.{rng.choice(TLDS)}/{rng.choice(WORDS)}/" \
-               f"{rng.choice(('index.php', 'login.html', 'payload.bin', 'gate.php', 'update.exe'))}"
-    if type_name == "Email Address":
-        return f"{rng.choice(WORDS)}.{index:x}@{rng.choice(WORDS)}-{seed}.{rng.choice(TLDS)}"
+        return f"2001:db8:{seed & 0xffff:x}:{(index >> 16) & 0xffff:x}:{index & 0xffff:x}::{1 + draws % 0xfffe:x}"
+    if type_name in _HASHES:
+        return _HASHES[type_name](f"{seed}:{index}".encode()).hexdigest()
     if type_name == "CVE":
         return f"CVE-{2015 + index % 10}-{10000 + index}"
-    algo = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256"}.get(type_name, "md5")
-    return hashlib.new(algo, f"{seed}:{index}".encode()).hexdigest()
+    draws, first = divmod(draws, len(WORDS))
+    draws, second = divmod(draws, len(WORDS))
+    draws, tld = divmod(draws, len(TLDS))
+    word = f"{WORDS[first]}-{WORDS[second]}{index:x}"
+    if type_name == "FQDN":
+        return f"{word}.{TLDS[tld]}"
+    if type_name == "URL":
+        draws, secure = divmod(draws, 5)
+        draws, path = divmod(draws, len(WORDS))
+        return f"http{'s' if secure < 3 else ''}://{word}.{TLDS[tld]}/{WORDS[path]}/{_URL_FILES[draws % 5]}"
+    if type_name == "Email Address":
+        return f"{WORDS[first]}.{index:x}@{WORDS[second]}-{seed}.{TLDS[tld]}"
+    return hashlib.md5(f"{seed}:{index}".encode()).hexdigest()   # String, and any other type: a token
 
 
 def _cursor(position, sort):
@@ -461,8 +499,8 @@ class ThreatQ(Service):
         misbehaving = self._page_misbehaviour()
         if misbehaving:
             return misbehaving
-        items = self._page(collection, positions, sort, request, body.get("fields"))
-        return Response(self._stream({"total": size, "limit": limit, "offset": offset}, items))
+        return Response(self._page({"total": size, "limit": limit, "offset": offset}, collection, positions, sort,
+                                   request, body.get("fields")))
 
     @route("GET", r"^/api/indicators/query/hash/(?P<ident>[^/]+)$")
     def query_hash(self, request, ident):
@@ -492,8 +530,8 @@ class ThreatQ(Service):
         if misbehaving:
             return misbehaving
         positions = range(position, min(position + limit, collection.size))
-        items = self._page(collection, positions, sort, request, None)
-        return Response(self._stream({**head, "nextCursorMark": _cursor(positions.stop, sort)}, items))
+        return Response(self._page({**head, "nextCursorMark": _cursor(positions.stop, sort)}, collection, positions,
+                                   sort, request, None))
 
     def _page_misbehaviour(self):
         """Return the error a misbehaviour switch gives this page request, or None (counts pages served)."""
@@ -516,26 +554,22 @@ class ThreatQ(Service):
             self.pages_served += 1
         return None
 
-    def _page(self, collection, positions, sort, request, fields):
-        """Yield the indicators at positions, shaped by with=, fields= and the shape switches."""
+    def _page(self, head, collection, positions, sort, request, fields):
+        """Return the body of a page: the head's keys, then the indicators at positions.
+
+        They are shaped by with=, fields= and the shape switches; in the default shapes the generated text is sent
+        as it is, else it is decoded, reshaped and encoded again.
+        """
         with_ = tuple(w.strip() for w in request.query.get("with", "").split(",") if w.strip())
         settings = dict(self.settings)
-        for position in positions:
-            index = collection.position_index(position, sort)
-            item = collection.indicator(index, with_)
-            yield _shape(item, with_, fields, settings, index)
-
-    @staticmethod
-    def _stream(head, items):
-        """Return the body as a generator of bytes: the head's keys, then data streamed item by item."""
-        def chunks():
-            yield json.dumps(head)[:-1].encode() + b', "data": ['
-            first = True
-            for item in items:
-                yield (b"" if first else b", ") + json.dumps(item).encode()
-                first = False
-            yield b"]}"
-        return chunks()
+        indexes = [collection.position_index(p, sort) for p in positions] if collection else []
+        texts = collection.texts(indexes, with_) if collection else ()
+        shape = settings["score_shape"]
+        if fields or settings["type_shape"] != "object" or settings["empty_attributes"] or not (
+                shape == "object" or (shape == "auto" and "score" in with_)):
+            texts = (json.dumps(_shape(json.loads(text), with_, fields, settings, index))
+                     for text, index in zip(texts, indexes))
+        return (json.dumps(head)[:-1] + ', "data": [' + ", ".join(texts) + "]}").encode()
 
     # Lookups (reference section 4).
 
@@ -688,8 +722,8 @@ class ThreatQ(Service):
             return _errors(404, "no such collection")
         offset = int(request.query.get("offset", 0))
         limit = int(request.query.get("limit", 100))
-        items = (collection.indicator(i) for i in range(offset, min(offset + limit, collection.size)))
-        return Response(self._stream({"total": collection.size}, items))
+        texts = collection.texts(range(offset, min(offset + limit, collection.size)), _EVERY_LIST)
+        return Response(('{"total": %d, "data": [' % collection.size + ", ".join(texts) + "]}").encode())
 
     @route("POST", r"^/_sandbox/threatq/settings$")
     def _sandbox_settings(self, request):
@@ -788,5 +822,5 @@ def _basic(header):
     return client_id, secret
 
 
-__all__ = ["ThreatQ", "Collection", "CLIENT_ID", "USERNAME", "PASSWORD", "PRIVATE_CLIENT_ID",
+__all__ = ["ThreatQ", "Collection", "TYPES", "STATUSES", "CLIENT_ID", "USERNAME", "PASSWORD", "PRIVATE_CLIENT_ID",
            "PRIVATE_CLIENT_SECRET", "SETTINGS"]

@@ -108,3 +108,21 @@ def test_an_order_not_newest_first_is_warned_about_once(caplog):
     with caplog.at_level(logging.WARNING):
         assert len(list(source.newest_first(FakeRun(), iter(rows)))) == 3
     assert caplog.text.count("did not send the collection newest first") == 1
+
+
+def test_seen_is_exact_and_small():
+    seen = source.Seen()
+    values = [f"host-{n}.example" for n in range(200_000)]
+    assert all(seen.add(v) for v in values)
+    assert not any(seen.add(v) for v in values[::7])
+    assert seen.add("one more")
+    assert sum(len(a) for a in seen._arrays) == 8 * 200_001          # eight bytes a value
+
+
+def test_seen_ignores_a_match_across_two_stored_hashes():
+    seen = source.Seen()
+    code = hash("x") & ((1 << 64) - 1)
+    key = code.to_bytes(8, "little")
+    # two stored hashes whose bytes hold the key from the middle of one to the middle of the next
+    seen._arrays[code % len(seen._arrays)] += b"\x01" * 4 + key[:4] + key[4:] + b"\x02" * 4
+    assert seen.add("x") is True and seen.add("x") is False
