@@ -174,6 +174,11 @@ ERRORS = (
     ("exit 2", "The CEWL has N rows, more than event_fetch_limit_in_items (M); nothing was delivered.",
      "raise event_fetch_limit_in_items"),
     ("exit 2", "obfuscate_fields is set but obfuscation_key is not", "set obfuscation_key, or clear obfuscate_fields"),
+    ("skipped (exit 0)", f"Skipped CEWL row: row has N fields, more than the {source.MAX_FIELDS} a CEWL row may have",
+     "nothing to set: that row is counted as skipped and the rest of the CEWL delivered; report the row to CTCI"),
+    ("skipped (exit 0)", f"Skipped CEWL row: <column> has N characters, more than the {source.MAX_CELL} a Devo lookup "
+     "cell may hold", "nothing to set: that row is counted as skipped and the rest of the CEWL delivered; report the "
+     "row to CTCI"),
 )
 
 

@@ -31,6 +31,11 @@ FIELDS = (
 OTHER = "other_fields"
 _KNOWN = {name for name, _ in FIELDS}
 
+# A CEWL row has 25 fields and short texts (reference 4.3). One oversized cell makes Devo refuse the whole lookup
+# upload, so a row beyond these limits is skipped and counted rather than sent: the rest of the CEWL still arrives.
+MAX_FIELDS = 1_000    # fields in one row, known and unknown together
+MAX_CELL = 102_400    # characters in one cell (other_fields included), under the 131,072 of a Devo lookup CSV field
+
 # CVE ids, and CTCI's provisional ids for exploited issues without a CVE yet: pCVE (provisional), iCVE (intel),
 # hCVE (honeypot), rCVE (research) (reference 1).
 _CVE_ID = re.compile(r"^([phir]?)cve-(\d{4})-(\d{4,})$", re.I)
@@ -111,6 +116,13 @@ def _excerpt(body, limit=200):
     return flat if len(flat) <= limit else flat[:limit - 3] + "..."
 
 
+def _short(value, limit=40):
+    """Return value for a log line: short scalars as they are, anything else as a short text excerpt."""
+    if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= limit):
+        return value
+    return _excerpt(value, limit) if isinstance(value, str) else f"<{type(value).__name__}>"
+
+
 def cve_id(value):
     """Return the normalised CVE (or pCVE/iCVE/hCVE/rCVE) id of value, or None if it is not one."""
     if not isinstance(value, str):
@@ -123,9 +135,12 @@ def cve_id(value):
 
 
 def to_row(entry):
-    """Return the lookup row of one CEWL entry; raise BadRecord if it has no valid CVE id."""
+    """Return the lookup row of one CEWL entry; raise BadRecord if it has no valid CVE id or exceeds the limits."""
     if not isinstance(entry, dict):
         raise BadRecord("row is not a JSON object", row=_excerpt(json.dumps(entry), 60))
+    if len(entry) > MAX_FIELDS:  # checked first: such a row is not worth reading
+        raise BadRecord(f"row has {len(entry)} fields, more than the {MAX_FIELDS} a CEWL row may have",
+                        cve=_short(entry.get("cve", entry.get("CVE"))), id_ref=_short(entry.get("id_ref")))
     fields = {}
     for key, value in entry.items():
         name = str(key).strip().lower()  # the spec writes "CVE", CTCI's own client reads "cve" (reference 4.3)
@@ -133,12 +148,21 @@ def to_row(entry):
             fields[name] = value
     cve = cve_id(fields.get("cve"))
     if cve is None:
-        raise BadRecord("row without a valid CVE id", cve=fields.get("cve"), id_ref=fields.get("id_ref"))
+        raise BadRecord("row without a valid CVE id", cve=_short(fields.get("cve")),
+                        id_ref=_short(fields.get("id_ref")))
     row = {"cve": cve}
-    for name, kind in FIELDS[1:]:
-        row[name] = _TYPED[kind](fields.get(name), name)
-    other = {k: v for k, v in fields.items() if k not in _KNOWN}
-    row[OTHER] = json.dumps(other, sort_keys=True, default=str) if other else None
+    try:
+        for name, kind in FIELDS[1:]:
+            row[name] = _TYPED[kind](fields.get(name), name)
+        other = {k: v for k, v in fields.items() if k not in _KNOWN}
+        row[OTHER] = json.dumps(other, sort_keys=True, default=str) if other else None
+    except RecursionError:  # a value nested almost as deep as the JSON reader allows
+        raise BadRecord("row nested too deeply to be written as JSON text", cve=_short(cve),
+                        id_ref=_short(fields.get("id_ref"))) from None
+    for name, value in row.items():
+        if isinstance(value, str) and len(value) > MAX_CELL:
+            raise BadRecord(f"{name} has {len(value)} characters, more than the {MAX_CELL} a Devo lookup cell may "
+                            "hold", cve=_short(cve), id_ref=_short(fields.get("id_ref")))
     return row
 
 
@@ -245,4 +269,4 @@ def obfuscated(row, fields, key):
 
 
 __all__ = ["download", "rows_of", "to_row", "cve_id", "parse_date", "iso", "obfuscated", "FIELDS", "OTHER",
-           "RESTRICTED", "SERVICE", "CREDENTIAL"]
+           "MAX_FIELDS", "MAX_CELL", "RESTRICTED", "SERVICE", "CREDENTIAL"]

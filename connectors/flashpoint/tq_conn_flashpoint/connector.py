@@ -7,6 +7,7 @@ import re
 from tq_conn_common import ConfigError, Connector, Param
 from tq_conn_common import collector, devo
 
+from tq_conn_flashpoint.flatten import MAX_CELL, MAX_DEPTH, MAX_KEYS
 from tq_conn_flashpoint.pull import run
 from tq_conn_flashpoint.settings import DEFAULT_LOOKUP_NAME, check_lookups, check_token
 from tq_conn_flashpoint.source import check_time
@@ -90,6 +91,11 @@ ERRORS = (
                "are: ...", "Set lookups.<type>.lookup_key to one of the keys listed; the other types were delivered."),
     ("exit 2", "The types 'a' and 'b' would both be delivered to the lookup X.",
      "Put {Type} in lookup_name or give each type its own lookup_name."),
+    ("skipped (exit 0)", f"Skipped indicator: indicator has more than {MAX_KEYS} keys / nested more than {MAX_DEPTH} "
+                         f"levels deep / key K has a name or value of N characters, more than the {MAX_CELL} a Devo "
+                         "lookup cell may hold",
+     "Nothing to set: that indicator is counted as skipped and the others of its type delivered; report its fpid to "
+     "Flashpoint."),
 )
 
 

@@ -3,31 +3,64 @@
 import json
 import sqlite3
 
+from tq_conn_common import BadRecord
+
 # Pipeline bookkeeping whose keys come and go with Flashpoint's enrichment versions (reference 3.4, 3.9):
 # left out so that a type's column set stays stable.
 BOOKKEEPING = ("_meta", "enrichments")
 
+# An indicator has about 20 to 40 keys, nested at most 5 deep (reference samples). Every key of every indicator
+# becomes a column of its type's lookup, and one oversized cell makes Devo refuse the whole upload, so an
+# indicator beyond these limits is skipped and counted rather than sent: the others of its type still arrive.
+MAX_KEYS = 1_000      # keys in one indicator, nested ones included
+MAX_DEPTH = 500       # levels of nested objects
+MAX_CELL = 102_400    # characters in one column name or value, under the 131,072 of a Devo lookup CSV field
+
 
 def flatten(doc, leave_out=BOOKKEEPING):
-    """Return doc as a one-level dict: nested objects as 'Deep_1.Deep_2.Key', each list as one JSON text."""
-    if isinstance(doc, dict) and set(doc) == {"Attribute"} and isinstance(doc["Attribute"], dict):
+    """Return doc as a one-level dict: nested objects as 'Deep_1.Deep_2.Key', each list as one JSON text.
+
+    Raises BadRecord if the document exceeds MAX_KEYS, MAX_DEPTH or MAX_CELL.
+    """
+    if isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get("Attribute"), dict):
         doc = doc["Attribute"]  # /indicators/simple wraps each attribute (reference 3.7)
     row = {}
-    _walk(doc, "", row, set(leave_out))
+    _walk(doc, "", row, set(leave_out), [0], 1, doc.get("fpid"))
     return row
 
 
-def _walk(obj, prefix, row, leave_out):
+def _walk(obj, prefix, row, leave_out, seen, depth, fpid):
+    if depth > MAX_DEPTH:
+        raise BadRecord(f"indicator nested more than {MAX_DEPTH} levels deep", fpid=_short(fpid))
     for key, value in obj.items():
         if not prefix and key in leave_out:
             continue
+        seen[0] += 1  # counted as they come, so that a huge document is refused without reading it all
+        if seen[0] > MAX_KEYS:
+            raise BadRecord(f"indicator has more than {MAX_KEYS} keys", fpid=_short(fpid))
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            _walk(value, name + ".", row, ())
-        elif isinstance(value, (list, tuple)):
-            row[name] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        else:
-            row[name] = value
+            _walk(value, name + ".", row, (), seen, depth + 1, fpid)
+            continue
+        if isinstance(value, (list, tuple)):
+            try:
+                value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            except RecursionError:  # a list nested almost as deep as the JSON reader allows
+                raise BadRecord(f"indicator nested too deeply: {_short(name)}", fpid=_short(fpid)) from None
+        for text in (name, value):
+            if isinstance(text, str) and len(text) > MAX_CELL:
+                raise BadRecord(f"indicator key {_short(name)} has a name or value of {len(text)} characters, "
+                                f"more than the {MAX_CELL} a Devo lookup cell may hold", fpid=_short(fpid))
+        row[name] = value
+
+
+def _short(value, limit=60):
+    """Return value for a log line: short scalars as they are, long text cut, anything else as its type."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    return value if len(value) <= limit else value[:limit - 3] + "..."
 
 
 def kind(value):
@@ -143,4 +176,4 @@ class Spool:
         self._db.close()
 
 
-__all__ = ["flatten", "Spool", "cell", "column_type", "kind", "BOOKKEEPING"]
+__all__ = ["flatten", "Spool", "cell", "column_type", "kind", "BOOKKEEPING", "MAX_KEYS", "MAX_DEPTH", "MAX_CELL"]

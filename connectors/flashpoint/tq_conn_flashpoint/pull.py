@@ -78,7 +78,13 @@ def _indicators(run, flashpoint, entry, name, initial, now):
             run.stats.received += 1
             if not isinstance(doc, dict):
                 run.skip(BadRecord("indicator that is not a JSON object", type=entry.type), "indicator")
-            elif not spool.add(flatten(doc)):
+                continue
+            try:
+                row = flatten(doc)
+            except BadRecord as bad:  # too many keys, too deep, a cell too large: Devo would refuse the lookup
+                run.skip(BadRecord(bad.reason, type=entry.type, **bad.context), "indicator")
+                continue
+            if not spool.add(row):
                 keyless += 1
                 examples += [doc.get("fpid")] if len(examples) < 20 else []
         if spool.received and entry.key not in spool.kinds:

@@ -1,15 +1,20 @@
 """to_row, rows_of and the date and id handling of the CTCI connector, on CTCI's published sample and its variants."""
 
+import csv
 import datetime
 import hashlib
 import hmac
 import json
 import os
+import re
 
 import pytest
+import yaml
 
 from tq_conn_common import BadRecord, SourceError
 from tq_conn_ctci import source
+from tq_conn_sandbox.services.ctci import TOKEN
+from tq_conn_sandbox.services.devo import DEFAULT_DOMAIN, DEFAULT_TOKEN
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
 
@@ -128,3 +133,78 @@ def test_obfuscation_is_a_keyed_hash_of_the_value():
 def test_parse_date_returns_aware_utc():
     when = source.parse_date("2020-07-06T00:00:00")
     assert when == datetime.datetime(2020, 7, 6, tzinfo=datetime.timezone.utc)
+
+
+# ---- the limits of one row: over them a row is a counted skip, never a refused upload ------------------------------
+
+def test_a_row_with_more_fields_than_the_limit_is_a_bad_record_naming_the_count():
+    entry = dict(sample(), **{f"c{i}": i for i in range(source.MAX_FIELDS)})
+    with pytest.raises(BadRecord, match=rf"row has {len(entry)} fields, more than the {source.MAX_FIELDS}") as caught:
+        source.to_row(entry)
+    assert caught.value.context == {"cve": "CVE-2020-5902", "id_ref": 320}
+
+
+def test_a_row_at_the_field_limit_keeps_its_unknown_fields():
+    entry = sample()
+    entry.update({f"c{i}": i for i in range(source.MAX_FIELDS - len(entry))})
+    assert len(entry) == source.MAX_FIELDS
+    assert len(json.loads(source.to_row(entry)["other_fields"])) == source.MAX_FIELDS - len(sample())
+
+
+@pytest.mark.parametrize("extra,column", [
+    ({"description": "d" * (source.MAX_CELL + 1)}, "description"),
+    ({"vendor": ["v" * 100] * 1100}, "vendor"),                                   # a list written as JSON text
+    ({f"note{i}": "n" * 1000 for i in range(110)}, "other_fields"),               # unknown fields together
+])
+def test_a_cell_over_the_size_limit_is_a_bad_record_naming_the_column(extra, column):
+    with pytest.raises(BadRecord, match=rf"^{column} has \d+ characters, more than the {source.MAX_CELL}") as caught:
+        source.to_row(dict(sample(), **extra))
+    assert caught.value.context["cve"] == "CVE-2020-5902"
+
+
+def test_a_cell_at_the_size_limit_is_kept_whole():
+    text = "d" * source.MAX_CELL
+    assert source.to_row(dict(sample(), description=text))["description"] == text
+
+
+def test_the_context_of_a_skipped_row_stays_short():
+    entry = {"cve": "x" * 10_000, "id_ref": {"a": 1}, **{f"c{i}": i for i in range(source.MAX_FIELDS)}}
+    with pytest.raises(BadRecord) as caught:
+        source.to_row(entry)
+    assert len(str(caught.value)) < 200 and "id_ref='<dict>'" in str(caught.value)
+
+
+def test_a_value_nested_too_deep_to_write_is_a_bad_record():
+    depth = 600
+    entry = dict(sample(), description=json.loads('{"a":' * depth + "1" + "}" * depth))
+
+    def deep(n):  # the rest of the run sits on the stack when to_row writes the value as JSON text
+        return deep(n - 1) if n else source.to_row(entry)
+
+    with pytest.raises(BadRecord, match="nested too deeply"):
+        deep(500)
+
+
+def test_the_cell_limit_fits_a_devo_lookup_csv_field():
+    # The Devo stand-in reads lookup CSV with Python's csv module: at most 128 KiB in one field.
+    assert source.MAX_CELL < csv.field_size_limit() == 128 * 1024
+
+
+@pytest.mark.e2e
+def test_rows_over_the_limits_are_skipped_and_the_rest_delivered(sandbox, cli, tmp_path):
+    at_limit = ('say "a,b"\n' * source.MAX_CELL)[:source.MAX_CELL]     # quotes and commas: CSV escaping at work
+    sandbox["ctci"].add_row(cve="CVE-2024-0001", description=at_limit)
+    sandbox["ctci"].add_row(cve="CVE-2024-0002", description="d" * (source.MAX_CELL + 1))
+    sandbox["ctci"].add_row(cve="CVE-2024-0003", **{f"c{i}": i for i in range(source.MAX_FIELDS)})
+    (tmp_path / "tq-conn-ctci.yaml").write_text(yaml.safe_dump({
+        "api_token": TOKEN, "api_base_url": sandbox.url("ctci"), "devo_transport": "rest",
+        "devo_lookups_url": sandbox.url("devo") + "/lookup-api", "devo_token": DEFAULT_TOKEN,
+        "devo_domain": DEFAULT_DOMAIN}))
+    result = cli("tq-conn-ctci", "-c", tmp_path, "-v", "2")
+    assert result.code == 0, result.both
+    assert "description has 102401 characters, more than the 102400 a Devo lookup cell may hold" in result.both
+    assert re.search(rf"Skipped CEWL row: row has 10\d\d fields, more than the {source.MAX_FIELDS} a CEWL row may have "
+                     r"\(cve='CVE-2024-0003', id_ref=\d+\)", result.both)
+    assert "skipped as invalid 2" in result.both
+    rows = {row["cve"]: row for row in sandbox["devo"].lookup("CTCI_CEWL")["rows"]}
+    assert len(rows) == 31 and rows["CVE-2024-0001"]["description"] == at_limit.strip()

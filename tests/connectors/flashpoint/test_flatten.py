@@ -1,11 +1,14 @@
 """Flattening of Flashpoint documents (recorded samples) and the per-lookup spool: columns, types, newest row."""
 
+import csv
 import json
 import os
+import time
 
 import pytest
 
-from tq_conn_flashpoint.flatten import Spool, cell, column_type, flatten
+from tq_conn_common import BadRecord
+from tq_conn_flashpoint.flatten import MAX_CELL, MAX_DEPTH, MAX_KEYS, Spool, cell, column_type, flatten
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
 
@@ -103,3 +106,71 @@ def test_the_spool_streams_many_rows():
             spool.add({"k": f"key-{i % 15_000}", "i": i})
         assert spool.kept == 15_000 and spool.duplicates == 5_000
         assert sum(1 for _ in spool.rows()) == 15_000
+
+
+# ---- the limits of one indicator: over them it is a counted skip, never a lookup of a million columns --------------
+
+def _doc(**more):
+    return {"fpid": "rel-1", "type": "domain", "value": {"domain": "a.example.com"}, **more}
+
+
+def test_an_indicator_with_more_keys_than_the_limit_is_a_bad_record():
+    with pytest.raises(BadRecord, match=f"^indicator has more than {MAX_KEYS} keys \\(fpid=.rel-1.\\)$") as caught:
+        flatten(_doc(**{f"k{i}": i for i in range(MAX_KEYS)}))
+    assert caught.value.context == {"fpid": "rel-1"}
+
+
+def test_nested_keys_count_towards_the_limit():
+    with pytest.raises(BadRecord, match="more than 1000 keys"):
+        flatten(_doc(Event={f"k{i}": {"x": i} for i in range(MAX_KEYS // 2)}))
+
+
+def test_an_indicator_at_the_key_limit_is_flattened_whole():
+    doc = _doc(**{f"k{i}": i for i in range(MAX_KEYS - 4)})           # fpid, type, value, value.domain
+    assert len(flatten(doc)) == MAX_KEYS - 1
+
+
+def test_a_huge_indicator_is_refused_without_reading_it_all():
+    doc = _doc(**{f"k{i}": {"deep": [i]} for i in range(300_000)})
+    started = time.perf_counter()
+    with pytest.raises(BadRecord):
+        flatten(doc)
+    assert time.perf_counter() - started < 0.5      # reading it all takes seconds
+
+
+def test_an_indicator_nested_deeper_than_the_limit_is_a_bad_record():
+    deep = json.loads('{"a":' * MAX_DEPTH + "1" + "}" * MAX_DEPTH)
+    with pytest.raises(BadRecord, match=f"^indicator nested more than {MAX_DEPTH} levels deep"):
+        flatten(_doc(Event=deep))
+    row = flatten(_doc(Event=json.loads('{"a":' * (MAX_DEPTH - 1) + "1" + "}" * (MAX_DEPTH - 1))))
+    assert row["Event" + ".a" * (MAX_DEPTH - 1)] == 1   # the document and 499 levels under it
+
+
+def test_a_list_nested_too_deep_to_write_is_a_bad_record():
+    doc = _doc(Event={"Tag": json.loads("[" * 600 + "]" * 600)})
+
+    def deep(n):  # the rest of the run sits on the stack when flatten writes the list as JSON text
+        return deep(n - 1) if n else flatten(doc)
+
+    with pytest.raises(BadRecord, match="indicator nested too deeply: Event.Tag"):
+        deep(500)
+
+
+@pytest.mark.parametrize("more,what", [
+    ({"comment": "c" * (MAX_CELL + 1)}, "comment"),
+    ({"Event": {"Tag": ["t" * 1000] * 110}}, "Event.Tag"),                   # a list, as its JSON text
+    ({"n" * (MAX_CELL + 1): 1}, "nnnn"),                                     # the column name itself
+])
+def test_a_key_or_value_over_the_cell_limit_is_a_bad_record(more, what):
+    with pytest.raises(BadRecord, match=f"^indicator key {what}.* characters, more than the {MAX_CELL}") as caught:
+        flatten(_doc(**more))
+    assert len(str(caught.value)) < 300
+
+
+def test_a_value_at_the_cell_limit_is_kept_whole():
+    assert flatten(_doc(comment="c" * MAX_CELL))["comment"] == "c" * MAX_CELL
+
+
+def test_the_cell_limit_fits_a_devo_lookup_csv_field():
+    # The Devo stand-in reads lookup CSV with Python's csv module: at most 128 KiB in one field.
+    assert MAX_CELL < csv.field_size_limit() == 128 * 1024
