@@ -1,9 +1,11 @@
 """The ThreatQ client: OAuth token, data collections, indicator paging, and the connector record behind the UI."""
 
 import gc
+import ipaddress
 import json
 import logging
 import queue
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -29,7 +31,8 @@ _DEFAULT_LIFETIME = 1800      # the vendor SDK renews after 30 minutes when expi
 _TIME = "%Y-%m-%d %H:%M:%S"   # ThreatQ timestamps: no zone, UTC (reference 1)
 
 
-def _check_host(value):
+def check_host(value):
+    """Param check of a ThreatQ host value: return it, or raise ValueError with the fix (see base_url)."""
     base_url(value)
     return value
 
@@ -37,7 +40,7 @@ def _check_host(value):
 def params():
     """Return the Params of a ThreatQ connection: the five first-run prompts, then optional settings."""
     return (
-        Param("threatq_host", "ThreatQ Host", required=True, prompt=True, check=_check_host,
+        Param("threatq_host", "ThreatQ Host", required=True, prompt=True, check=check_host,
               help="Host name or IP address of the ThreatQ API, as reachable from this host; a full URL such as "
                    "https://tq.example.com:8443 is accepted (https is used unless http:// is given)."),
         Param("threatq_client_id", "ThreatQ Client ID", required=True, prompt=True,
@@ -75,25 +78,56 @@ def params():
 
 
 def base_url(host):
-    """Return the API base URL (scheme://host[:port]/api/) of a ThreatQ Host value; raise ValueError if unusable."""
+    """Return the API base URL (scheme://host[:port]/api/) of a ThreatQ Host value; raise ValueError if unusable.
+
+    Accepted: a bare host name or IP address with an optional port (tq.example.com, 10.0.0.5:8443, [::1]:443,
+    optionally followed by /api), or an http:// or https:// URL. Anything else is refused with the fix.
+    """
     text = str(host or "").strip()
     if not text:
         raise ValueError("is empty; set the ThreatQ host name or IP address.")
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
+    example = "give a host name or IP address with an optional port (tq.example.com:8443), or an https:// URL"
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError(f"{_short(host)} contains spaces or control characters; {example}.")
+    bare = "://" not in text
+    try:
+        parts = urlsplit("https://" + text if bare else text)
+    except ValueError:        # an unclosed or invalid [IPv6] address
+        raise ValueError(f"{_short(host)} is not a host name or URL; {example}.") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"scheme {parts.scheme!r} is not supported; give a host name, or an https:// URL.")
-    if not parts.hostname or parts.query or parts.fragment or "@" in parts.netloc:
-        raise ValueError(f"{host!r} is not a host name or URL; give e.g. tq.example.com or https://10.0.0.5:8443.")
+        raise ValueError(f"scheme {parts.scheme!r} is not supported; {example}.")
+    path = parts.path.rstrip("/")
+    if (not parts.hostname or parts.query or parts.fragment or "@" in parts.netloc or "//" in parts.path
+            or "\\" in text or (bare and path not in ("", "/api")) or not _valid_hostname(parts)):
+        raise ValueError(f"{_short(host)} is not a host name or URL; {example}.")
     try:
         parts.port
     except ValueError:
-        raise ValueError(f"{host!r} has an invalid port; give e.g. tq.example.com:8443.") from None
-    path = parts.path.rstrip("/")
+        raise ValueError(f"{_short(host)} has an invalid port; give e.g. tq.example.com:8443.") from None
     if path.endswith("/api"):
         path = path[:-4]
     return f"{parts.scheme}://{parts.netloc}{path}/api/"
+
+
+_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
+
+
+def _valid_hostname(parts):
+    """Return True if the URL's host is an IP address in brackets, or a DNS name / IPv4 address."""
+    name = parts.hostname
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(name.split("%", 1)[0])
+        except ValueError:
+            return False
+        return True
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")
+    return len(name) <= 254 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def ui_base(hostname):
@@ -116,23 +150,25 @@ def indicator_link(base, indicator_id):
 # Reading indicators: the shapes ThreatQ sends differ by endpoint and version (reference sections 3 and 5).
 
 def name_of(value):
-    """Return the name of a type or status, sent as an object or (with fields=) as a plain string."""
-    if isinstance(value, dict):
-        return value.get("name")
-    return value
+    """Return the name of a type or status, sent as an object or (with fields=) as a plain string; None if odd."""
+    if type(value) is dict:
+        value = value.get("name")
+    if type(value) is str or value is None:
+        return value
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def score(indicator):
-    """Return the indicator's effective score as a number: manual if set, else generated; None if absent."""
+    """Return the indicator's effective score as a number: manual if set, else generated; None if absent or odd."""
     value = indicator.get("score")
     if isinstance(value, dict):
         manual = value.get("manual_score")
         value = manual if manual not in (None, "") else value.get("generated_score")
-    if value in (None, ""):
+    if value is None or value == "" or isinstance(value, (dict, list, bool)):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return int(number) if number.is_integer() else number
 
@@ -144,34 +180,60 @@ def attribute_values(indicator, *names):
 
 
 def attributes_by_name(indicator, names):
-    """Return {name: [values]} of the attributes with these exact names, in one pass, empty values left out."""
+    """Return {name: [values]} of the attributes with these exact names, in one pass, empty values left out.
+
+    Runs once per indicator on the export's hot path, so malformed shapes are caught by cheap type checks: attributes
+    that are not a list read as none, and an entry that is not an object, or whose name is not text or whose value
+    is not text or a number, is left out.
+    """
     found = {name: [] for name in names}
-    for item in indicator.get("attributes") or ():
-        if not isinstance(item, dict):
+    items = indicator.get("attributes")
+    if type(items) is not list:
+        return found
+    for item in items:
+        if type(item) is not dict:
             continue
-        values = found.get(item.get("name") or name_of(item.get("attribute")))
+        name = item.get("name") or name_of(item.get("attribute"))
+        if type(name) is not str:
+            continue
+        values = found.get(name)
         if values is None:
             continue
         value = item.get("value")
-        if value is None or value == "":
+        if type(value) is str:
+            value = value.strip()
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        else:
             continue
-        value = value.strip() if type(value) is str else str(value).strip()
         if value:
             values.append(value)
     return found
 
 
 def adversaries(indicator):
-    """Return the names of the indicator's related adversary objects (empty names left out)."""
+    """Return the names of the indicator's related adversary objects (empty or malformed names left out)."""
+    items = indicator.get("adversaries")
+    if type(items) is not list:
+        return []
     names = []
-    for item in indicator.get("adversaries") or ():
-        name = item.get("name") if isinstance(item, dict) else item
-        if name is None or name == "":
+    for item in items:
+        name = item.get("name") if type(item) is dict else item
+        if type(name) is str:
+            name = name.strip()
+        elif isinstance(name, (int, float)) and not isinstance(name, bool):
+            name = str(name)
+        else:
             continue
-        name = name.strip() if type(name) is str else str(name).strip()
         if name:
             names.append(name)
     return names
+
+
+def adversary_count(indicator):
+    """Return how many related adversary objects the indicator lists (0 if the list is absent or malformed)."""
+    items = indicator.get("adversaries")
+    return len(items) if type(items) is list else 0
 
 
 def unique(values):
@@ -512,7 +574,8 @@ class ThreatQ:
                 names = self._names.get(endpoint)
                 if names is None:
                     names = self._names[endpoint] = {str(x.get("id")): x.get("name")
-                                                     for x in _data_list(self.call("GET", endpoint))}
+                                                     for x in _data_list(self.call("GET", endpoint))
+                                                     if isinstance(x, dict)}
                 item[field] = {"id": item[f"{field}_id"], "name": names.get(str(item[f"{field}_id"]))}
 
     # Indicator statuses (reference section 4).
@@ -774,6 +837,7 @@ def record_run(run, count):
         log.warning("Delivered, but the run could not be recorded in ThreatQ: %s", exc.message)
 
 
-__all__ = ["ThreatQ", "TokenCache", "params", "base_url", "ui_base", "indicator_link", "name_of", "score",
-           "attribute_values", "attributes_by_name", "adversaries", "unique", "merge_definition", "field_values",
-           "client", "register", "on_configured", "remote_values", "record_run", "record_name", "WITH", "CONFIGURED"]
+__all__ = ["ThreatQ", "TokenCache", "params", "check_host", "base_url", "ui_base", "indicator_link", "name_of",
+           "score", "attribute_values", "attributes_by_name", "adversaries", "adversary_count", "unique",
+           "merge_definition", "field_values", "client", "register", "on_configured", "remote_values", "record_run",
+           "record_name", "WITH", "CONFIGURED"]

@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from tq_conn_common import config as cfg
 from tq_conn_common import threatq
 from tq_conn_common.config import Secret
 from tq_conn_common.errors import AuthError, ConfigError, SourceError
@@ -57,12 +58,36 @@ def test_the_host_may_be_bare_or_a_url(host, expected):
     assert threatq.base_url(host) == expected
 
 
+@pytest.mark.parametrize("host,expected", [
+    ("[::1]:8443", "https://[::1]:8443/api/"),
+    ("tq.example.com/api/", "https://tq.example.com/api/"),
+    ("https://tq.example.com/proxy/tq", "https://tq.example.com/proxy/tq/api/"),
+    ("tq-1.corp_lab.local.", "https://tq-1.corp_lab.local./api/"),
+])
+def test_ipv6_a_trailing_api_and_a_proxied_path_are_accepted(host, expected):
+    assert threatq.base_url(host) == expected
+
+
 @pytest.mark.parametrize("host", ["", "ftp://tq.example.com", "https://", "tq.example.com:99999",
-                                  "https://user:pw@tq.example.com"])
+                                  "https://user:pw@tq.example.com", "ftp//nowhere example", "ftp//nowhere",
+                                  "tq.example.com/x", "tq example.com", "tq.example\t.com", "http://a/b//c",
+                                  "-tq.example.com", "tq..example.com", "[zz]", "http://[::1", "x" * 300,
+                                  "https://tq.example.com?x=1", "tq.example.com#top", "tq\x00.example.com"])
 def test_an_unusable_host_is_refused_with_the_fix(host):
     with pytest.raises(ValueError) as caught:
         threatq.base_url(host)
     assert "; " in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+def test_a_mistyped_host_in_the_config_names_threatq_host_and_the_fix():
+    param = next(p for p in threatq.params() if p.key == "threatq_host")
+    value, problem = cfg.check_value(param, "ftp//nowhere example")
+    assert value is None
+    assert problem.startswith("ThreatQ Host (threatq_host): 'ftp//nowhere example' contains spaces")
+    assert "https:// URL" in problem
+    assert cfg.check_value(param, "ftp://tq.example.com")[1].startswith("ThreatQ Host (threatq_host): scheme 'ftp'")
+    assert cfg.check_value(param, "tq.example.com:8443") == ("tq.example.com:8443", None)
 
 
 def test_links_go_to_the_ui_host():
@@ -332,8 +357,8 @@ def test_score_is_manual_if_set_else_generated(score, expected):
 def test_attribute_values_skip_empty_ones_and_keep_the_order_of_names():
     indicator = {"attributes": [
         {"name": "Related Actor", "value": "C"}, {"name": "Actor", "value": "A"}, {"name": "", "value": ""},
-        {"name": "Actor", "value": "  "}, {"name": "Actor", "value": "B"}, {"attribute": {"name": "Actor"},
-                                                                             "value": "D"}, "junk"]}
+        {"name": "Actor", "value": "  "}, {"name": "Actor", "value": "B"},
+        {"attribute": {"name": "Actor"}, "value": "D"}, "junk"]}
     assert threatq.attribute_values(indicator, "Actor", "Related Actor") == ["A", "B", "D", "C"]
     assert threatq.attributes_by_name(indicator, ("Actor", "Related Actor", "Threat Type")) == {
         "Actor": ["A", "B", "D"], "Related Actor": ["C"], "Threat Type": []}
@@ -341,6 +366,48 @@ def test_attribute_values_skip_empty_ones_and_keep_the_order_of_names():
                                     "Score") == ["0"]
     assert threatq.adversaries({"adversaries": [{"name": "X"}, {"name": ""}, {"id": 3}]}) == ["X"]
     assert threatq.name_of({"name": "FQDN"}) == "FQDN" and threatq.name_of("FQDN") == "FQDN"
+
+
+@pytest.mark.parametrize("attributes", [5, "x", {"name": "Actor", "value": "A"}, True, 1.5, None])
+def test_attributes_that_are_not_a_list_read_as_none(attributes):
+    indicator = {"attributes": attributes}
+    assert threatq.attributes_by_name(indicator, ("Actor",)) == {"Actor": []}
+    assert threatq.attribute_values(indicator, "Actor") == []
+
+
+def test_malformed_attribute_entries_are_left_out_and_the_rest_read():
+    indicator = {"attributes": [
+        {"name": {"x": 1}, "value": "object name"}, {"name": ["Actor"], "value": "list name"}, 7, None, ["Actor"],
+        {"attribute": {"name": {"deeper": 1}}, "value": "object attribute name"}, {"attribute": ["Actor"]},
+        {"name": "Actor", "value": {"nested": "v"}}, {"name": "Actor", "value": ["v"]}, {"name": "Actor"},
+        {"name": "Actor", "value": 42}, {"name": "Actor", "value": " kept "}, {"attribute": "Actor", "value": "str"}]}
+    assert threatq.attribute_values(indicator, "Actor") == ["42", "kept", "str"]
+
+
+@pytest.mark.parametrize("adversaries", [5, "APT28", {"name": "APT28"}, None])
+def test_adversaries_that_are_not_a_list_read_as_none(adversaries):
+    indicator = {"adversaries": adversaries}
+    assert threatq.adversaries(indicator) == [] and threatq.adversary_count(indicator) == 0
+
+
+def test_malformed_adversary_entries_are_left_out():
+    indicator = {"adversaries": [{"name": ["x"]}, {"name": {"a": 1}}, 5, "  Turla ", None, [1], {"name": True},
+                                 {"name": " APT28 "}]}
+    assert threatq.adversaries(indicator) == ["5", "Turla", "APT28"]
+    assert threatq.adversary_count(indicator) == 8
+
+
+@pytest.mark.parametrize("value,expected", [
+    ({"name": {"x": 1}}, None), (["FQDN"], None), ({"name": ["FQDN"]}, None), (7, "7"), (True, None), (None, None),
+    ({"id": 3}, None)])
+def test_a_type_or_status_of_odd_shape_reads_as_none_or_text(value, expected):
+    assert threatq.name_of(value) == expected
+
+
+@pytest.mark.parametrize("score", [{"manual_score": [1]}, {"generated_score": {"a": 1}}, [5], {"manual_score": True},
+                                   10 ** 400, "1e999x", {"manual_score": {"x": 1}, "generated_score": "3"}])
+def test_a_score_of_odd_shape_reads_as_none(score):
+    assert threatq.score({"score": score}) is None
 
 
 # The connector record (reference section 9).

@@ -15,7 +15,7 @@ UI_PARAMS = tuple(replace(_DEVO[key], ui=True) for key in _DEVO_UI) + (
           help="Name of the Devo lookup the IOCs are pushed to (letters, digits and underscore)." + _UI_HELP),
     Param("collection_name", "ThreatQ Data Collection Name", required=True, ui=True,
           help="Exact name (case-sensitive) of the ThreatQ data collection holding the IOCs to export." + _UI_HELP),
-    Param("threatq_hostname", "ThreatQ Hostname", ui=True,
+    Param("threatq_hostname", "ThreatQ Hostname", ui=True, check=threatq.check_host,
           help="Host name or IP of your ThreatQ instance as users reach it, for the links back to ThreatQ in the "
                "lookup (https unless http:// is given). Default: ThreatQ Host."),
     Param("batch_size", "Batch Size", type=int, default=1000, range=(1, 10000), ui=True,

@@ -1,6 +1,7 @@
 """One run: page the ThreatQ data collection, map each indicator to a lookup row, replace the Devo lookup."""
 
 import logging
+import reprlib
 import time
 from functools import partial
 
@@ -13,6 +14,8 @@ ADVERSARY_ATTRIBUTES = ("Actor", "Related Adversary", "Related Actor")
 SEPARATOR = ", "
 _ATTRIBUTES = ("Attack Phase", "Threat Type", *ADVERSARY_ATTRIBUTES)
 _ACTOR, _ADVERSARY, _RELATED = ADVERSARY_ATTRIBUTES
+_SHORT = reprlib.Repr()    # what a skipped record shows of itself: bounded, however large the record
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxstring, _SHORT.maxother = 2, 3, 3, 40, 40
 
 
 def run(run):
@@ -32,8 +35,16 @@ def run(run):
 
 
 def to_row(indicator, links):
-    """Return the lookup row of one ThreatQ indicator; raise BadRecord if it has no value."""
-    value = str(indicator.get("value") or "").strip()
+    """Return the lookup row of one ThreatQ indicator; raise BadRecord if it is not an object or has no value."""
+    if type(indicator) is not dict:
+        raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
+    value = indicator.get("value")
+    if type(value) is str:
+        value = value.strip()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    elif value is not None:
+        raise BadRecord(f"indicator whose value is a {type(value).__name__}, not text", id=indicator.get("id"))
     if not value:
         raise BadRecord("indicator with an empty value", id=indicator.get("id"))
     found = threatq.attributes_by_name(indicator, _ATTRIBUTES)
@@ -47,10 +58,15 @@ def to_row(indicator, links):
         "attack_phase": _joined(found["Attack Phase"]),
         "threat_type": _joined(found["Threat Type"]),
         "adversary": _joined(adversaries),
-        "has_adversary": len(indicator.get("adversaries") or ()),
-        "created_at": indicator.get("created_at"),
-        "updated_at": indicator.get("updated_at"),
+        "has_adversary": threatq.adversary_count(indicator),
+        "created_at": _stamp(indicator.get("created_at")),
+        "updated_at": _stamp(indicator.get("updated_at")),
     }
+
+
+def _stamp(value):
+    """Return a ThreatQ timestamp as sent (text), or None when it is missing or not text."""
+    return value if type(value) is str else None
 
 
 def _joined(values):

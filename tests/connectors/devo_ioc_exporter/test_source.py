@@ -89,6 +89,52 @@ def test_an_empty_value_is_a_bad_record(value):
     assert caught.value.context == {"id": 5}
 
 
+@pytest.mark.parametrize("item", ["a string", 5, None, ["a.example.com"], 1.5, True])
+def test_an_indicator_that_is_not_an_object_is_a_bad_record(item):
+    with pytest.raises(BadRecord) as caught:
+        row(item)
+    assert caught.value.reason.startswith(f"not an indicator object but {type(item).__name__} ")
+
+
+def test_a_huge_non_object_is_shown_short_in_the_reason():
+    with pytest.raises(BadRecord) as caught:
+        row(["x" * 100_000] * 1000)
+    assert len(str(caught.value)) < 200
+
+
+@pytest.mark.parametrize("value", [{"v": "a.example.com"}, ["a.example.com"], True])
+def test_a_value_that_is_not_text_is_a_bad_record(value):
+    with pytest.raises(BadRecord, match="value is a .*, not text") as caught:
+        row(indicator(value=value))
+    assert caught.value.context == {"id": 5}
+
+
+def test_a_numeric_value_is_kept_as_text():
+    assert row(indicator(value=12345))["value"] == "12345"
+
+
+def test_odd_shapes_inside_an_indicator_read_as_empty_and_the_row_is_kept():
+    got = row(indicator(attributes=[{"name": {"x": 1}, "value": "v"}, 7, attr("Threat Type", "Phishing")],
+                        adversaries=[{"name": ["x"]}, 5], score={"manual_score": [1]}, type={"name": {"a": 1}},
+                        status=["Active"], created_at={"date": 1}, updated_at=20240101))
+    assert got["value"] == "evil.example" and got["threat_type"] == "Phishing" and got["adversary"] == "5"
+    assert got["has_adversary"] == 2 and got["score"] is None
+    assert got["type"] is None and got["status"] is None
+    assert got["created_at"] is None and got["updated_at"] is None
+    for attributes in (5, "x", None):
+        got = row(indicator(attributes=attributes, adversaries=attributes))
+        assert (got["attack_phase"], got["adversary"], got["has_adversary"]) == ("", "", 0)
+
+
+def test_run_records_counts_non_objects_as_skipped():
+    from tq_conn_common.cli import Run
+    run = Run.__new__(Run)
+    run.stats = Stats()
+    rows = list(run.records(["a string", 5, None, indicator()], lambda item: row(item), "indicator"))
+    assert [r["value"] for r in rows] == ["evil.example"]
+    assert (run.stats.received, run.stats.skipped) == (4, 3)
+
+
 class FakeRun:
     def __init__(self):
         self.stats = Stats()
