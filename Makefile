@@ -43,6 +43,7 @@ demo: install
 	$(BIN)/python -m tq_conn_sandbox.demo
 
 bench: install
+	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	$(BIN)/python bench/run.py
 
 dev: venv
