@@ -1,5 +1,6 @@
 """Devo Lookups REST API transport: deploy-csv uploads streamed from a spooled temporary file, then job polling."""
 
+import itertools
 import json
 import logging
 import tempfile
@@ -18,6 +19,8 @@ REST_TYPES = {"str": "STRING", "int": "INT8", "int8": "INT8", "int4": "INT4", "f
               "ip4": "IP4"}
 SPOOL_MEMORY = 4 * 1024 * 1024   # rows stay in memory up to this size, then the spool moves to disk
 READ_SIZE = 256 * 1024
+WRITE_ROWS = 1024   # rows written to the spool together
+_CONTROL = bytes(range(32)) + b"\x7f"   # the ASCII characters that are not printable
 
 
 def csv_field(value):
@@ -33,6 +36,25 @@ def csv_field(value):
 def csv_line(values):
     """Return one CSV line (newline-terminated) of text values."""
     return ",".join(map(csv_field, values)) + "\n"
+
+
+def csv_lines(rows):
+    """Return the CSV lines of rows (tuples of text values, all of one width), as csv_line writes each of them.
+
+    The usual batch, where no value needs quotes, is checked and joined whole: a value needs quotes when it is empty,
+    not printable ASCII, or holds a comma or a quote or begins or ends with a space; with no comma in any value, the
+    commas of the joined batch are the separators, so each of those shows in the joined text.
+    """
+    if not rows:
+        return ""
+    values = list(itertools.chain.from_iterable(rows))
+    joined = ",".join(values)
+    if ("" not in values and joined.isascii() and '"' not in joined
+            and joined.count(",") == len(values) - 1
+            and len(joined.encode("ascii").translate(None, _CONTROL)) == len(joined)
+            and ", " not in joined and " ," not in joined and joined[0] != " " and joined[-1] != " "):
+        return "\n".join(map(",".join, rows)) + "\n"
+    return "".join(map(csv_line, rows))
 
 
 class _Multipart:
@@ -88,9 +110,13 @@ def upload(run, spec, name, values, mode, allow_empty=False):
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, mode="w+b", prefix="tq-conn-devo-") as spool:
         spool.write(csv_line([c.name for c in spec.columns]).encode("utf-8"))
         count = 0
-        for row in values:
-            spool.write(csv_line(row).encode("utf-8"))
-            count += 1
+        values = iter(values)
+        while True:
+            rows = list(itertools.islice(values, WRITE_ROWS))
+            if not rows:
+                break
+            spool.write(csv_lines(rows).encode("utf-8"))
+            count += len(rows)
         log.info("Spooled %d rows for lookup %s (%d bytes).", count, name, spool.tell())
         if count == 0 and (mode != "replace" or not allow_empty):
             log.warning("No rows to %s in lookup %s; it was left unchanged.", mode, name)
@@ -218,4 +244,4 @@ def _wait(client, path, name, job, timeout):
         pause = min(pause * 2, 5.0)
 
 
-__all__ = ["upload", "deploy_config", "csv_field", "csv_line", "REST_TYPES"]
+__all__ = ["upload", "deploy_config", "csv_field", "csv_line", "csv_lines", "REST_TYPES"]

@@ -238,6 +238,16 @@ def test_csv_fields_read_back_unchanged():
     assert devo_rest.csv_field("") == '""' and devo_rest.csv_field("plain") == "plain"
 
 
+def test_batches_of_csv_lines_are_what_csv_line_writes_row_by_row():
+    plain = [("1.2.3.4", "85", "3/77", "Recent DDoS; Current C&C Server", "Current C&C Server", "Malicious")] * 3
+    assert devo_rest.csv_lines(plain) == "".join(map(devo_rest.csv_line, plain))
+    assert "".join(map(devo_rest.csv_line, plain)).count('"') == 0    # the usual batch needs no quotes
+    for value in AWKWARD + ["x ", " x", "\x7f", "~"]:
+        for rows in ([("a", value, "b")], [(value, "a", "b"), ("c", "d", value)], [("a", "b", "c"), (value, "", "x")]):
+            assert devo_rest.csv_lines(rows) == "".join(map(devo_rest.csv_line, rows)), rows
+    assert devo_rest.csv_lines([]) == "" and devo_rest.csv_lines([("",)]) == '""\n'
+
+
 def test_wire_rows_put_the_key_first_and_read_back_unchanged():
     values = [v for v in AWKWARD if "\\n" not in v]
     kinds = ["str"] * len(values)

@@ -119,6 +119,19 @@ def test_typed_values_are_typed_in_devo(sandbox, tmp_path, transport):
     assert view["rows"] == [{"ip": "10.0.0.1", "n": -5, "big": 2 ** 40, "when": "2025-01-31T00:00:00+00:00"}]
 
 
+def test_rows_as_tuples_in_column_order_land_as_dicts_do(sandbox, tmp_path, transport):
+    names = [c.name for c in SPEC.columns]
+    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
+    tuples = [tuple(row.get(n) for n in names) for row in ROWS] + [("", "no key", 1, 1.0, True)]
+    many = [(f"10.0.{i >> 8}.{i & 255}", "IP Address", str(i), "0.5", "true") for i in range(3000)]
+    assert devo.deliver(run, SPEC, iter(tuples + many)) == 3 + 3000    # in batches; the keyless row skipped
+    landed = rows_of(sandbox)
+    assert [r for r in landed if r["type"] != "IP Address" or r["value"] == "1.2.3.4"] == expected(ROWS)
+    assert len(landed) == 3003 and run.stats.skipped == 1
+    with pytest.raises(ValueError, match="must have 5 values"):
+        devo.deliver(run, SPEC, iter([("too", "short")]))
+
+
 def test_duplicates_first_wins_and_rows_without_key_are_skipped(sandbox, tmp_path, transport):
     run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
     rows = [ROWS[0], {**ROWS[0], "type": "second"}, {"value": "", "type": "no key"}, {"type": "none"}, ROWS[1]]

@@ -152,6 +152,8 @@ def test_ip_lists_are_split_into_ipv4_and_ipv6_lookups(configure, rf, sandbox):
         assert all(ipaddress.ip_network(n, strict=False).version == 6 for n in v6)
         assert len(v4) + len(v6) == len(published(sandbox, kind))
     assert any("/" in name for name in lookup(sandbox, LOOKUPS["ip"][0]))     # CIDR ranges kept, as IPv4
+    # One download per list: the IPv6 rows waited in a temporary file while the IPv4 rows were uploaded.
+    assert sorted(rf_calls(sandbox, "GET")) == [("GET", GET_PATHS[FUSION]), ("GET", GET_PATHS["ip"])]
 
 
 def test_a_list_without_ipv6_rows_empties_the_ipv6_lookup_in_one_download(configure, rf, sandbox):

@@ -186,3 +186,17 @@ def test_a_large_list_is_streamed_cheaply(sandbox, rf):
     lines = sum(1 for _ in gzip.GzipFile(fileobj=response.raw))
     assert lines == 100_001
     assert time.monotonic() - started < 30
+
+
+def test_a_compressed_list_is_kept_for_the_next_request_until_it_changes(sandbox, rf):
+    service = sandbox["recorded_future"]
+    service.configure("ip", rows=2000, ipv6_every=5)
+    first = get(rf + "/v2/ip/risklist?gzip=true").content
+    assert len(service._compressed) == 1
+    assert get(rf + "/v2/ip/risklist?gzip=true").content == first          # the kept bytes
+    assert gzip.decompress(first) == get(rf + "/v2/ip/risklist").content   # the same list as the plain body
+    service.touch("ip")
+    second = get(rf + "/v2/ip/risklist?gzip=true").content
+    assert second != first and len(service._compressed) == 2
+    assert table(gzip.decompress(get(rf + "/v2/ip/risklist?gzip=true&list=cncServer").content)) != \
+        table(gzip.decompress(second))   # a rule-named list is another body

@@ -42,8 +42,8 @@ LOOKUP_NAMES = {
              ("ukraine_russia_ipv6_lookup", "Recorded_Future_IPv6_Public_Ukranie_Russia_List",
               "Ukraine/Russia IPv6 Lookup Name")),
 }
-_COLUMNS = (Column("Name"), Column("Risk", "int"), Column("RiskString"), Column("Rules"), Column("CriticalRule"),
-            Column("CriticalityLabel"))
+# The columns in the order of source.rows()'s tuples: source.COLUMNS, Risk an integer; hash lists add Algorithm.
+_COLUMNS = tuple(Column(name, "int" if name == "Risk" else "str") for name in source.COLUMNS)
 SPECS = {kind: tuple(LookupSpec(key="Name", name_from=key,
                                 columns=_COLUMNS + ((Column("Algorithm"),) if kind == "hash" else ()))
                      for key, _, _ in names)
@@ -260,10 +260,13 @@ def _pull(run, client, kind, entry, when):
     min_risk = (config.min_risk or {}).get(kind, 0)
     split = len(specs) == 2
     counts = {}
-    with source.Download(client, url, kind) as download:
+    # One download: the IPv4 rows stream to their lookup, the IPv6 rows (the smaller share) wait in a private spool,
+    # deleted when it closes, failure or not.
+    with source.Spool() as ipv6, source.Download(client, url, kind) as download:
         etag = download.etag or announced
         tally = source.Tally()
-        rows = source.rows(run, download.lines(), kind, tally, min_risk, version=4 if split else None)
+        rows = source.rows(run, download.chunks(), kind, tally, min_risk, version=4 if split else None,
+                           aside=ipv6.add if split else None)
         first = next(rows, None)
         if first is None and tally.rejected and not tally.valid:
             raise source.ListFailed(
@@ -272,8 +275,9 @@ def _pull(run, client, kind, entry, when):
                 f"(first: {tally.first_problem}); {' and '.join(names)} were left as they were. Check base_url "
                 "and risk_list.")
         counts[names[0]] = _deliver(run, specs[0], itertools.chain([first] if first else [], rows))
-    if split:
-        counts[names[1]] = _second_pass(run, client, url, kind, tally, min_risk, specs[1])
+        download.close()
+        if split:
+            counts[names[1]] = _deliver(run, specs[1], ipv6.rows())
     if tally.rejected:
         log.warning("%s: %d of %d rows failed validation and were skipped.", kind, tally.rejected, tally.rows)
     if tally.malformed:
@@ -283,16 +287,6 @@ def _pull(run, client, kind, entry, when):
         log.info("%s: %d rows scored below min_risk %d were left out.", kind, tally.below, min_risk)
     log.info("%s: %s.", kind, ", ".join(f"{count} rows to {name}" for name, count in counts.items()))
     return {"pulled_at": stamp, "etag": etag, "fingerprint": fingerprint, "rows": counts}
-
-
-def _second_pass(run, client, url, kind, tally, min_risk, spec):
-    """Deliver the IPv6 rows of a list: a second streamed download, so memory stays flat (none: an empty lookup)."""
-    if not tally.ipv6:
-        return _deliver(run, spec, iter(()))
-    with source.Download(client, url, kind) as download:
-        again = source.Tally()
-        rows = source.rows(run, download.lines(), kind, again, min_risk, version=6, count=False)
-        return _deliver(run, spec, rows)
 
 
 def _deliver(run, spec, rows):

@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import operator
+import re
 import time
 import zlib
 from email.utils import formatdate
@@ -103,6 +105,7 @@ _BAD_NAMES = {"ip": "999.12.0.{i}", "domain": "bad domain {i}!", "hash": "zz{i}-
               "vulnerability": "VULN-{i}"}
 _NAME_MARK, _TIME_MARK = "\x00N\x00", "\x00T\x00"
 _CHUNK_ROWS = 500
+_KEEP_COMPRESSED = 128 << 20   # bytes of gzip bodies kept for the next request of the same list
 
 # Defaults of a list; override per list with configure() or POST /_sandbox/recorded_future/lists.
 DEFAULTS = {
@@ -155,6 +158,31 @@ def _item_template(rule, generation, h):
     return _csv_escape(text.replace("\\u0000N\\u0000", _NAME_MARK).replace("\\u0000T\\u0000", _TIME_MARK))
 
 
+_PLACES = {"n": 0, "r": 1, "t": 2, "a": 3}   # the values of a row: name, risk, timestamp, algorithm
+_PLACE = re.compile(r"%\((\w)\)[sd]|%%")
+
+
+def _compiled(template):
+    """Return a %-template of a line as (pieces, pick): its literal text with a slot between each two pieces, and a
+    function picking the value of each slot from (name, risk, timestamp, algorithm); quicker than % for long lines."""
+    pieces, order, at = [], [], 0
+    text = []
+    for match in _PLACE.finditer(template):
+        text.append(template[at:match.start()])
+        at = match.end()
+        if match.group(1) is None:
+            text.append("%")
+            continue
+        pieces.append("".join(text))
+        text = []
+        pieces.append(None)
+        order.append(_PLACES[match.group(1)])
+    text.append(template[at:])
+    pieces.append("".join(text))
+    pick = operator.itemgetter(*order) if len(order) > 1 else (lambda values: (values[order[0]],))
+    return pieces, pick
+
+
 class RiskList:
     """One deterministic list: the same options and version always give the same bytes."""
 
@@ -176,9 +204,10 @@ class RiskList:
                         joined = ", ".join(items[(first + k) % len(items)] for k in range(count))
                         cell = ('{""EvidenceDetails"": [' + joined.replace(_NAME_MARK, "%(n)s")
                                 .replace(_TIME_MARK, "%(t)s") + ']}')
-                        self._lines[gen, h, first, count] = self._line(["%(n)s", "%(r)d", f"{count}/{available}",
-                                                                        cell])
+                        self._lines[gen, h, first, count] = _compiled(
+                            self._line(["%(n)s", "%(r)d", f"{count}/{available}", cell]))
         self._rule_count = len(rules)
+        self._rules = tuple(rules)
 
     def _line(self, fields):
         """Return one CSV line of fields (already escaped), with the hash list's Algorithm column in its place."""
@@ -186,6 +215,10 @@ class RiskList:
             fields = list(fields)
             fields.insert(1 if self.options["algorithm_column"] == "second" else 4, "%(a)s")
         return '"' + '","'.join(fields) + '"\n'
+
+    def identity(self):
+        """Return what decides the bytes of the list: its key, version, options and rules."""
+        return self.key, self.kind, self.version, json.dumps(self.options, sort_keys=True), self._rules
 
     def etag(self, length=32):
         digest = hashlib.sha256(json.dumps([self.key, self.version, self.options], sort_keys=True).encode())
@@ -236,23 +269,28 @@ class RiskList:
         count = 1 + (h >> 3) % min(3, self._rule_count)
         first = (h >> 6) % self._rule_count
         floor = o["risk_floor"]
-        values = {"n": name, "r": floor + (h >> 9) % (100 - floor), "a": algorithm or "SHA-256",
-                  "t": _TIMESTAMPS[(h >> 4) % len(_TIMESTAMPS)]}
+        values = (name, str(floor + (h >> 9) % (100 - floor)), _TIMESTAMPS[(h >> 4) % len(_TIMESTAMPS)],
+                  algorithm or "SHA-256")
         if o["malformed_evidence_every"] and i % o["malformed_evidence_every"] == 0:
             # single quotes: not JSON (XSOAR's test body)
-            line = self._line(["%(n)s", "%(r)d", f"{count}/{RULES_AVAILABLE[self.kind]}", "{'EvidenceDetails': []}"])
-            return line % values
-        return self._lines[generation, h % 3, first, count] % values
+            pieces, pick = _compiled(self._line(["%(n)s", "%(r)d", f"{count}/{RULES_AVAILABLE[self.kind]}",
+                                                 "{'EvidenceDetails': []}"]))
+        else:
+            pieces, pick = self._lines[generation, h % 3, first, count]
+        pieces = pieces.copy()
+        pieces[1::2] = pick(values)
+        return "".join(pieces)
 
     def chunks(self):
         """Yield the CSV body in byte chunks of a few hundred rows."""
         yield self.header().encode("utf-8")
         rows = self.options["rows"]
         slow = float(self.options["slow"] or 0)
+        row = self.row
         for start in range(0, rows, _CHUNK_ROWS):
             if slow:
                 time.sleep(slow)
-            yield "".join(self.row(i) for i in range(start, min(rows, start + _CHUNK_ROWS))).encode("utf-8")
+            yield "".join([row(i) for i in range(start, min(rows, start + _CHUNK_ROWS))]).encode("utf-8")
 
 
 def _gzip_stream(chunks):
@@ -287,6 +325,7 @@ class RecordedFuture(Service):
     TOKEN = TOKEN
 
     def reset(self):
+        self._compressed = {}   # identity of a list -> its gzip body in pieces, oldest first
         self.tokens = {TOKEN}
         self.lists = {}
         self.versions = {}
@@ -356,11 +395,32 @@ class RecordedFuture(Service):
             stream = _gzip_stream(body)
             if rlist.options["corrupt_gzip"]:
                 stream = _corrupted(stream)
+            elif not rlist.options["slow"]:
+                stream = self._kept(rlist, stream)
             return Response(stream, headers=headers, content_type="application/gzip")
         if rlist.options["content_encoding"] and "gzip" in (request.headers.get("Accept-Encoding") or ""):
             headers["Content-Encoding"] = "gzip"
             body = _gzip_stream(body)
         return Response(body, headers=headers, content_type=content_type)
+
+    def _kept(self, rlist, stream):
+        """Yield a compressed body: the one kept from an earlier request for the same list, else stream, kept at its
+        end (a list is the same bytes for the same options and version; a million rows take 5 s to compress and
+        44 MB kept)."""
+        identity = rlist.identity()
+        with self.lock:
+            kept = self._compressed.get(identity)
+        if kept is not None:
+            yield from kept
+            return
+        pieces = []
+        for piece in stream:
+            pieces.append(piece)
+            yield piece
+        with self.lock:
+            self._compressed[identity] = pieces
+            while sum(len(p) for body in self._compressed.values() for p in body) > _KEEP_COMPRESSED:
+                self._compressed.pop(next(iter(self._compressed)))
 
     @route("GET", r"^/v2/(?P<kind>ip|domain|hash|url|vulnerability)/risklist/?$")
     def risklist(self, request, kind):

@@ -32,10 +32,14 @@ def sample(name):
 
 
 def parse(body, kind, **options):
-    """Return (rows, tally, run) of a body."""
+    """Return (rows as dicts by column name, tally, run) of a body given line by line."""
     run, tally = FakeRun(), source.Tally()
-    rows = list(source.rows(run, iter(io.BytesIO(body)), kind, tally, **options))
+    rows = [as_dict(row) for row in source.rows(run, iter(io.BytesIO(body)), kind, tally, **options)]
     return rows, tally, run
+
+
+def as_dict(row):
+    return dict(zip(source.COLUMNS + ("Algorithm",), row))
 
 
 # ---- the recorded samples ----------------------------------------------------------------------------------------
@@ -44,12 +48,12 @@ def test_domain_list_rows_carry_name_risk_and_the_rules_of_their_evidence():
     rows, tally, run = parse(sample("risklist_domain_csv_splunk.csv"), "domain")
     assert tally.rows == tally.valid == len(rows) == 8 and not run.skipped
     first = rows[0]
-    assert first["Name"] == "ubykou33.top" and first["Risk"] == 67 and first["RiskString"] == "4/52"
+    assert first["Name"] == "ubykou33.top" and first["Risk"] == "67" and first["RiskString"] == "4/52"
     assert first["Rules"] == ("Historical Suspected C&C DNS Name; Historically Detected Malware Operation; "
                               "Historically Suspected Malware Operation; Recently Detected Malware Operation")
     assert first["CriticalRule"] == "Recently Detected Malware Operation"
     assert first["CriticalityLabel"] == "Malicious"
-    assert all(isinstance(r["Risk"], int) for r in rows)
+    assert all(r["Risk"] == str(int(r["Risk"])) for r in rows)
     assert run.stats.received == 8
 
 
@@ -84,13 +88,13 @@ def test_hash_list_reads_algorithm_by_header_name_in_either_position(second):
     rows, tally, _ = parse(body, "hash")
     assert tally.valid == 1
     assert rows[0]["Name"] == "63212aa8c94098a844945ed1611389b2e1c9dc3906a5ba9d7d0d320344213f4f"
-    assert rows[0]["Algorithm"] == "SHA-256" and rows[0]["Risk"] == 75 and rows[0]["RiskString"] == "2/17"
+    assert rows[0]["Algorithm"] == "SHA-256" and rows[0]["Risk"] == "75" and rows[0]["RiskString"] == "2/17"
     assert rows[0]["CriticalRule"] == "Positive Malware Verdict"
 
 
 def test_hand_made_body_with_spaces_and_single_quoted_evidence_is_read_tolerantly():
     rows, tally, _ = parse(sample("xsoar_feed_duplicate_indicator_test.txt"), "url")
-    assert [r["Risk"] for r in rows] == [72, 72, 72] and rows[0]["RiskString"] == "4/24"
+    assert [r["Risk"] for r in rows] == ["72", "72", "72"] and rows[0]["RiskString"] == "4/24"
     assert tally.malformed == 3 and rows[0]["Rules"] == ""   # kept without their rules
 
 
@@ -182,6 +186,9 @@ def test_most_critical_rule_is_the_highest_criticality_then_the_latest():
     TIES.replace(b'"Rule": "Old"', b'"Rule": "A \\"quoted\\" rule"'),
     TIES.replace(b'"Criticality": 1.0, ', b''),                     # an item without Criticality
     TIES.replace(b", ", b","),                                       # no spaces
+    TIES.replace(b'"Old", ', b'"Old" '),                             # not JSON: no rules
+    TIES.replace(b'"Malicious", "Timestamp": "2021', b'"Malicious""Timestamp": "2021'),
+    TIES.replace(b'"Rule": "New"', b'"Rule": "New", "Note": "Rule"'),  # "Rule" as a value
 ])
 def test_the_quick_reading_agrees_with_json(raw):
     assert source.evidence_summary(csv_form(raw)) == source._summary_of_json(raw)
@@ -296,9 +303,63 @@ def test_unusual_lines_leave_the_fast_path(line):
     assert source._splitter(4, 3)[0](line) is None
 
 
-def test_the_ipv6_pass_passes_ipv4_records_by_but_not_a_record_spanning_lines():
+def test_one_pass_sets_the_other_ip_version_aside_and_a_record_spanning_lines_stays_whole():
+    # The third record spans three lines (and is not CSV): the IPv6 address on its second line is not a row.
     body = (HEADER + b'"1.2.3.4","70","1/77",""\n"2001:db8::1","71","1/77",""\n'
             + b'"5.6.7.8","72","1/77","{""EvidenceDetails"": [{""Rule"": ""a\n'
             + b'"2001:db8::2","99","1/77",""\n"" }]}"\n"2001:db8::3","73","1/77",""\n')
-    rows, tally, _ = parse(body, "ip", version=6, count=False)
-    assert [r["Name"] for r in rows] == ["2001:db8::1", "2001:db8::3"] and tally.rows == 3
+    aside = []
+    rows, tally, run = parse(body, "ip", version=4, aside=aside.append)
+    assert [r["Name"] for r in rows] == ["1.2.3.4"] and tally.rows == 4 and tally.ipv6 == 2
+    assert tally.rejected == 1 and run.skipped == ["row is not CSV"]
+    assert [as_dict(r)["Name"] for r in aside] == ["2001:db8::1", "2001:db8::3"] and run.stats.received == 4
+
+
+def test_blocks_cut_anywhere_give_the_same_rows():
+    body = (sample("risklist_ip_csv_splunk_excerpt_ipv4_ipv6.csv")
+            + b'"5.6.7.8","72","1/77","{""EvidenceDetails"": [{""Rule"": ""multi\r\nline""}]}"\r\n'
+            + b'"9.9.9.9","73","1/77",""')   # no newline at the end
+    whole = list(source.rows(FakeRun(), [body], "ip", source.Tally()))
+    assert [r[0] for r in whole] == ["1.128.3.4", "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6", "5.6.7.8", "9.9.9.9"]
+    assert whole[2][3] == "multi\r\nline"
+    for size in (1, 2, 3, 7, 100, 1000):
+        chunks = [body[i:i + size] for i in range(0, len(body), size)]
+        assert list(source.rows(FakeRun(), iter(chunks), "ip", source.Tally())) == whole, size
+
+
+def test_gzip_bodies_are_read_like_the_gzip_module():
+    import gzip
+    import zlib
+    data = sample("risklist_domain_csv_splunk.csv")
+    packed = gzip.compress(data[:1000]) + gzip.compress(data[1000:]) + b"\x00" * 5   # two members, padded
+
+    def read_from(stream):
+        return lambda size: stream.read(size)
+    stream = io.BytesIO(packed)
+    assert b"".join(source._gunzip(stream.read(3), read_from(stream))) == data
+    big = gzip.compress(b"0123456789" * 1_000_000)     # far more than one step of output
+    stream = io.BytesIO(big)
+    blocks = list(source._gunzip(stream.read(100), read_from(stream)))
+    assert b"".join(blocks) == b"0123456789" * 1_000_000 and max(map(len, blocks)) <= source._INFLATE_LIMIT
+    stream = io.BytesIO(packed[:len(packed) // 3])
+    with pytest.raises(EOFError, match="Compressed file ended"):
+        list(source._gunzip(stream.read(10), read_from(stream)))
+    damaged = bytearray(gzip.compress(data))
+    damaged[-6] ^= 0xFF   # the CRC
+    stream = io.BytesIO(bytes(damaged))
+    with pytest.raises(zlib.error) as caught:
+        list(source._gunzip(stream.read(10), read_from(stream)))
+    assert source._reason(caught.value) == "crc check failed"
+
+
+def test_the_spool_gives_back_its_rows_in_order_and_leaves_no_file():
+    rows = [(f"2001:db8::{i:x}", str(i % 100), "1/77", "a; b", "b", "Malicious") for i in range(2500)]
+    with source.Spool() as spool:
+        for row in rows:
+            spool.add(row)
+        assert list(spool.rows()) == rows and spool.count == 2500
+        name = spool._file.name
+    assert spool._file.closed and not os.path.exists(str(name))
+    with source.Spool() as few:
+        few.add(rows[0])
+        assert list(few.rows()) == rows[:1] and few._file is None
