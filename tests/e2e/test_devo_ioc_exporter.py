@@ -2,8 +2,6 @@
 
 import json
 import os
-import pty
-import select
 import signal
 import stat
 import subprocess
@@ -139,42 +137,9 @@ def indicator_requests(sandbox):
 
 # ---- first run ----------------------------------------------------------------------------------------------------
 
-def _terminal(args, replies, timeout=60):
-    """Run the installed command on a pseudo-terminal (its controlling TTY), answering each prompt in turn."""
-    pid, master = pty.fork()
-    if pid == 0:  # the child: the terminal is its stdin, stdout, stderr and controlling TTY
-        os.execve(bin_path(), [bin_path(), *map(str, args)], env_of())
-    screen, seen, pending = b"", 0, list(replies)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:    # the command ended and closed the terminal
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            if pending:
-                question = pending[0][0].encode()
-                at = screen.find(question, seen)
-                if at >= 0:
-                    seen = at + len(question)
-                    os.write(master, pending.pop(0)[1].encode() + b"\n")
-        else:
-            os.kill(pid, signal.SIGKILL)
-            pytest.fail(f"the command did not finish; screen:\n{screen.decode(errors='replace')}")
-    finally:
-        os.close(master)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), screen.decode(errors="replace")
-
-
 def test_first_run_on_a_terminal_prompts_registers_the_connector_and_says_set_information_in_ui(
-        sandbox, folder, exporter, current_install):
-    code, screen = _terminal(["-c", folder, "-ll", "stdout"], [
+        sandbox, folder, exporter, terminal):
+    code, screen = terminal(CMD, ["-c", folder, "-ll", "stdout"], [
         ("ThreatQ Host: ", sandbox.url("threatq")), ("ThreatQ Client ID: ", CLIENT_ID),
         ("ThreatQ Username: ", USERNAME), ("ThreatQ Password: ", PASSWORD), ("Status [Review]: ", "")])
     assert code == 0, screen

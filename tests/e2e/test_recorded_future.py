@@ -6,8 +6,6 @@ import io
 import ipaddress
 import json
 import os
-import pty
-import select
 import stat
 import subprocess
 import sys
@@ -484,44 +482,8 @@ def test_bad_settings_exit_2_naming_the_parameter(configure, rf, values, problem
     assert problem in result.err
 
 
-def _terminal(args, answers, timeout=60):
-    """Run the installed command on a pseudo-terminal, answering each prompt in turn; return (code, screen text)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TQ_CONN_")}
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), CMD), *map(str, args)], stdin=slave,
-                            stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
-    screen, seen, pending = b"", 0, list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:    # the command ended and closed the terminal
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            if pending:
-                question = pending[0][0].encode()
-                at = screen.find(question, seen)
-                if at >= 0:
-                    seen = at + len(question)
-                    os.write(master, pending.pop(0)[1].encode() + b"\n")
-            elif proc.poll() is not None and not ready:
-                break
-        else:
-            proc.kill()
-            pytest.fail(f"the command did not finish; screen:\n{screen.decode(errors='replace')}")
-    finally:
-        os.close(master)
-    return proc.wait(timeout=10), screen.decode(errors="replace")
-
-
-def test_first_run_on_a_terminal_asks_hides_the_token_and_writes_the_config(sandbox, folder, cli):
-    code, screen = _terminal(["-c", folder], [
+def test_first_run_on_a_terminal_asks_hides_the_token_and_writes_the_config(sandbox, folder, cli, terminal):
+    code, screen = terminal(CMD, ["-c", folder], [
         ("Recorded Future API Token: ", TOKEN), ("Data Sources [ip, hash, domain, url, vulnerability, "
                                                  "PublicUkraineRussiaIps]: ", "ip, vulnerabilitiy"),
         ("Devo API Region [us]: ", ""), ("Devo API Token: ", DEFAULT_TOKEN), ("Devo Domain: ", DEFAULT_DOMAIN)])
