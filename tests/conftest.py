@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tq_conn_sandbox.testing import sandbox, sandbox_session  # noqa: F401  (fixtures)
+from tq_conn_sandbox.testing import Result, clean_env, sandbox, sandbox_session  # noqa: F401  (fixtures)
 
 BIN = os.path.dirname(sys.executable)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,28 +62,6 @@ def current_install():
     """Fail the test unless the installed tq_conn_common and tq_conn_sandbox are this working tree's."""
     require_current_install("tq_conn_common", "common/tq_conn_common")
     require_current_install("tq_conn_sandbox", "sandbox/tq_conn_sandbox")
-
-
-class Result:
-    def __init__(self, proc):
-        self.code = proc.returncode
-        self.out = proc.stdout
-        self.err = proc.stderr
-
-    @property
-    def both(self):
-        return self.out + self.err
-
-    def __repr__(self):
-        return f"<exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
-
-
-def clean_env(extra=None):
-    """Return os.environ without TQ_CONN_* settings, with quick retries, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TQ_CONN_")}
-    env.update({"TQ_CONN_HTTP_BACKOFF": "0.05", "PYTHONWARNINGS": "ignore"})
-    env.update(extra or {})
-    return env
 
 
 @pytest.fixture

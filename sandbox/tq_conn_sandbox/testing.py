@@ -1,10 +1,36 @@
 """pytest fixtures: every stand-in started in-process on ephemeral loopback ports."""
 
+import os
+
 import pytest
 import requests
 
 from tq_conn_sandbox.server import start_services
 from tq_conn_sandbox.services import available
+
+
+class Result:
+    """What a finished command left: exit code, stdout, stderr."""
+
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    @property
+    def both(self):
+        return self.out + self.err
+
+    def __repr__(self):
+        return f"<exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}>"
+
+
+def clean_env(extra=None):
+    """Return os.environ without TQ_CONN_* settings, with quick retries, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQ_CONN_")}
+    env.update({"TQ_CONN_HTTP_BACKOFF": "0.05", "PYTHONWARNINGS": "ignore"})
+    env.update(extra or {})
+    return env
 
 
 class Sandbox:
