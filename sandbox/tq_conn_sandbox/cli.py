@@ -6,10 +6,9 @@ import signal
 import sys
 import threading
 
+from tq_conn_sandbox.ports import BASE_PORT
 from tq_conn_sandbox.server import start_services
 from tq_conn_sandbox.services import available
-
-BASE_PORT = 18000
 
 
 def parse_ports(values, names):
@@ -28,7 +27,7 @@ def main(argv=None):
     """Start the stand-ins and wait for Ctrl-C (or run a helper subcommand such as devo-certs)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["devo-certs"]:
-        from tq_conn_sandbox.services.devo import certs_command
+        from tq_conn_sandbox.devo_certs import certs_command
         return certs_command(argv[1:])
     services = available()
     parser = argparse.ArgumentParser(

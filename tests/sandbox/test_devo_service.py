@@ -14,7 +14,8 @@ from devo.sender import Lookup, Sender
 
 from tq_conn_sandbox import cli as sandbox_cli
 from tq_conn_sandbox import pki
-from tq_conn_sandbox.services.devo import DEFAULT_TOKEN, Stream, parse_fields
+from tq_conn_sandbox.devo_wire import Stream, parse_fields
+from tq_conn_sandbox.services.devo import DEFAULT_TOKEN
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -4,6 +4,7 @@ import datetime
 import email.utils
 import json
 
+from tq_conn_sandbox import fake
 from tq_conn_sandbox.server import Response, Service, error, route
 
 # Tokens the stand-in knows: subscribed (the whole CEWL), unsubscribed (the restricted list), disabled (403).
@@ -127,14 +128,15 @@ def curated_rows():
 def synthetic_row(n):
     """Return the n-th generated CEWL row beyond the curated list (cheap, deterministic)."""
     vendor, product = _SYNTHETIC_VENDORS[n % len(_SYNTHETIC_VENDORS)]
-    year = 2016 + n % 9
+    cve = fake.cve(n, 2016, 9, 40000)
+    year = int(cve.split("-")[1])
     added = _ms("2024-06-01") + n * 3_600_000
     score = round(5.0 + (n % 50) / 10, 1)
-    return {"cve": f"CVE-{year}-{40000 + n}", "year": year, "base_score": score,
+    return {"cve": cve, "year": year, "base_score": score,
             "base_severity": "Critical" if score >= 9 else "High" if score >= 7 else "Medium",
             "cve_date": added - 86_400_000 * 30, "vendor": vendor, "product": product,
             "vulnerability_type": "remote code execution" if n % 2 else "", "description": f"synthetic entry {n}",
-            "reference": f"https://nvd.nist.gov/vuln/detail/CVE-{year}-{40000 + n}", "date_added": added,
+            "reference": f"https://nvd.nist.gov/vuln/detail/{cve}", "date_added": added,
             "date_discovered": None, "honeypot": added if n % 4 == 0 else None, "intel": added, "research": None,
             "base_metric_v2": False, "base_metric_v3": True, "id_ref": 10_000 + n, "updated": added,
             "cwe": "CWE-20", "external_note": "", "enabled": True, "processed": False, "notified": False,

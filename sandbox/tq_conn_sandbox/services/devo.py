@@ -1,10 +1,6 @@
 """Devo stand-in: the Lookups REST API, a TLS collector for devo-sdk's Sender (lookups and events), and inspection."""
 
-import csv
 import datetime
-import io
-import ipaddress
-import json
 import logging
 import re
 import socket
@@ -12,55 +8,19 @@ import ssl
 import threading
 import time
 import uuid
-import zlib
 from urllib.parse import unquote
 
 from tq_conn_sandbox import pki
+from tq_conn_sandbox.devo_wire import (BadValue, Stream, convert, deploy_parts, parse_columns, parse_csv, parse_fields,
+                                       parse_headers, parse_line)
 from tq_conn_sandbox.server import Response, Service, error, route
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "sandbox-devo-token"
 DEFAULT_DOMAIN = "sandbox"
-# Lookups API type names (any case) and the table-path names, to one canonical name per type.
-TYPES = {"string": "STRING", "str": "STRING", "int8": "INT8", "int": "INT8", "int4": "INT4", "float8": "FLOAT8",
-         "float": "FLOAT8", "boolean": "BOOLEAN", "bool": "BOOLEAN", "ip4": "IP4"}
 STAGING_TIMEOUT = 3600          # a START without END is dropped after this many seconds
 MAX_EVENTS_PER_TABLE = 200_000
-MAX_LINE = 16 * 1024 * 1024
-
-_LINE = re.compile(r"^<(\d{1,3})>((?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)|\S+) (\S+) (\S+?): ?(.*)$", re.S)
-_FIELD = re.compile(r'"((?:[^"]|"")*)"(?=,|$)|([^,]*)', re.S)
-_IP4 = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$")
-
-
-class BadValue(ValueError):
-    """A value that does not fit its column type."""
-
-
-def convert(kind, value):
-    """Return a text value converted to its column type (empty is None for every type but STRING)."""
-    if kind == "STRING":
-        return value
-    if value == "":
-        return None
-    try:
-        if kind in ("INT8", "INT4"):
-            return int(value)
-        if kind == "FLOAT8":
-            return float(value)
-    except ValueError:
-        raise BadValue(f"{value!r} is not a valid {kind}") from None
-    if kind == "BOOLEAN":
-        lowered = value.lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        raise BadValue(f"{value!r} is not a valid BOOLEAN")
-    if kind == "IP4":
-        if not _IP4.match(value):
-            raise BadValue(f"{value!r} is not a valid IP4")
-        return str(ipaddress.IPv4Address(value))
-    return value
 
 
 class Lookup:
@@ -231,11 +191,11 @@ class Devo(Service):
             return refused
         if not re.match(r"^[A-Za-z0-9_]+$", name):
             return error(400, f"Invalid lookup name {name!r}: use letters, digits and underscore")
-        config, data = _deploy_parts(request)
+        config, data = deploy_parts(request)
         if config is None:
             return error(400, "The request needs a 'deploy-config' JSON part and a 'csv' part "
                               "(multipart/form-data, or a JSON body with both)")
-        columns, key, problem, unknown = _columns(config)
+        columns, key, problem, unknown = parse_columns(config)
         if problem:
             return error(400, problem)
         append = bool(config.get("append", False))
@@ -253,7 +213,7 @@ class Devo(Service):
             else:
                 table.status = "Updating"
         # Parse outside the lock: a million rows take a few seconds.
-        rows, problem = ([], unknown) if unknown else _parse_csv(
+        rows, problem = ([], unknown) if unknown else parse_csv(
             data, columns, key, bool(config.get("hasHeader", True)), bool(config.get("skipEmptyLines", False)),
             contribution)
         kind = "create" if create else "update"
@@ -492,11 +452,11 @@ class Devo(Service):
     def _message(self, domain, message):
         """Handle one framed message: lookup control/data lines rebuild lookups, anything else is an event."""
         text = message.decode("utf-8", "replace").rstrip("\x00")
-        match = _LINE.match(text)
-        if not match:
+        parts = parse_line(text)
+        if parts is None:
             self._problem(f"unparseable line: {text[:120]!r}")
             return
-        pri, date, host, tag, body = match.groups()
+        pri, date, host, tag, body = parts
         if tag.startswith("my.lookup.control."):
             self._control(domain, tag, body)
         elif tag.startswith("my.lookup.data."):
@@ -528,7 +488,7 @@ class Devo(Service):
                 del self.staging[uid]
             if event == "START":
                 try:
-                    columns, key = _headers(headers)
+                    columns, key = parse_headers(headers)
                 except ValueError as exc:
                     self._problem(f"upload {upload}: bad headers ({exc})")
                     return
@@ -589,203 +549,6 @@ class Devo(Service):
             ops[key] = None if delete else row
 
 
-class Stream:
-    """Splits a collector byte stream into messages: plain lines, octet-counted messages, or gzip members."""
-
-    def __init__(self):
-        self.buffer = bytearray()
-        self.inflate = None
-        self.plain = bytearray()
-
-    def feed(self, data):
-        """Yield the complete messages that data completes."""
-        self.buffer += data
-        yield from self._drain()
-
-    def finish(self):
-        """Yield what is left at end of stream (a last line without newline)."""
-        yield from self._drain()
-        if self.buffer.strip():
-            yield bytes(self.buffer).rstrip(b"\r\n")
-        self.buffer.clear()
-
-    def _drain(self):
-        buf = self.buffer
-        pos, size = 0, len(buf)
-        while pos < size:
-            if self.inflate is not None or buf[pos:pos + 2] == b"\x1f\x8b":
-                if self.inflate is None:
-                    self.inflate = zlib.decompressobj(31)
-                self.plain += self.inflate.decompress(bytes(buf[pos:]))
-                if self.inflate.eof:
-                    rest = self.inflate.unused_data
-                    self.inflate = None
-                    del buf[:]
-                    buf += rest
-                    pos, size = 0, len(buf)
-                else:
-                    pos = size
-                lines = self.plain.split(b"\n")
-                self.plain = bytearray(lines.pop())
-                yield from (bytes(line) for line in lines if line)
-                continue
-            first = buf[pos]
-            if 48 <= first <= 57:       # octet counting: "<length> <message>"
-                space = buf.find(b" ", pos, pos + 12)
-                if space < 0:
-                    if size - pos >= 12:
-                        raise ValueError("bad octet count")
-                    break
-                length = int(buf[pos:space])
-                end = space + 1 + length
-                if end > size:
-                    break
-                yield bytes(buf[space + 1:end]).rstrip(b"\n")
-                pos = end
-                continue
-            newline = buf.find(b"\n", pos)
-            if newline < 0:
-                if size - pos > MAX_LINE:
-                    raise ValueError("line too long")
-                break
-            if newline > pos:
-                yield bytes(buf[pos:newline])
-            pos = newline + 1
-        del buf[:pos]
-
-
-def parse_fields(line):
-    """Return the values of a table-path data line: quoted ("" doubles a quote, \\n is a newline) or bare."""
-    out, pos, size = [], 0, len(line)
-    while True:
-        match = _FIELD.match(line, pos)
-        quoted, bare = match.groups()
-        out.append(quoted.replace('""', '"').replace("\\n", "\n") if quoted is not None else bare)
-        pos = match.end()
-        if pos >= size:
-            return out
-        pos += 1      # the comma
-        if pos == size:
-            out.append("")
-            return out
-
-
-def _headers(text):
-    """Return ([(name, TYPE)], key) from a START/END headers JSON list."""
-    items = json.loads(text)
-    columns, key = [], None
-    for item in items:
-        (name, spec), = item.items()
-        kind = TYPES.get(str(spec.get("type", "str")).lower())
-        if kind is None:
-            raise ValueError(f"unknown type {spec.get('type')!r} of column {name}")
-        columns.append((name, kind))
-        if spec.get("key"):
-            key = name
-    if key is None:
-        raise ValueError("no key column")
-    # The wire lists the key first; the lookup keeps that order for the rows it rebuilds.
-    return columns, key
-
-
-def _columns(config):
-    """Return ([(name, TYPE)], key, problem, job problem) from a deploy-config (an unknown type fails the job)."""
-    columns, unknown = [], None
-    for item in config.get("columns") or []:
-        if not isinstance(item, dict) or not item.get("name"):
-            return None, None, "Each deploy-config column needs a name and a type", None
-        kind = TYPES.get(str(item.get("type", "STRING")).lower())
-        if kind is None and unknown is None:
-            unknown = f"Unknown type {item.get('type')!r} of column {item['name']}"
-        columns.append((item["name"], kind or "STRING"))
-    if not columns:
-        return None, None, "The deploy-config has no columns", None
-    key_spec = config.get("key") or {}
-    key = columns[0][0] if key_spec.get("type") == "first-column" else key_spec.get("column")
-    if key not in [c for c, _ in columns]:
-        return None, None, f"The key column {key!r} is not one of the columns", None
-    return columns, key, None, unknown
-
-
-def _deploy_parts(request):
-    """Return (deploy-config dict, csv bytes) from a multipart or JSON deploy-csv request, or (None, None)."""
-    ctype = request.headers.get("Content-Type", "")
-    if ctype.startswith("multipart/form-data"):
-        match = re.search(r'boundary="?([^";]+)"?', ctype)
-        if not match:
-            return None, None
-        parts = _multipart(request.body, match.group(1).encode("latin-1"))
-        config, data = parts.get("deploy-config"), parts.get("csv")
-        if config is None or data is None:
-            return None, None
-        try:
-            return json.loads(config), data
-        except ValueError:
-            return None, None
-    body = request.json()
-    if isinstance(body, dict):
-        config = body.get("deploy-config") or body.get("deployConfig")
-        data = body.get("csv")
-        if isinstance(config, dict) and isinstance(data, str):
-            return config, data.encode("utf-8")
-    return None, None
-
-
-def _multipart(body, boundary):
-    """Return {part name: bytes} of a multipart body."""
-    parts, marker = {}, b"--" + boundary
-    pos = body.find(marker)
-    while pos >= 0:
-        start = pos + len(marker)
-        if body[start:start + 2] == b"--":
-            break
-        head_end = body.find(b"\r\n\r\n", start)
-        if head_end < 0:
-            break
-        head = body[start:head_end].decode("utf-8", "replace")
-        nxt = body.find(b"\r\n" + marker, head_end + 4)
-        if nxt < 0:
-            break
-        match = re.search(r'name="([^"]*)"', head)
-        if match:
-            parts[match.group(1)] = body[head_end + 4:nxt]
-        pos = nxt + 2
-    return parts
-
-
-def _parse_csv(data, columns, key, has_header, skip_empty, contribution):
-    """Return ([(key, action, row)], problem) from CSV bytes; problem is Devo-like text or None."""
-    kind = (contribution or {}).get("type", "add")
-    action_column = contribution.get("name") if kind == "col" else None
-    names = [c for c, _ in columns]
-    types = [t for _, t in columns]
-    try:
-        reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""), strict=True)
-        header = next(reader, None) if has_header else None
-        if header is not None and [h for h in header if h != action_column] != names:
-            return [], f"The CSV header {header} does not match the deploy-config columns {names}"
-        layout = header or names
-        action_index = layout.index(action_column) if action_column in layout else None
-        key_index = names.index(key)
-        rows = []
-        for number, fields in enumerate(reader, start=2 if has_header else 1):
-            if not fields and skip_empty:
-                continue
-            if len(fields) != len(layout):
-                return [], f"Line {number} has {len(fields)} fields; the CSV has {len(layout)} columns"
-            action = "del" if kind == "del" else "add"
-            if action_index is not None:
-                action = fields.pop(action_index).strip().lower()
-            try:
-                row = tuple(convert(t, v) for t, v in zip(types, fields))
-            except BadValue as exc:
-                return [], f"Line {number}: {exc}"
-            rows.append((fields[key_index], action, row))
-        return rows, None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        return [], f"The CSV cannot be read: {exc}"
-
-
 def _validity(expired):
     """Return issue() options: an expired certificate (valid 40 to 10 days ago), or the default validity."""
     if not expired:
@@ -801,53 +564,5 @@ def _close(sock):
         pass
 
 
-__all__ = ["Devo", "Stream", "parse_fields", "convert", "DEFAULT_TOKEN", "DEFAULT_DOMAIN"]
-
-
-def certs_command(argv):
-    """tq-conn-sandbox devo-certs DIR: write a client certificate, key and chain from the running Devo stand-in."""
-    import argparse
-    import os
-    import sys
-    import urllib.error
-    import urllib.request
-
-    from tq_conn_sandbox.cli import BASE_PORT
-    from tq_conn_sandbox.services import available
-
-    default = f"http://127.0.0.1:{BASE_PORT + list(available()).index(Devo.name)}"
-    parser = argparse.ArgumentParser(
-        prog="tq-conn-sandbox devo-certs",
-        description="Write <domain>.crt, <domain>.key, chain.crt and devo.yaml (the devo_* settings of a connector) "
-                    "for the TLS collector of a running sandbox.")
-    parser.add_argument("directory", help="folder to write into (created if needed)")
-    parser.add_argument("--url", default=default, help=f"URL of the Devo stand-in (default {default})")
-    parser.add_argument("--domain", default=DEFAULT_DOMAIN,
-                        help=f"Devo domain, the certificate CN (default {DEFAULT_DOMAIN})")
-    parser.add_argument("--expired", action="store_true", help="write an expired certificate (to see the error)")
-    args = parser.parse_args(argv)
-    query = f"?domain={args.domain}" + ("&expired=1" if args.expired else "")
-    try:
-        url = args.url.rstrip("/") + "/_sandbox/devo/client-bundle" + query
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            bundle = json.load(answer)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"tq-conn-sandbox devo-certs: no Devo stand-in answers at {args.url} ({exc}); start tq-conn-sandbox "
-              "first or give --url.", file=sys.stderr)
-        return 2
-    os.makedirs(args.directory, exist_ok=True)
-    paths = {"cert": os.path.join(args.directory, f"{args.domain}.crt"),
-             "key": os.path.join(args.directory, f"{args.domain}.key"),
-             "chain": os.path.join(args.directory, "chain.crt")}
-    settings = os.path.join(args.directory, "devo.yaml")
-    texts = {paths["cert"]: bundle["cert"], paths["key"]: bundle["key"], paths["chain"]: bundle["chain"],
-             settings: "".join(f"{k}: {v}\n" for k, v in (
-                 ("devo_transport", "tls"), ("devo_host", bundle["host"]), ("devo_port", bundle["port"]),
-                 ("devo_cert", os.path.abspath(paths["cert"])), ("devo_key", os.path.abspath(paths["key"])),
-                 ("devo_chain", os.path.abspath(paths["chain"])), ("devo_tls_delay", 0)))}
-    for path, text in texts.items():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        print(path)
-    return 0
+# Stream and parse_fields are also offered here, where they lived before devo_wire (tests of common import them).
+__all__ = ["Devo", "Lookup", "DEFAULT_TOKEN", "DEFAULT_DOMAIN", "Stream", "parse_fields"]

@@ -12,6 +12,7 @@ import time
 import uuid
 from urllib.parse import urlencode
 
+from tq_conn_sandbox import fake
 from tq_conn_sandbox.server import Response, Service, route
 
 TOKEN = "fp-sandbox-token-6f1d2c"
@@ -52,14 +53,15 @@ def _when(text, now):
 
 def indicator_value(type_, i):
     """Return a realistic value of an indicator type, unique per i."""
-    digest = hashlib.sha256(f"{type_}:{i}".encode())
-    ip = f"{100 + i % 100}.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255 or 1}"
+    digest = hashlib.sha256(f"{type_}:{i}".encode()).digest()
+    ip = fake.ipv4(100 + i % 100, i if i & 255 else i + 1)   # a last octet of 0 would be a network address
+    malware = MALWARE[i % len(MALWARE)]
     return {
-        "domain": f"{MALWARE[i % len(MALWARE)]}-c2-{i}.example.net", "hostname": f"mail{i}.example.org",
+        "domain": f"{malware}-c2-{i}.example.net", "hostname": f"mail{i}.example.org",
         "ip-dst": ip, "ip-src": ip, "ip-dst|port": f"{ip}|{[80, 443, 8080, 4444][i % 4]}",
-        "md5": hashlib.md5(digest.digest()).hexdigest(), "sha1": hashlib.sha1(digest.digest()).hexdigest(),
-        "sha256": digest.hexdigest(), "url": f"http://{MALWARE[i % len(MALWARE)]}-{i}.example.com/gate.php?id={i}",
-        "email-src": f"billing{i}@invoices-{i % 50}.example.com", "filename": f"invoice_{i}.exe",
+        "md5": fake.hash_hex("MD5", digest), "sha1": fake.hash_hex("SHA-1", digest), "sha256": digest.hex(),
+        "url": fake.url(False, f"{malware}-{i}.example.com", f"gate.php?id={i}"),
+        "email-src": fake.email(f"billing{i}", f"invoices-{i % 50}.example.com"), "filename": f"invoice_{i}.exe",
     }.get(type_, f"{type_}-value-{i}")
 
 

@@ -9,6 +9,7 @@ import zlib
 from email.utils import formatdate
 from urllib.parse import unquote
 
+from tq_conn_sandbox import fake
 from tq_conn_sandbox.server import Response, Service, route
 
 # Test token: psengine accepts only 32 lowercase letters or digits (reference section 2).
@@ -131,7 +132,7 @@ _LIST_DEFAULTS = {"ip": {"rows": 60, "ipv6_every": 7, "cidr_every": 29}, "domain
 
 def _mix(i, seed):
     """Return a well-spread 32-bit number for row i (deterministic)."""
-    x = (i * 2654435761 + seed * 40503 + 0x9E3779B9) & 0xFFFFFFFF
+    x = fake.spread(i, seed, 0x9E3779B9)
     x ^= x >> 15
     x = (x * 2246822519) & 0xFFFFFFFF
     return x ^ (x >> 13)
@@ -237,28 +238,22 @@ class RiskList:
         kind = self.kind
         if kind == "ip":
             if o["ipv6_every"] and i % o["ipv6_every"] == 1:
-                groups = (0xc000 + (h & 0xfff), (i >> 16) & 0xffff, i & 0xffff, self.seed & 0xffff, 1 + h % 250)
-                return "2a02:%x:%x:%x:%x::%x" % groups, None
+                groups = (0x2a02, 0xc000 + (h & 0xfff), (i >> 16) & 0xffff, i & 0xffff, self.seed & 0xffff)
+                return fake.ipv6(groups, 1 + h % 250), None
             octet = _PUBLIC_OCTETS[i % len(_PUBLIC_OCTETS)]
-            rest = (i // len(_PUBLIC_OCTETS) * 2654435761 + self.seed) & 0xFFFFFF
+            rest = fake.spread(i // len(_PUBLIC_OCTETS), offset=self.seed)
             if o["cidr_every"] and i % o["cidr_every"] == 2:
-                return "%d.%d.%d.0/24" % (octet, rest >> 16, (rest >> 8) & 255), None
-            return "%d.%d.%d.%d" % (octet, rest >> 16, (rest >> 8) & 255, rest & 255), None
+                return fake.cidr24(octet, rest), None
+            return fake.ipv4(octet, rest), None
         if kind == "domain":
-            return "%s-%s%d.%s" % (_WORDS[h % 20], _WORDS[(h >> 5) % 20], i, _TLDS[(h >> 10) % 10]), None
+            return fake.domain(_WORDS[h % 20], _WORDS[(h >> 5) % 20], i, _TLDS[(h >> 10) % 10]), None
         if kind == "hash":
-            data = b"%d-%d" % (self.seed, i)
-            pick = i % 10
-            if pick == 8:
-                return hashlib.sha1(data).hexdigest(), "SHA-1"
-            if pick == 9:
-                return hashlib.md5(data).hexdigest(), "MD5"
-            return hashlib.sha256(data).hexdigest(), "SHA-256"
+            algorithm = {8: "SHA-1", 9: "MD5"}.get(i % 10, "SHA-256")
+            return fake.hash_hex(algorithm, b"%d-%d" % (self.seed, i)), algorithm
         if kind == "url":
-            host = "%s-%s%d.%s" % (_WORDS[h % 20], _WORDS[(h >> 5) % 20], i // 3, _TLDS[(h >> 10) % 10])
-            scheme = "https" if h & 1 else "http"
-            return "%s://%s/%s/%d/%s.php" % (scheme, host, _WORDS[(h >> 7) % 20], i, _WORDS[(h >> 12) % 20]), None
-        return "CVE-%d-%d" % (2014 + i % 11, 1000 + i), None
+            host = fake.domain(_WORDS[h % 20], _WORDS[(h >> 5) % 20], i // 3, _TLDS[(h >> 10) % 10])
+            return fake.url(h & 1, host, _WORDS[(h >> 7) % 20], i, f"{_WORDS[(h >> 12) % 20]}.php"), None
+        return fake.cve(i, 2014, 11, 1000), None
 
     def row(self, i):
         """Return data row i as one CSV line."""

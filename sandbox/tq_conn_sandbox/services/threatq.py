@@ -8,6 +8,7 @@ import secrets
 import time
 from datetime import datetime, timedelta, timezone
 
+from tq_conn_sandbox import fake
 from tq_conn_sandbox.server import Response, Service, route
 
 CLIENT_ID = "sandbox-client-id"
@@ -127,7 +128,6 @@ _ADVERSARY = [(f'{{"id": {1000 + n}, "name": {_J(name)}, "created_at": "{ADVERSA
               for n, name in enumerate(ADVERSARIES)]
 _ADVERSARY_END = ', "dest_type": "indicator"}}'
 _URL_FILES = ("index.php", "login.html", "payload.bin", "gate.php", "update.exe")
-_HASHES = {"MD5": hashlib.md5, "SHA-1": hashlib.sha1, "SHA-256": hashlib.sha256}
 _ADVERSARY_ODDS = tuple((_attribute_texts(name, ADVERSARIES), round(odds * 10))   # odds in tenths
                         for name, _, odds in ADVERSARY_ATTRIBUTES)
 _COUNTRY_TYPES = {t[0] for t in TYPES if t[1] in ("IP Address", "FQDN", "URL")}
@@ -288,28 +288,28 @@ def _make_value(type_name, seed, index, draws):
     Values are made of letters, digits and . : / @ - only, so they go into JSON text without escaping.
     """
     if type_name == "IP Address":
-        # Multiplying by an odd number is a bijection on the low 24 bits: unique for the first 16.7M indexes.
-        n = (index * 2654435761 + seed * 40503) % (1 << 32)
-        return f"{PUBLIC_OCTETS[(n >> 24) % len(PUBLIC_OCTETS)]}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        # spread() is one-to-one on the low 24 bits: unique for the first 16.7M indexes.
+        n = fake.spread(index, seed)
+        return fake.ipv4(PUBLIC_OCTETS[(n >> 24) % len(PUBLIC_OCTETS)], n)
     if type_name == "IPv6 Address":
-        return f"2001:db8:{seed & 0xffff:x}:{(index >> 16) & 0xffff:x}:{index & 0xffff:x}::{1 + draws % 0xfffe:x}"
-    if type_name in _HASHES:
-        return _HASHES[type_name](f"{seed}:{index}".encode()).hexdigest()
+        return fake.ipv6((0x2001, 0xdb8, seed & 0xffff, (index >> 16) & 0xffff, index & 0xffff), 1 + draws % 0xfffe)
+    if type_name in fake.HASHES:
+        return fake.hash_hex(type_name, f"{seed}:{index}".encode())
     if type_name == "CVE":
-        return f"CVE-{2015 + index % 10}-{10000 + index}"
+        return fake.cve(index, 2015, 10, 10000)
     draws, first = divmod(draws, len(WORDS))
     draws, second = divmod(draws, len(WORDS))
     draws, tld = divmod(draws, len(TLDS))
-    word = f"{WORDS[first]}-{WORDS[second]}{index:x}"
+    host = fake.domain(WORDS[first], WORDS[second], f"{index:x}", TLDS[tld])
     if type_name == "FQDN":
-        return f"{word}.{TLDS[tld]}"
+        return host
     if type_name == "URL":
         draws, secure = divmod(draws, 5)
         draws, path = divmod(draws, len(WORDS))
-        return f"http{'s' if secure < 3 else ''}://{word}.{TLDS[tld]}/{WORDS[path]}/{_URL_FILES[draws % 5]}"
+        return fake.url(secure < 3, host, WORDS[path], _URL_FILES[draws % 5])
     if type_name == "Email Address":
-        return f"{WORDS[first]}.{index:x}@{WORDS[second]}-{seed}.{TLDS[tld]}"
-    return hashlib.md5(f"{seed}:{index}".encode()).hexdigest()   # String, and any other type: a token
+        return fake.email(f"{WORDS[first]}.{index:x}", f"{WORDS[second]}-{seed}.{TLDS[tld]}")
+    return fake.hash_hex("MD5", f"{seed}:{index}".encode())   # String, and any other type: a token
 
 
 def _cursor(position, sort):
