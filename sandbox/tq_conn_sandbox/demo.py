@@ -1,4 +1,4 @@
-"""`make demo`: start every stand-in, run each connector's demo against them, show what arrived where."""
+"""`make demo`: start every stand-in, play each connector's demo against them, show what arrived where."""
 
 import os
 import shutil
@@ -19,6 +19,8 @@ class DemoContext:
         self.sandbox = running
         self.workdir = workdir
         self.bin = os.path.dirname(sys.executable)
+        self.home = workdir     # the folder of the demo being played
+        self.notes = {}         # what a demo's actions remember from one step to the next
 
     def url(self, name):
         return self.sandbox.url(name)
@@ -43,6 +45,22 @@ class DemoContext:
         return proc
 
 
+def play(ctx, name, module):
+    """Play the steps of a demo module in its own folder: say, set, run the command, show, put back."""
+    ctx.home, ctx.notes = ctx.folder(name), {}
+    base_env = getattr(module, "ENV", None) or {}
+    for number, step in enumerate(module.STEPS):
+        if step.say:
+            print(("\n" if number else "") + step.say)
+        for action in step.set:
+            action(ctx)
+        env = {**(base_env(ctx) if callable(base_env) else base_env), **(step.env or {})}
+        args = [arg(ctx) if callable(arg) else arg.replace("{home}", ctx.home) for arg in step.args]
+        ctx.sh(module.COMMAND, *args, env=env or None, check=step.check)
+        for action in step.show + step.then:
+            action(ctx)
+
+
 def main():
     running = start_services(services().values())
     workdir = tempfile.mkdtemp(prefix="tq-conn-demo-")
@@ -55,7 +73,7 @@ def main():
         for name, module in demos():
             print(f"\n=== {getattr(module, 'TITLE', name)} ===", flush=True)
             try:
-                module.run(ctx)
+                play(ctx, name, module)
             except SystemExit as exc:
                 print(f"  demo {name} failed: {exc}")
                 failed.append(name)

@@ -297,22 +297,21 @@ def test_the_command_stops_on_sigterm_and_reports_a_busy_port():
 
 def test_the_demo_runner_stops_the_sandbox_even_when_a_demo_fails(monkeypatch, capsys):
     from tq_conn_sandbox import demo
+    from tq_conn_sandbox.demos import Step
+
+    def broken(ctx):
+        assert ctx.url("echo").startswith("http://127.0.0.1:")
+        assert os.path.isdir(ctx.home) and os.path.basename(ctx.home) == "broken"
+        raise RuntimeError("demo bug")
 
     class Broken:
         TITLE = "broken demo"
-
-        @staticmethod
-        def run(ctx):
-            assert ctx.url("echo").startswith("http://127.0.0.1:")
-            assert os.path.isdir(ctx.folder("x"))
-            done = ctx.sh(sys.executable, "-c", "print('hi')")
-            assert done.returncode == 0
-            raise RuntimeError("demo bug")
+        COMMAND = sys.executable
+        STEPS = (Step("a step that breaks after its command", args=("-c", "print('hi')"), show=(broken,)),)
 
     class Fine:
-        @staticmethod
-        def run(ctx):
-            print("fine ran")
+        COMMAND = sys.executable
+        STEPS = (Step("fine ran", args=("-c", "pass")),)
 
     monkeypatch.setattr(demo, "services", lambda: {"echo": available()["echo"]})
     monkeypatch.setattr(demo, "demos", lambda: [("broken", Broken), ("fine", Fine)])
@@ -320,3 +319,29 @@ def test_the_demo_runner_stops_the_sandbox_even_when_a_demo_fails(monkeypatch, c
     out = capsys.readouterr().out
     assert "=== broken demo ===" in out and "RuntimeError: demo bug" in out and "fine ran" in out
     assert "  hi" in out and "Sandbox stopped." in out and "Failed demos: broken" in out
+
+
+def test_a_demo_step_sets_runs_shows_and_puts_back_in_order(monkeypatch, capsys):
+    from tq_conn_sandbox import demo
+    from tq_conn_sandbox.demos import Step, call, config_file
+
+    config = config_file("demo.yaml", lambda ctx: {"url": ctx.url("echo"), "size": 1}, style="lines")
+
+    class Steps:
+        COMMAND = sys.executable
+        ENV = {"DEMO_A": "a"}
+        STEPS = (Step("first", set=(config(size=lambda ctx: 2), lambda ctx: print("set")),
+                      args=("-c", "import os; print(open('{home}/demo.yaml').read(), os.environ['DEMO_A'])"),
+                      show=(lambda ctx: print("show"),), then=(lambda ctx: print("then"),)),
+                 Step(args=("-c", "import sys; sys.exit(3)"), check=False,
+                      set=(call("echo", "faults.add", path="^/x$", status=500),)),
+                 Step("stops here", args=("-c", "import sys; sys.exit(4)")),
+                 Step("never shown", args=("-c", "pass")))
+
+    monkeypatch.setattr(demo, "services", lambda: {"echo": available()["echo"]})
+    monkeypatch.setattr(demo, "demos", lambda: [("steps", Steps)])
+    assert demo.main() == 1
+    out = capsys.readouterr().out
+    assert out.index("first") < out.index("set") < out.index("size: 2") < out.index("show") < out.index("then")
+    assert "  a" in out and "(exit 3)" in out and "\nstops here" in out and "(exit 4)" in out
+    assert "never shown" not in out and "Failed demos: steps" in out

@@ -4,8 +4,7 @@ import json
 import os
 import time
 
-import yaml
-
+from tq_conn_sandbox.demos import Step, call, config_file
 from tq_conn_sandbox.services.devo import DEFAULT_DOMAIN, DEFAULT_TOKEN
 from tq_conn_sandbox.services.flashpoint import TOKEN, TOKEN_BASE64
 
@@ -18,23 +17,24 @@ LOOKUPS = [{"domain": {"lookup_key": "value.domain", "lookup_status": "New"}},
 NAMES = {"domain": "Threatintel_Flashpoint_Intelligence_Domain",
          "ip-dst|port": "Threatintel_Flashpoint_Intelligence_Ip_dst_port",
          "sha256": "Threatintel_Flashpoint_Intelligence_Sha256"}
+FAST_RETRIES = {"TQ_CONN_HTTP_RETRIES": "1", "TQ_CONN_HTTP_BACKOFF": "0.1"}
 
 
-def _write(folder, ctx, **extra):
+def _settings(ctx):
+    """Return the config's base: Flashpoint's URLs and token, Devo over REST, and a client bundle for its collector."""
     devo = ctx.sandbox["devo"]
-    paths = devo.write_client_bundle(os.path.join(folder, "certs"))
+    paths = devo.write_client_bundle(os.path.join(ctx.home, "certs"))
     host, port = devo.collector_address
-    values = {"bearer_token_base64": TOKEN_BASE64, "lookups": LOOKUPS,
-              "indicators_url": ctx.url("flashpoint") + "/api/v4",
-              "alerts_url": ctx.url("flashpoint") + "/api/alerting/v1",
-              "devo_transport": "rest", "devo_lookups_url": ctx.url("devo") + "/lookup-api",
-              "devo_token": DEFAULT_TOKEN, "devo_domain": DEFAULT_DOMAIN,
-              "devo_host": host, "devo_port": port, "devo_cert": paths["cert"], "devo_key": paths["key"],
-              "devo_chain": paths["chain"], **extra}
-    path = os.path.join(folder, "tq-conn-flashpoint.yaml")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(yaml.safe_dump(values, sort_keys=False))
-    os.chmod(path, 0o600)
+    return {"bearer_token_base64": TOKEN_BASE64, "lookups": LOOKUPS,
+            "indicators_url": ctx.url("flashpoint") + "/api/v4",
+            "alerts_url": ctx.url("flashpoint") + "/api/alerting/v1",
+            "devo_transport": "rest", "devo_lookups_url": ctx.url("devo") + "/lookup-api",
+            "devo_token": DEFAULT_TOKEN, "devo_domain": DEFAULT_DOMAIN,
+            "devo_host": host, "devo_port": port, "devo_cert": paths["cert"], "devo_key": paths["key"],
+            "devo_chain": paths["chain"]}
+
+
+_config = config_file("tq-conn-flashpoint.yaml", _settings)
 
 
 def _show(ctx):
@@ -61,56 +61,36 @@ def _sample(ctx):
     print(f"  one alert event: keyword {alert['keyword']['keyword_text']}, source {alert['source'].get('site', {})}")
 
 
-def _next_second():
+def _next_second(ctx):
+    """Wait for the next second, so that what was just published is after the last run's checkpoint."""
     time.sleep(1.02 - time.time() % 1)
 
 
-def run(ctx):
-    fp = ctx.sandbox["flashpoint"]
-    folder = ctx.folder("flashpoint")
-
-    print("First run with no config and no terminal: it names what is missing instead of waiting on a prompt.")
-    ctx.sh(COMMAND, "-c", folder, check=False)
-
-    print(f"\nThe token goes in base64 (printf %s {TOKEN} | base64 -w0 gives {TOKEN_BASE64}). With the config "
-          "written, each type goes to its own lookup and the alerts to the table.")
-    _write(folder, ctx)
-    ctx.sh(COMMAND, "-c", folder, "-v", "2")
-    _show(ctx)
-    _sample(ctx)
-
-    print("\nFlashpoint publishes 3 domains, re-enriches 2 and raises 2 alerts: the next run moves only those.")
-    fp.publish("domain", 3)
-    fp.update("domain", 2)
-    fp.raise_alerts(2)
-    _next_second()
-    ctx.sh(COMMAND, "-c", folder, "-v", "2")
-    _show(ctx)
-
-    print("\nA lookup_key that is not in the flattened data: the run names the keys that are; the other types "
-          "are delivered.")
-    _write(folder, ctx, lookups=LOOKUPS + [{"url": {"lookup_key": "value.link", "lookup_status": "New"}}],
-           alerts_enabled=False)
-    ctx.sh(COMMAND, "-c", folder, check=False)
-
-    print("\nA token Flashpoint refuses, and one that is not base64: SetupError 2.")
-    _write(folder, ctx, bearer_token_base64="cmV2b2tlZC10b2tlbi0xMjM0")
-    ctx.sh(COMMAND, "-c", folder, check=False)
-    _write(folder, ctx, bearer_token_base64=TOKEN)
-    ctx.sh(COMMAND, "-c", folder, check=False)
-
-    print("\nFlashpoint failing mid-scroll (HTTP 503 on every retry): PullError 102, and the checkpoints stay; "
-          "the next run delivers what the failed one could not.")
-    _write(folder, ctx)
-    fp.publish("domain", 2)
-    _next_second()
-    fp.faults.add(path="/indicators/scroll$", method="POST", status=503, count=0)
-    ctx.sh(COMMAND, "-c", folder, env={"TQ_CONN_HTTP_RETRIES": "1", "TQ_CONN_HTTP_BACKOFF": "0.1"}, check=False)
-    fp.faults.clear()
-    ctx.sh(COMMAND, "-c", folder)
-
-    print("\nreset_persistence_auth changed: everything is pulled again from initial_start_time; the New lookups "
-          "are replaced, the Created one is added to.")
-    _write(folder, ctx, reset_persistence_auth="demo-2")
-    ctx.sh(COMMAND, "-c", folder, "-v", "2")
-    _show(ctx)
+STEPS = (
+    Step("First run with no config and no terminal: it names what is missing instead of waiting on a prompt.",
+         args=("-c", "{home}"), check=False),
+    Step(f"The token goes in base64 (printf %s {TOKEN} | base64 -w0 gives {TOKEN_BASE64}). With the config "
+         "written, each type goes to its own lookup and the alerts to the table.",
+         set=(_config(),), args=("-c", "{home}", "-v", "2"), show=(_show, _sample)),
+    Step("Flashpoint publishes 3 domains, re-enriches 2 and raises 2 alerts: the next run moves only those.",
+         set=(call("flashpoint", "publish", "domain", 3), call("flashpoint", "update", "domain", 2),
+              call("flashpoint", "raise_alerts", 2), _next_second),
+         args=("-c", "{home}", "-v", "2"), show=(_show,)),
+    Step("A lookup_key that is not in the flattened data: the run names the keys that are; the other types "
+         "are delivered.",
+         set=(_config(lookups=LOOKUPS + [{"url": {"lookup_key": "value.link", "lookup_status": "New"}}],
+                      alerts_enabled=False),),
+         args=("-c", "{home}"), check=False),
+    Step("A token Flashpoint refuses, and one that is not base64: SetupError 2.",
+         set=(_config(bearer_token_base64="cmV2b2tlZC10b2tlbi0xMjM0"),), args=("-c", "{home}"), check=False),
+    Step(set=(_config(bearer_token_base64=TOKEN),), args=("-c", "{home}"), check=False),
+    Step("Flashpoint failing mid-scroll (HTTP 503 on every retry): PullError 102, and the checkpoints stay; "
+         "the next run delivers what the failed one could not.",
+         set=(_config(), call("flashpoint", "publish", "domain", 2), _next_second,
+              call("flashpoint", "faults.add", path="/indicators/scroll$", method="POST", status=503, count=0)),
+         args=("-c", "{home}"), env=FAST_RETRIES, check=False, then=(call("flashpoint", "faults.clear"),)),
+    Step(args=("-c", "{home}")),
+    Step("reset_persistence_auth changed: everything is pulled again from initial_start_time; the New lookups "
+         "are replaced, the Created one is added to.",
+         set=(_config(reset_persistence_auth="demo-2"),), args=("-c", "{home}", "-v", "2"), show=(_show,)),
+)
