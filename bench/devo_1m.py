@@ -2,9 +2,9 @@
 
 Each delivery runs in a child process (what a connector run is); its peak RSS is the kernel's high-water mark of that
 process (VmHWM), interpreter included. A 1,000-row run first gives the baseline: flat memory means the 1M figure
-stays close to it (the key digests of dedupe aside: run with --no-dedupe to see it without).
+stays close to it.
 
-    python bench/devo_1m.py [--rows 1000000] [--transport rest|tls|both] [--no-dedupe]
+    python bench/devo_1m.py [--rows 1000000] [--transport rest|tls|both]
 """
 
 import argparse
@@ -19,7 +19,7 @@ def child(args):
     """Deliver args.rows generated rows through one transport; print a JSON line with rows and seconds."""
     from tq_conn_common import Connector, Param, devo
     from tq_conn_common import config as cfg
-    from tq_conn_common.cli import Run
+    from tq_conn_common.session import Run
     from tq_conn_common.state import State
     import logging
     import tempfile
@@ -40,7 +40,7 @@ def child(args):
             yield {"value": f"ioc-{i:07d}.bad.example", "type": "FQDN" if i % 3 else "IP Address",
                    "score": i % 100, "first_seen": "2025-01-31T00:00:00Z", "source": 'feed "A", batch 7'}
     started = time.monotonic()
-    delivered = devo.deliver(run, spec, rows(), dedupe=not args.no_dedupe)
+    delivered = devo.deliver(run, spec, rows())
     seconds = round(time.monotonic() - started, 2)
     print(json.dumps({"rows": delivered, "seconds": seconds, "peak_rss_mb": _peak_rss_mb()}), flush=True)
 
@@ -58,10 +58,10 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(transport, rows, settings, dedupe):
+def measure(transport, rows, settings):
     """Run one child delivery; return (rows, seconds, peak RSS in MB)."""
     command = [sys.executable, __file__, "--child", "--rows", str(rows), "--settings", json.dumps(settings),
-               "--lookup", f"Bench_{transport}_{rows}"] + ([] if dedupe else ["--no-dedupe"])
+               "--lookup", f"Bench_{transport}_{rows}"]
     process = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if process.returncode != 0:
         raise SystemExit(f"the {transport} child failed (exit {process.returncode}): {process.stdout}")
@@ -73,7 +73,6 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--transport", choices=("rest", "tls", "both"), default="both")
-    parser.add_argument("--no-dedupe", action="store_true", help="deliver without the duplicate-key check")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     parser.add_argument("--lookup", help=argparse.SUPPRESS)
@@ -96,12 +95,12 @@ def main():
                 "devo_tls_delay": 0},
     }
     transports = ("rest", "tls") if args.transport == "both" else (args.transport,)
-    print(f"{'transport':<10} {'rows':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} {'landed':>9}  dedupe")
+    print(f"{'transport':<10} {'rows':>9} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} {'landed':>9}")
     results = []
     try:
         for transport in transports:
             for size in (1000, args.rows):
-                rows, seconds, peak = measure(transport, size, settings[transport], not args.no_dedupe)
+                rows, seconds, peak = measure(transport, size, settings[transport])
                 deadline = time.monotonic() + 60
                 landed = 0
                 while time.monotonic() < deadline:
@@ -111,8 +110,7 @@ def main():
                         break
                     time.sleep(0.2)
                 rate = rows / seconds if seconds else 0
-                print(f"{transport:<10} {rows:>9} {seconds:>8.1f} {rate:>8.0f} {peak:>12.1f} {landed:>9}  "
-                      f"{'on' if not args.no_dedupe else 'off'}", flush=True)
+                print(f"{transport:<10} {rows:>9} {seconds:>8.1f} {rate:>8.0f} {peak:>12.1f} {landed:>9}", flush=True)
                 results.append({"transport": transport, "rows": rows, "seconds": seconds,
                                 "peak_rss_mb": round(peak, 1), "landed": landed})
     finally:

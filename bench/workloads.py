@@ -30,7 +30,7 @@ _ADVERSARIES = ("", "APT28", "Lazarus Group, FIN7", "Sandworm Team", 'TA505 "Evi
 
 def _run(connector, config, folder):
     """Return a cli.Run for connector with a validated config (what the driver builds for one run)."""
-    from tq_conn_common.cli import Run
+    from tq_conn_common.session import Run
     from tq_conn_common.state import State
     return Run(connector, argparse.Namespace(name=None, force=True), config,
                State(os.path.join(folder, "bench.state.json")), {"config": os.path.join(folder, "bench.yaml")})
@@ -110,10 +110,11 @@ def tls_ours(args):
 def tls_send_csv(args):
     """Send the same CSV file with devo-sdk's own Lookup.send_csv through its Sender (what users would run)."""
     from devo.sender import Lookup, Sender
-    from tq_conn_common import devo_tls
+    from tq_conn_common import devo
+    from tq_conn_common.devo import tls as devo_tls
 
     settings = _tls_settings(args)
-    with devo_tls.credential_files(settings) as files:  # the PEM texts as files, as devo-sdk wants them
+    with devo_tls.credential_files(devo.Settings("tls", settings)) as files:  # the PEM texts as files, as devo-sdk wants them
         con = Sender(config={"address": settings["devo_host"], "port": int(settings["devo_port"]),
                              "key": files["key"], "cert": files["cert"], "chain": files["chain"],
                              "check_hostname": True})

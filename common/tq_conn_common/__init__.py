@@ -1,13 +1,18 @@
-"""tq_conn_common: the shared framework of the tq-conn connectors."""
+"""tq_conn_common: the shared framework of the tq-conn connectors. Connectors import only what __all__ offers."""
 
-__version__ = "1.0.0"
-
-from tq_conn_common.errors import (AuthError, BadRecord, ConfigError, DeliveryError, LockHeldError,  # noqa: E402
-                                   SourceError, TqConnError, UsageError)
+from tq_conn_common.version import __version__
+from tq_conn_common.errors import (AuthError, BadRecord, ConfigError, Declared, DeliveryError,  # noqa: E402
+                                   LockHeldError, SourceError, TqConnError, UsageError, stop)
 from tq_conn_common.config import Config, Param, Secret, reveal  # noqa: E402
-from tq_conn_common.devo import Column, LookupSpec  # noqa: E402
-from tq_conn_common.cli import Connector, Run, Stats, stop  # noqa: E402
+from tq_conn_common.service import Service, excerpt  # noqa: E402
+from tq_conn_common.paging import cursor_pages, offset_pages, window_pages  # noqa: E402
+from tq_conn_common.rows import chunks, flatten  # noqa: E402
+from tq_conn_common.download import Download, etag  # noqa: E402
+from tq_conn_common.devo import Column, EventTable, LookupSpec, MAX_CELL  # noqa: E402
+from tq_conn_common.connector import Connector, Stream  # noqa: E402
+from tq_conn_common import checks, clock, collector, devo, iocs, threatq  # noqa: E402
 
-__all__ = ["__version__", "Connector", "Run", "Stats", "stop", "Param", "Secret", "Config", "reveal",
-           "Column", "LookupSpec", "TqConnError", "ConfigError", "UsageError", "AuthError", "SourceError",
-           "DeliveryError", "LockHeldError", "BadRecord"]
+__all__ = ["__version__", "Connector", "Stream", "Param", "Secret", "Config", "reveal", "Service", "excerpt",
+           "offset_pages", "cursor_pages", "window_pages", "chunks", "flatten", "Download", "etag", "Declared", "Column", "LookupSpec", "EventTable", "MAX_CELL", "stop",
+           "TqConnError", "ConfigError", "UsageError", "AuthError", "SourceError", "DeliveryError", "LockHeldError",
+           "BadRecord", "checks", "clock", "collector", "devo", "iocs", "threatq"]

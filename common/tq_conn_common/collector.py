@@ -15,7 +15,8 @@ def load(config_dir, input_name, extra=None):
 
     outputs.devo_1 gives devo_host, devo_port and the certificate files (names resolved under certs/, beside
     config.yaml or, as the collector lays them out, beside its config/ folder);
-    inputs.<input_name> gives its keys, with every services.<service>.<key> lifted to <key>;
+    inputs.<input_name> gives its keys, with every services.<service>.<key> and credentials.<key> lifted to <key>
+    (a credentials that is not a mapping stays as it is, for the connector to name);
     extra(input_section, raw) may add connector-specific translations.
     """
     path = os.path.join(config_dir, FILENAME)
@@ -46,6 +47,9 @@ def load(config_dir, input_name, extra=None):
             for service in value.values():
                 if isinstance(service, dict):
                     raw.update(service)
+        elif key == "credentials" and isinstance(value, dict):
+            for name, secret in value.items():
+                raw.setdefault(name, secret)
         elif key not in ("id", "enabled"):
             raw[key] = value
     if section.get("enabled") is False:

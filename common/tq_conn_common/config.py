@@ -70,8 +70,14 @@ class Param:
     env: str = None              # environment variable that may carry the value
     renamed_from: tuple = ()     # older keys migrated on load
     multiline: bool = False      # pasted PEM text and the like
+    resets_state: bool = False   # a new value makes the next run forget the state once (messages["changed"])
     check: Callable = None       # extra check: value -> value, raise ValueError("what is wrong; the fix")
     messages: dict = field(default_factory=dict)  # kind -> message replacing the generated one
+
+    @property
+    def named(self):
+        """How messages name this parameter: 'Label' (key)."""
+        return f"'{self.label}' ({self.key})"
 
     @property
     def asked(self):

@@ -1,4 +1,5 @@
-"""HTTP sessions with timeouts, bounded retries with backoff honouring Retry-After, a rate limit, and clear errors."""
+"""HTTP sessions to a vendor API: timeouts, bounded retries with backoff honouring Retry-After, a rate limit, and
+every failure turned into the error and fix of service.TABLE."""
 
 import email.utils
 import json
@@ -11,13 +12,14 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from tq_conn_common.errors import AuthError, ConfigError, SourceError
+from tq_conn_common.errors import ConfigError
+from tq_conn_common.service import Service, excerpt, kind_of, reason, retry_status
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = {429, 500, 502, 503, 504}
 _CUT = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 _BROKEN = (requests.ConnectionError, requests.Timeout) + _CUT
+_OK = (200, 201, 202, 204)
 
 
 def _env_float(name, default):
@@ -27,45 +29,13 @@ def _env_float(name, default):
         return default
 
 
-class HttpError(SourceError):
-    """A request failed after retries; the message names the status and what to do."""
-
-    def __init__(self, message, fix=None, *, status=None, method=None, url=None, excerpt="", retryable=False):
-        super().__init__(message, fix, retryable=retryable)
-        self.status, self.method, self.url, self.excerpt = status, method, url, excerpt
-
-
-class HttpAuthError(HttpError, AuthError):
-    """401 or 403: a credential was refused or lacks permission."""
-
-    exit_code = AuthError.exit_code
-
-
-def guidance(status, service, credential):
-    """Return the fix for an HTTP status, naming the credential where one is at fault."""
-    cred = credential or "the credential"
-    if status == 401:
-        return f"{service} rejected {cred}; check it (or create a new one) and run again."
-    if status == 403:
-        return f"{cred} is valid but lacks permission for this request; ask the {service} admin to grant it."
-    if status == 404:
-        return f"the URL is wrong or the item does not exist; check the URL of {service} and the names in the config."
-    if status == 429:
-        return f"{service} is rate limiting; lower requests_per_second or run less often."
-    if status and status >= 500:
-        return f"{service} is failing on its side; run again later (state was kept, nothing is lost)."
-    return f"check the settings of {service}; the response is in the log at -v 3."
-
-
 class HttpClient:
-    """A requests session bound to a base URL, with timeouts, retries, rate limit and translated errors."""
+    """A requests session bound to a base URL and a Service, with timeouts, retries, rate limit and its errors."""
 
-    def __init__(self, base_url="", *, service="the service", credential=None, headers=None, auth=None,
-                 verify=True, proxies=None, timeout=(10, 120), retries=None, backoff=None, max_wait=300,
-                 requests_per_second=None, stats=None):
+    def __init__(self, service, base_url="", *, headers=None, auth=None, verify=True, proxies=None,
+                 timeout=(10, 120), retries=None, backoff=None, max_wait=300, requests_per_second=None, stats=None):
+        self.service = service if isinstance(service, Service) else Service(str(service))
         self.base_url = base_url
-        self.service = service
-        self.credential = credential
         read = _env_float("TQ_CONN_HTTP_TIMEOUT", 0)  # seconds a response may stall: a proxy's or a test's setting
         if read > 0:
             timeout = (timeout[0] if isinstance(timeout, tuple) else timeout, read)
@@ -78,13 +48,14 @@ class HttpClient:
         self.session.headers.update({"User-Agent": "tq-conn/1", **(headers or {})})
         self.session.auth = auth
         verify = True if verify in (None, "") else verify
+        name = self.service.name
         if isinstance(verify, (str, os.PathLike)) and not os.path.exists(verify):
-            raise ConfigError(f"The CA bundle {os.fspath(verify)} of {service} does not exist.",
+            raise ConfigError(f"The CA bundle {os.fspath(verify)} of {name} does not exist.",
                               "give the path of a PEM file with the CA certificates, or leave it empty for the "
                               "system's.")
         self.session.verify = verify
         if verify is False:
-            log.warning("TLS certificate verification is OFF for %s; the connection can be intercepted.", service)
+            log.warning("TLS certificate verification is OFF for %s; the connection can be intercepted.", name)
         self.proxies = {k: v for k, v in (proxies or {}).items() if v}
         self.session.proxies.update(self.proxies)
         self._interval = 1.0 / requests_per_second if requests_per_second else 0.0
@@ -107,14 +78,21 @@ class HttpClient:
         if slot > now:
             time.sleep(slot - now)
 
-    def request(self, method, path="", *, expect=(200, 201, 202, 204), retry_on=RETRY_STATUSES, **kwargs):
-        """Return the response to a request, retrying 429/5xx/connection errors; raise HttpError otherwise."""
+    def request(self, method, path="", *, expect=_OK, retry=True, service=None, context=None, **kwargs):
+        """Return the response to a request, retrying 429, 5xx and broken connections; raise the Service's error.
+
+        expect: the statuses returned as they are (None or (): every status); retry=False for a call that must not be
+        repeated blindly; service and context: the wording of this call's errors.
+        """
+        service = service or self.service
         url = self.url(path)
         kwargs.setdefault("timeout", self.timeout)
         # Per request, because requests lets REQUESTS_CA_BUNDLE and *_PROXY variables override session settings.
         kwargs.setdefault("verify", self.session.verify)
         if self.proxies:
             kwargs.setdefault("proxies", self.proxies)
+        where = {"method": method, "path": _path(url), "host": _host(url), **(context or {})}
+        retries = self.retries if retry else 0
         attempt = 0
         while True:
             attempt += 1
@@ -124,55 +102,59 @@ class HttpClient:
             try:
                 response = self.session.request(method, url, **kwargs)
             except requests.exceptions.SSLError as exc:
-                raise HttpError(f"TLS failed talking to {self.service} at {_host(url)}: {_reason(exc)}.",
-                                "check the URL and the CA bundle; certificate verification stays on by default.",
-                                method=method, url=url) from None
+                raise service.error("tls", {**where, "reason": _reason(exc)}) from None
             except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
                     requests.exceptions.InvalidURL) as exc:
-                raise ConfigError(f"The URL {_path_free(url)!r} of {self.service} is not valid ({type(exc).__name__}).",
-                                  "set the full URL, starting with https://, in the config.") from None
+                raise ConfigError(f"The URL {_path_free(url)!r} of {service.name} is not valid "
+                                  f"({type(exc).__name__}).", "set the full URL, starting with https://, in the "
+                                  "config.") from None
             except _BROKEN as exc:  # refused, reset, timed out, or cut mid-body (the body is read inside request())
-                if attempt <= self.retries:
-                    self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}")
+                if attempt <= retries:
+                    self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}", service)
                     continue
-                kind = ("timed out" if isinstance(exc, requests.Timeout) else
-                        "cut the connection mid-response" if isinstance(exc, _CUT) else "could not connect")
-                raise HttpError(f"{self.service} at {_host(url)} {kind} after {attempt} attempts ({_reason(exc)}).",
-                                f"check the URL of {self.service}, the network and any proxy; run again later.",
-                                method=method, url=url, retryable=True) from None
+                cause = ("timed out" if isinstance(exc, requests.Timeout) else
+                         "cut the connection mid-response" if isinstance(exc, _CUT) else "could not connect")
+                raise service.error("unreachable", {**where, "cause": cause, "attempts": attempt,
+                                                    "reason": _reason(exc)}) from None
             except requests.RequestException as exc:  # redirects loop, a header value with a line break, ...
-                raise HttpError(f"The request {method} {_path(url)} to {self.service} failed ({_reason(exc)}).",
-                                f"check the settings of {self.service}; the detail is in the log at -v 3.",
-                                method=method, url=url) from None
-            if response.status_code in retry_on and attempt <= self.retries:
+                raise service.error("refused", {**where, "status": "?", "reason": _reason(exc),
+                                                "message": f"The request {method} {_path(url)} to {service.name} "
+                                                           f"failed ({_reason(exc)})."}) from None
+            status = response.status_code
+            if retry_status(status) and attempt <= retries and (not expect or status not in expect):
                 wait = _retry_after(response.headers.get("Retry-After"))
                 response.close()
-                self._sleep(attempt, wait, f"HTTP {response.status_code} on {method} {_path(url)}")
+                self._sleep(attempt, wait, f"HTTP {status} on {method} {_path(url)}", service)
                 continue
-            if expect and response.status_code not in expect:
-                raise self.error(response)
+            if expect and status not in expect:
+                raise self.error(response, service, context)
             return response
 
-    def error(self, response, what=None):
-        """Return the HttpError for an unexpected response."""
+    def error(self, response, service=None, context=None):
+        """Return the Service's error for an unexpected response."""
+        service = service or self.service
         status = response.status_code
         method = response.request.method if response.request is not None else "GET"
         try:
-            excerpt = (response.text or "")[:300]
+            body = (response.text or "")[:300]
         except requests.RequestException:  # a body we cannot read must not hide the status
-            excerpt = ""
-        log.debug("%s %s -> HTTP %s: %s", method, _path(response.url), status, excerpt)
-        cls = HttpAuthError if status in (401, 403) else HttpError
-        message = what or f"{self.service} answered HTTP {status} to {method} {_path(response.url)}."
-        return cls(message, guidance(status, self.service, self.credential), status=status, method=method,
-                   url=response.url, excerpt=excerpt, retryable=status in RETRY_STATUSES)
+            body = ""
+        log.debug("%s %s -> HTTP %s: %s", method, _path(response.url), status, body)
+        said = reason(body)
+        error = service.error(kind_of(status), {
+            "status": status, "method": method, "path": _path(response.url), "host": _host(response.url),
+            "said": f": {said}" if said else "", "reason": said, "body": excerpt(body), "excerpt": body,
+            **(context or {})})
+        if said and said not in error.message:  # the vendor's own words stay in the log
+            log.warning("%s answered HTTP %s to %s %s: %s", service.name, status, method, _path(response.url), said)
+        return error
 
-    def _sleep(self, attempt, retry_after, why):
+    def _sleep(self, attempt, retry_after, why, service):
         if retry_after is not None:
             wait = min(retry_after, self.max_wait)
         else:
             wait = min(self.backoff * (2 ** (attempt - 1)), 60.0) * (0.5 + random.random() / 2)
-        log.warning("%s from %s; retry %d of %d in %.1f s.", why, self.service, attempt, self.retries, wait)
+        log.warning("%s from %s; retry %d of %d in %.1f s.", why, service.name, attempt, self.retries, wait)
         time.sleep(wait)
 
     def get(self, path="", **kwargs):
@@ -181,14 +163,9 @@ class HttpClient:
     def post(self, path="", **kwargs):
         return self.request("POST", path, **kwargs)
 
-    def put(self, path="", **kwargs):
-        return self.request("PUT", path, **kwargs)
-
-    def delete(self, path="", **kwargs):
-        return self.request("DELETE", path, **kwargs)
-
-    def json(self, method, path="", **kwargs):
-        """Return the decoded JSON body of a request; a malformed or cut body is retried, then a SourceError."""
+    def json(self, method, path="", *, loads=json.loads, **kwargs):
+        """Return the decoded JSON body of a request; a malformed or cut body is retried, then the Service's error."""
+        service = kwargs.get("service") or self.service
         attempt = 0
         while True:
             attempt += 1
@@ -196,23 +173,23 @@ class HttpClient:
             body = b""
             try:
                 body = response.content
-                return json.loads(body) if body else None
+                return loads(body) if body else None
             except RecursionError:
-                raise SourceError(f"{self.service} sent JSON nested too deeply to be read for {method} "
-                                  f"{_path(response.url)}.", f"check the URL of {self.service}; if it is right, "
-                                  "report the answer to the vendor (the log at -v 3 has the request).") from None
+                raise service.error("unreadable", {
+                    "method": method, "path": _path(response.url), "what": "JSON nested too deeply to be read",
+                    **(kwargs.get("context") or {})}) from None
             except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, ValueError) as exc:
-                if attempt <= min(self.retries, 2):
-                    self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} {_path(response.url)}")
+                if attempt <= min(self.retries, 2) and kwargs.get("retry", True):
+                    self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} "
+                                               f"{_path(response.url)}", service)
                     continue
                 ctype = response.headers.get("Content-Type", "")
-                kind = ("an HTML page" if "html" in ctype or body[:20].lstrip().startswith(b"<") else
+                what = ("an HTML page" if "html" in ctype or body[:20].lstrip().startswith(b"<") else
                         "malformed JSON" if body else "a cut response")
-                log.debug("%s %s -> HTTP %s, unreadable body: %r", method, _path(response.url), response.status_code,
-                          body[:300])
-                raise SourceError(f"{self.service} sent {kind} instead of data for {method} {_path(response.url)}.",
-                                  f"check the URL of {self.service}; if it is right, the service is failing: "
-                                  "run again later.", retryable=True) from None
+                log.debug("%s %s -> HTTP %s, unreadable body: %r", method, _path(response.url),
+                          response.status_code, body[:300])
+                raise service.error("unreadable", {"method": method, "path": _path(response.url), "what": what,
+                                                   **(kwargs.get("context") or {})}) from None
 
     def close(self):
         self.session.close()
@@ -255,4 +232,4 @@ def _reason(exc):
     return type(exc).__name__
 
 
-__all__ = ["HttpClient", "HttpError", "HttpAuthError", "guidance", "RETRY_STATUSES"]
+__all__ = ["HttpClient"]

@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from tq_conn_common import config as cfg
-from tq_conn_common import devo, devo_certs, devo_rest, devo_tls
+from tq_conn_common import devo
+from tq_conn_common.devo import certs as devo_certs, rest as devo_rest, tls as devo_tls
 from tq_conn_common.errors import ConfigError
 from tq_conn_sandbox import pki
 from tq_conn_sandbox.services.devo import parse_fields
@@ -35,9 +36,9 @@ def pem_settings(issued, chain, **extra):
 def test_check_name_accepts_devo_names_and_refuses_others():
     assert devo.check_name("Recorded_Future_IPv4_1") == "Recorded_Future_IPv4_1"
     for bad in ("my lookup", "a-b", "x.y", "", None, "ünï"):
-        with pytest.raises(ConfigError) as caught:
-            devo.check_name(bad, "lookup_name")
-        assert "lookup_name" in caught.value.message and "letters, digits and underscore" in caught.value.fix
+        with pytest.raises(ValueError, match="letters, digits and underscore"):
+            devo.check_name(bad)
+    assert devo.check_name("my.lookuplist.ThreatQ_IOCs") == "ThreatQ_IOCs"   # copied from a query
 
 
 def test_query_name():
@@ -78,37 +79,37 @@ def test_output_params_keys_labels_and_ui_flag():
 
 
 def test_region_presets_and_overrides():
-    assert devo.rest_base_url(settings(devo_region="eu")) == "https://api-eu.devo.com/lookup-api"
-    assert devo.rest_base_url(settings(devo_lookups_url="http://h:1/lookup-api/")) == "http://h:1/lookup-api"
-    assert devo.collector_address(settings(devo_region="ca")) == ("collector-ca.devo.io", 443)
-    assert devo.collector_address(settings(devo_host="relay", devo_port=1514)) == ("relay", 1514)
+    assert devo.Settings("rest", settings(devo_region="eu")).rest_url == "https://api-eu.devo.com/lookup-api"
+    assert devo.Settings("rest", settings(devo_lookups_url="http://h:1/lookup-api/")).rest_url == "http://h:1/lookup-api"
+    assert devo.Settings("tls", settings(devo_region="ca")).collector == ("collector-ca.devo.io", 443)
+    assert devo.Settings("tls", settings(devo_host="relay", devo_port=1514)).collector == ("relay", 1514)
 
 
 # ---- transport choice -----------------------------------------------------------------------------------------
 
 def test_auto_prefers_rest_when_a_token_is_set(ca):
     issued = ca.issue("sandbox")
-    assert devo.check_output(settings(devo_token="t", devo_domain="d")) == "rest"
-    assert devo.check_output(pem_settings(issued, ca.cert_pem, devo_token="t", devo_domain="d")) == "rest"
-    assert devo.check_output(pem_settings(issued, ca.cert_pem)) == "tls"
+    assert devo.check_settings(settings(devo_token="t", devo_domain="d")).transport == "rest"
+    assert devo.check_settings(pem_settings(issued, ca.cert_pem, devo_token="t", devo_domain="d")).transport == "rest"
+    assert devo.check_settings(pem_settings(issued, ca.cert_pem)).transport == "tls"
 
 
 def test_no_credentials_names_both_ways():
     with pytest.raises(ConfigError) as caught:
-        devo.check_output(settings())
+        devo.check_settings(settings())
     assert "devo_token" in caught.value.fix and "devo_cert" in caught.value.fix and "devo_domain" in caught.value.fix
 
 
 def test_rest_needs_token_and_domain():
     with pytest.raises(ConfigError) as caught:
-        devo.check_output(settings(devo_transport="rest"))
+        devo.check_settings(settings(devo_transport="rest"))
     assert len(caught.value.problems) == 2
     assert "(devo_token) is not set" in str(caught.value) and "(devo_domain) is not set" in str(caught.value)
 
 
 def test_tls_names_each_missing_credential(ca):
     with pytest.raises(ConfigError) as caught:
-        devo.check_output(settings(devo_cert=ca.issue("x").cert_pem))
+        devo.check_settings(settings(devo_cert=ca.issue("x").cert_pem))
     text = str(caught.value)
     assert "devo_key" in text and "devo_chain" in text and "(devo_cert)" not in text.split(" not set")[0]
     assert "Lookups API" in text
@@ -116,7 +117,7 @@ def test_tls_names_each_missing_credential(ca):
 
 def test_events_need_the_x509_credentials_even_with_a_token():
     with pytest.raises(ConfigError, match="events are sent"):
-        devo.check_output(settings(devo_token="t", devo_domain="d"), events=True)
+        devo.check_settings(settings(devo_token="t", devo_domain="d"), events=True)
 
 
 # ---- credential checks ----------------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_encrypted_key_is_named(ca):
 def test_check_output_reports_credential_problems(ca):
     issued = ca.issue("sandbox")
     with pytest.raises(ConfigError) as caught:
-        devo.check_output(pem_settings(issued, pki.Authority("Else").cert_pem))
+        devo.check_settings(pem_settings(issued, pki.Authority("Else").cert_pem))
     assert "(devo_chain) did not issue" in str(caught.value)
 
 
@@ -213,7 +214,7 @@ def test_check_output_reports_credential_problems(ca):
 def test_pasted_pem_goes_to_private_files_removed_afterwards(ca, tmp_path):
     issued = ca.issue("sandbox")
     config = settings(devo_cert=issued.cert_pem, devo_key=issued.key_pem, devo_chain=str(tmp_path / "chain.crt"))
-    with devo_tls.credential_files(config) as paths:
+    with devo_tls.credential_files(devo.Settings("tls", config)) as paths:
         for name in ("cert", "key"):
             assert stat.S_IMODE(os.stat(paths[name]).st_mode) == 0o600
         assert open(paths["key"]).read().strip() == issued.key_pem.strip()
@@ -221,7 +222,7 @@ def test_pasted_pem_goes_to_private_files_removed_afterwards(ca, tmp_path):
         folder = os.path.dirname(paths["key"])
     assert not os.path.exists(folder)
     with pytest.raises(RuntimeError):
-        with devo_tls.credential_files(config) as paths:
+        with devo_tls.credential_files(devo.Settings("tls", config)) as paths:
             folder = os.path.dirname(paths["key"])
             raise RuntimeError("boom")
     assert not os.path.exists(folder)

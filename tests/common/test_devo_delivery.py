@@ -9,9 +9,9 @@ import warnings
 import pytest
 import yaml
 
-from tq_conn_common import Connector, Param, devo
+from tq_conn_common import Connector, Param, Stream, devo
 from tq_conn_common import config as cfg
-from tq_conn_common.cli import Run
+from tq_conn_common.session import Run
 from tq_conn_common.errors import AuthError, ConfigError, DeliveryError, SourceError
 from tq_conn_common.state import State
 from tq_conn_sandbox import pki
@@ -122,22 +122,14 @@ def test_typed_values_are_typed_in_devo(sandbox, tmp_path, transport):
 def test_rows_as_tuples_in_column_order_land_as_dicts_do(sandbox, tmp_path, transport):
     names = [c.name for c in SPEC.columns]
     run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
-    tuples = [tuple(row.get(n) for n in names) for row in ROWS] + [("", "no key", 1, 1.0, True)]
+    tuples = [tuple(row.get(n) for n in names) for row in ROWS]
     many = [(f"10.0.{i >> 8}.{i & 255}", "IP Address", str(i), "0.5", "true") for i in range(3000)]
-    assert devo.deliver(run, SPEC, iter(tuples + many)) == 3 + 3000    # in batches; the keyless row skipped
+    assert devo.deliver(run, SPEC, iter(tuples + many)) == 3 + 3000    # in batches
     landed = rows_of(sandbox)
     assert [r for r in landed if r["type"] != "IP Address" or r["value"] == "1.2.3.4"] == expected(ROWS)
-    assert len(landed) == 3003 and run.stats.skipped == 1
+    assert len(landed) == 3003
     with pytest.raises(ValueError, match="must have 5 values"):
         devo.deliver(run, SPEC, iter([("too", "short")]))
-
-
-def test_duplicates_first_wins_and_rows_without_key_are_skipped(sandbox, tmp_path, transport):
-    run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
-    rows = [ROWS[0], {**ROWS[0], "type": "second"}, {"value": "", "type": "no key"}, {"type": "none"}, ROWS[1]]
-    assert devo.deliver(run, SPEC, iter(rows)) == 2
-    assert rows_of(sandbox) == expected([ROWS[0], ROWS[1]])
-    assert (run.stats.duplicates, run.stats.skipped, run.stats.delivered) == (1, 2, 2)
 
 
 def test_empty_replace_leaves_the_lookup_unless_allowed(sandbox, tmp_path, transport, caplog):
@@ -167,7 +159,7 @@ def test_lookup_name_is_checked(sandbox, tmp_path, transport):
     run = make_run(tmp_path, lookup_name="bad name", **TRANSPORTS[transport](sandbox))
     with pytest.raises(ConfigError) as caught:
         devo.deliver(run, SPEC, iter(ROWS))
-    assert "(lookup_name) 'bad name' is not valid" in caught.value.message
+    assert "(lookup_name): 'bad name' is not a valid Devo lookup name" in caught.value.message
     assert sandbox["devo"].lookups == {}
 
 
@@ -308,15 +300,24 @@ def test_events_to_a_table(sandbox, tmp_path):
 
 # ---- through a connector command ----------------------------------------------------------------------------------
 
-def _connector():
-    def fetch(run):
-        yield from ({"ioc": r["value"], "kind": r["type"], "score": r["score"]} for r in ROWS)
+def _connector(records=ROWS, dedupe=None):
+    def fetch(ctx):
+        yield from ({"ioc": r.get("value"), "kind": r.get("type"), "score": r.get("score")} for r in records)
 
     def to_row(record):
         return {"value": record["ioc"], "type": record["kind"], "score": record["score"]}
     spec = devo.LookupSpec(name_from="lookup_name", key="value",
                            columns=(devo.Column("value"), devo.Column("type"), devo.Column("score", "int")))
-    return Connector(name="devo_check", title="Devo check", params=PARAMS, fetch=fetch, to_row=to_row, lookup=spec)
+    return Connector(name="devo_check", title="Devo check", params=PARAMS,
+                     streams=(Stream("check", fetch=fetch, to_row=to_row, to=spec, dedupe=dedupe),))
+
+
+def test_duplicates_first_wins_and_rows_without_key_are_skipped(sandbox, tmp_path, transport, capsys):
+    rows = [ROWS[0], {**ROWS[0], "type": "second"}, {"value": "", "type": "no key"}, {"type": "none"}, ROWS[1]]
+    (tmp_path / "tq-conn-devo-check.yaml").write_text(yaml.safe_dump(TRANSPORTS[transport](sandbox)))
+    assert _connector(rows, dedupe="first").execute(["-c", str(tmp_path)]) == 0
+    assert [(r["value"], r["type"]) for r in rows_of(sandbox)] == [("1.2.3.4", "IP Address"), ("evil.example", "FQDN")]
+    assert "skipped as invalid 2, duplicates dropped 1, items delivered 2" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", sorted(TRANSPORTS))

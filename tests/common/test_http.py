@@ -8,9 +8,10 @@ import time
 import pytest
 import urllib3
 
-from tq_conn_common.cli import Stats
-from tq_conn_common.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError, SourceError
-from tq_conn_common.http import HttpAuthError, HttpClient, HttpError, _retry_after, guidance
+from tq_conn_common.errors import EXIT_CONFIG, EXIT_FAILED, AuthError, ConfigError, SourceError
+from tq_conn_common.http import HttpClient, _retry_after
+from tq_conn_common.service import Service
+from tq_conn_common.session import Stats
 from tq_conn_sandbox.server import Running
 from tq_conn_sandbox.services.echo import Echo
 
@@ -21,8 +22,8 @@ def client(sandbox):
 
     def make(**kwargs):
         kwargs.setdefault("backoff", 0.01)
-        kwargs.setdefault("service", "Echo")
-        made.append(HttpClient(sandbox.url("echo"), **kwargs))
+        service = kwargs.pop("service", Service("Echo", credential=kwargs.pop("credential", None)))
+        made.append(HttpClient(service, sandbox.url("echo"), **kwargs))
         return made[-1]
     yield make
     for c in made:
@@ -38,7 +39,7 @@ def test_json_and_url_joining(client, sandbox):
     assert c.json("GET", "/numbers", params={"limit": 3})["data"] == [0, 1, 2]
     assert c.json("GET", "numbers", params={"limit": 1})["data"] == [0]
     assert c.url("https://other.example/x") == "https://other.example/x"
-    assert HttpClient("http://h/api/").url("/v1/items") == "http://h/api/v1/items"
+    assert HttpClient("Vendor", "http://h/api/").url("/v1/items") == "http://h/api/v1/items"
     assert c.get("/echo").json()["headers"]["User-Agent"] == "tq-conn/1"
 
 
@@ -83,40 +84,53 @@ def test_backoff_grows_exponentially_with_jitter(monkeypatch, client, sandbox):
 
 def test_retries_are_bounded_and_429_says_lower_the_rate(client, sandbox):
     sandbox.fault("echo", path="^/numbers$", status=429, count=0)
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(SourceError) as caught:
         client(retries=2).get("/numbers")
     error = caught.value
     assert hits(sandbox, "/numbers") == 3
-    assert error.status == 429 and error.retryable and error.exit_code == EXIT_FAILED
-    assert str(error) == ("Echo answered HTTP 429 to GET /numbers.\n"
+    assert error.status == 429 and error.kind == "rate_limited" and error.retryable and error.stops_run
+    assert error.exit_code == EXIT_FAILED
+    assert str(error) == ("Echo answered HTTP 429 to GET /numbers: injected fault.\n"
                           "Fix: Echo is rate limiting; lower requests_per_second or run less often.")
 
 
-def test_status_guidance():
-    assert "rejected 'Token' (token)" in guidance(401, "Devo", "'Token' (token)")
-    assert "lacks permission" in guidance(403, "Devo", None)
-    assert "URL is wrong" in guidance(404, "Devo", None)
-    assert "rate limiting" in guidance(429, "Devo", None)
-    assert "failing on its side" in guidance(500, "Devo", None)
-    assert "settings of Devo" in guidance(400, "Devo", None)
+def test_the_one_table_gives_each_status_its_error_and_fix():
+    devo = Service("Devo", credential="'Token' (token)")
+    cases = {401: ("credential", AuthError, "rejected 'Token' (token)"), 403: ("permission", AuthError,
+             "lacks permission"), 404: ("not_found", SourceError, "URL is wrong"),
+             429: ("rate_limited", SourceError, "rate limiting"), 500: ("failing", SourceError, "failing on its side"),
+             400: ("refused", SourceError, "settings of Devo")}
+    from tq_conn_common.service import kind_of
+    for status, (kind, cls, fix) in cases.items():
+        error = devo.error(kind_of(status), {"status": status})
+        assert error.kind == kind and type(error) is cls and fix in error.fix, status
+
+
+def test_a_service_words_its_own_failures():
+    vendor = Service("CTCI", credential="'T' (t)", messages={"auth": "Id 100: HTTP {status}: {body}"},
+                     fixes={"permission": "enable {credential}"}, classes={"tls": ConfigError}, stops=("failing",))
+    error = vendor.error("permission", {"status": 403, "body": "no role"})
+    assert (error.message, error.fix) == ("Id 100: HTTP 403: no role", "enable 'T' (t)")
+    assert isinstance(vendor.error("tls", {"reason": "x"}), ConfigError)
+    assert vendor.error("failing", {"status": 502}).stops_run and not vendor.error("refused", {}).stops_run
 
 
 def test_401_and_403_are_auth_errors_that_name_the_credential(client, sandbox):
     c = client(credential="'API Token' (token)", headers={"Authorization": "Bearer wrong"})
-    with pytest.raises(HttpAuthError) as caught:
+    with pytest.raises(AuthError) as caught:
         c.get("/secure/numbers")
     assert caught.value.status == 401 and caught.value.exit_code == EXIT_CONFIG
     assert "Echo rejected 'API Token' (token)" in caught.value.fix
     assert hits(sandbox, "/secure/numbers") == 1  # not retried
     sandbox.fault("echo", path="^/numbers$", status=403)
-    with pytest.raises(HttpAuthError, match="HTTP 403"):
+    with pytest.raises(AuthError, match="HTTP 403"):
         c.get("/numbers")
     ok = client(headers={"Authorization": "Bearer sandbox-token"}).json("GET", "/secure/numbers")
     assert ok["data"][0] == 0
 
 
 def test_404_says_check_the_url(client):
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(SourceError) as caught:
         client().get("/no/such/path")
     assert caught.value.status == 404 and not caught.value.retryable and "URL is wrong" in caught.value.fix
 
@@ -136,7 +150,7 @@ def test_a_connection_cut_mid_body_is_retried(client, sandbox):
 
 def test_a_connection_always_cut_ends_in_a_retryable_error(client, sandbox):
     sandbox.fault("echo", path="^/numbers$", cut=True, count=0)
-    with pytest.raises(HttpError) as caught:
+    with pytest.raises(SourceError) as caught:
         client(retries=1).get("/numbers")
     assert "cut the connection mid-response after 2 attempts" in str(caught.value) and caught.value.retryable
 
@@ -167,25 +181,26 @@ def test_a_slow_answer_times_out_and_is_retried(client, sandbox):
 
 def test_a_service_that_always_times_out(client, sandbox):
     sandbox.fault("echo", path="^/numbers$", delay=0.5, count=0)
-    with pytest.raises(HttpError, match="timed out after 2 attempts"):
+    with pytest.raises(SourceError, match="timed out after 2 attempts"):
         client(timeout=(2, 0.1), retries=1).get("/numbers")
 
 
 def test_connection_refused_is_retried_then_reported(sandbox):
     stats = Stats()
-    c = HttpClient("http://127.0.0.1:9", service="Vendor", retries=2, backoff=0.01, stats=stats)
-    with pytest.raises(HttpError) as caught:
+    c = HttpClient("Vendor", "http://127.0.0.1:9", retries=2, backoff=0.01, stats=stats)
+    with pytest.raises(SourceError) as caught:
         c.get("/x")
     assert stats.requests == 3
     assert str(caught.value) == ("Vendor at 127.0.0.1:9 could not connect after 3 attempts (connection refused).\n"
                                  "Fix: check the URL of Vendor, the network and any proxy; run again later.")
+    assert caught.value.kind == "unreachable" and caught.value.retryable
 
 
 def test_an_invalid_url_is_a_config_error():
     with pytest.raises(ConfigError, match="is not valid"):
-        HttpClient("", service="Vendor").get("api.example/x?token=secret-value")
+        HttpClient("Vendor", "").get("api.example/x?token=secret-value")
     with pytest.raises(ConfigError) as caught:
-        HttpClient("ftp://h", service="Vendor").get("/x?token=secret-value")
+        HttpClient("Vendor", "ftp://h").get("/x?token=secret-value")
     assert "secret-value" not in str(caught.value)
 
 
@@ -240,27 +255,27 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_path_is_honoured(tmp_path, m
     running, ca = _https_echo(tmp_path)
     try:
         url = running.url("echo")
-        with pytest.raises(HttpError) as caught:
-            HttpClient(url, service="Echo", retries=0).get("/numbers")
+        with pytest.raises(SourceError) as caught:
+            HttpClient("Echo", url, retries=0).get("/numbers")
         assert "TLS failed talking to Echo" in str(caught.value) and "certificate verify failed" in str(caught.value)
-        assert HttpClient(url, verify=ca).json("GET", "/numbers")["total"] == 100
+        assert HttpClient("Echo", url, verify=ca).json("GET", "/numbers")["total"] == 100
         # a CA bundle from the environment does not override the configured one (nor verify=False)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "elsewhere.pem"))
-        assert HttpClient(url, verify=ca).json("GET", "/numbers")["total"] == 100
+        assert HttpClient("Echo", url, verify=ca).json("GET", "/numbers")["total"] == 100
         with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
-            assert HttpClient(url, verify=False).json("GET", "/numbers")["total"] == 100
+            assert HttpClient("Echo", url, verify=False).json("GET", "/numbers")["total"] == 100
     finally:
         running.stop()
 
 
 def test_a_missing_ca_bundle_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        HttpClient("https://h", service="Devo", verify=str(tmp_path / "none.pem"))
+        HttpClient("Devo", "https://h", verify=str(tmp_path / "none.pem"))
 
 
 def test_requests_go_through_the_configured_proxy(client, sandbox, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the configured proxy wins over the environment
     monkeypatch.setenv("NO_PROXY", "")
-    c = HttpClient("http://vendor.invalid", proxies={"http": sandbox.url("echo"), "https": ""})
+    c = HttpClient("Vendor", "http://vendor.invalid", proxies={"http": sandbox.url("echo"), "https": ""})
     body = c.json("GET", "/echo")  # the echo stand-in plays the proxy: it receives the absolute URL
     assert body["headers"]["Host"] == "vendor.invalid" and body["path"] == "/echo"

@@ -13,7 +13,8 @@ from tq_conn_common import config as cfg
 from tq_conn_common import threatq
 from tq_conn_common.config import Secret
 from tq_conn_common.errors import AuthError, ConfigError, SourceError
-from tq_conn_common.http import HttpAuthError, HttpClient
+from tq_conn_common.http import HttpClient
+from tq_conn_common.threatq import ui
 from tq_conn_sandbox.services.threatq import (CLIENT_ID, PASSWORD, PRIVATE_CLIENT_ID, PRIVATE_CLIENT_SECRET,
                                               USERNAME)
 
@@ -30,7 +31,7 @@ def config_file(tmp_path):
 def make(sandbox, config_file):
     """Build a client for the stand-in (options override the defaults)."""
     def build(cache=True, clock=time.time, **options):
-        http = HttpClient(threatq.base_url(sandbox.url("threatq")), service="ThreatQ", retries=3, backoff=0.01)
+        http = HttpClient(threatq.SERVICE, threatq.base_url(sandbox.url("threatq")), retries=3, backoff=0.01)
         args = {"client_id": CLIENT_ID, "username": USERNAME, "password": Secret(PASSWORD), **options}
         return threatq.ThreatQ(http, args.pop("client_id"), args.pop("username"), args.pop("password"),
                                cache=threatq.TokenCache(str(config_file)) if cache else None, clock=clock, **args)
@@ -137,7 +138,7 @@ def test_a_new_token_replaces_the_cached_one_in_place_keeping_every_comment(make
     client = make()
     client.collections()
     first = yaml.safe_load(config_file.read_text())["threatq_token"]["access_token"]
-    client.renew()
+    client.login.renew()
     text = config_file.read_text()
     assert [line for line in text.splitlines() if line.startswith("threatq_token:")] == ["threatq_token:"]
     assert "# batch_size: 1000" in text and text.startswith("# tq-conn-x configuration")
@@ -192,7 +193,7 @@ def test_a_second_401_after_renewal_is_an_auth_error(sandbox, make):
     client = make()
     client.collections()
     sandbox.fault("threatq", path="^/api/search/query$", status=401, count=2)
-    with pytest.raises(HttpAuthError) as caught:
+    with pytest.raises(AuthError) as caught:
         client.collections()
     assert caught.value.status == 401 and caught.value.exit_code == 2
 
@@ -308,9 +309,9 @@ def test_a_caller_that_stops_early_stops_the_paging(sandbox, make):
     next(pages)
     pages.close()
     deadline = time.monotonic() + 10
-    while any(t.name == "threatq-pages" for t in threading.enumerate()) and time.monotonic() < deadline:
+    while any(t.name == "one-ahead" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not any(t.name == "threatq-pages" for t in threading.enumerate())
+    assert not any(t.name == "one-ahead" for t in threading.enumerate())
     assert len([r for r in sandbox["threatq"].requests if r["path"] == "/api/indicators/query"]) <= 2
 
 
@@ -336,8 +337,8 @@ def test_an_offset_ignored_by_the_server_is_caught():
             raise AssertionError("no token call expected")
 
     client = threatq.ThreatQ(Same(), "id", "user", Secret("pw"))
-    client._token = {"access_token": "t", "expires_at": "2999-01-01T00:00:00Z", "expires_in": 3600}
-    with pytest.raises(SourceError, match="same page again"):
+    client.login._token = {"access_token": "t", "expires_at": "2999-01-01T00:00:00Z", "expires_in": 3600}
+    with pytest.raises(SourceError, match="ThreatQ repeated a page of indicators"):
         list(client.indicators({"json": {"api_query": {}}}, batch_size=2))
 
 
@@ -418,23 +419,23 @@ DEFINITION = [{"name": "lookup_name", "label": "Lookup Table Name", "type": "tex
 
 def test_register_creates_the_record_then_updates_it_keeping_the_ui_values(sandbox, make):
     client = make()
-    record = client.register("tq-conn-x", "X", DEFINITION, status="Review")
+    record = ui.register_record(client, "tq-conn-x", "X", DEFINITION, status="Review")
     stored = sandbox["threatq"].connector("tq-conn-x")
     assert record["id"] == stored["id"] and stored["category"]["name"] == "Labs"
     assert stored["indicator_status_id"] == 4 and stored["is_active"] is False
     sandbox["threatq"].set_connector("tq-conn-x", {"lookup_name": "IOCs"}, is_active=True)
-    client.register("tq-conn-x", "X", DEFINITION + [{"name": "new", "label": "New", "type": "text"}])
+    ui.register_record(client, "tq-conn-x", "X", DEFINITION + [{"name": "new", "label": "New", "type": "text"}])
     stored = sandbox["threatq"].connector("tq-conn-x")
     assert threatq.field_values(stored["custom_fields"]) == {"lookup_name": "IOCs"}
     assert [f["name"] for f in stored["custom_fields"]] == ["lookup_name", "batch_size", "new"]
     assert stored["is_active"] is True
-    client.record_run(stored["id"], 42, when=0)
+    ui.write_run(client, stored["id"], 42, when=0)
     assert stored["last_import_at"] == "1970-01-01 00:00:00" and stored["last_import_count"] == 42
 
 
 def test_an_unknown_status_lists_the_statuses(make):
     with pytest.raises(ConfigError) as caught:
-        make().register("tq-conn-x", "X", DEFINITION, status="Revew")
+        ui.register_record(make(), "tq-conn-x", "X", DEFINITION, status="Revew")
     assert "'Revew'" in caught.value.message and "Active, Expired" in caught.value.fix
 
 
@@ -483,7 +484,7 @@ def test_tls_is_verified_and_a_ca_bundle_makes_a_self_signed_threatq_work(https_
     url, bundle = https_threatq
     assert url.startswith("https://")
     for verify, ok in ((True, False), (bundle, True)):
-        http = HttpClient(threatq.base_url(url), service="ThreatQ", retries=0, verify=verify)
+        http = HttpClient(threatq.SERVICE, threatq.base_url(url), retries=0, verify=verify)
         client = threatq.ThreatQ(http, CLIENT_ID, USERNAME, Secret(PASSWORD))
         if ok:
             assert client.collections()

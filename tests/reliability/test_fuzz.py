@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reliability_kit import TALLY
-from tq_conn_common import BadRecord
+from tq_conn_common import BadRecord, SourceError
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
                 database=None)
@@ -69,21 +69,30 @@ def _line(cells, quoted):
 @example(kind="ip", header=RF_HEADERS[0], body=[([b"1.2.3.4", b"90", b"x", b"{not json"], True)], tail=b'"5.6',
          cuts=[1, 7])
 def test_risk_list_rows(kind, header, body, tail, cuts):
+    from tq_conn_common.download import read_csv
     from tq_conn_recorded_future import source
     _count()
     data = header + b"".join(_line(cells, quoted) for cells, quoted in body) + tail
     marks = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     blocks = [data[a:b] for a, b in zip(marks, marks[1:])]    # the body as the network hands it over: cut anywhere
-    tally = source.Tally()
-    run = _Run()
-    for version in (None, 4, 6):
-        rows = list(source.rows(run, iter(blocks), kind, source.Tally() if version else tally, version=version))
-        for row in rows:
-            row = dict(zip(source.COLUMNS, row)) if isinstance(row, tuple) else row
-            assert isinstance(row["Name"], str) and row["Name"]
-            if kind in ("ip", "PublicUkraineRussiaIps"):
-                ipaddress.ip_network(row["Name"], strict=False)
-    assert tally.valid + tally.rejected == tally.rows
+    rlist = source.RiskList(None, kind, "", "", 0)
+    records = read_csv(iter(blocks), "list")
+    try:
+        rlist._header(next(records, []))
+    except SourceError:     # not a risk list: the list fails, nothing is read
+        return
+    valid = rejected = total = 0
+    for record in records:
+        total += 1
+        row = None if isinstance(record, BadRecord) else _only_bad_record(rlist.to_row, record)
+        if row is None:
+            rejected += 1
+            continue
+        valid += 1
+        assert isinstance(row[0], str) and row[0] and all(isinstance(v, str) for v in row)
+        if kind in ("ip", "PublicUkraineRussiaIps"):
+            ipaddress.ip_network(row[0], strict=False)
+    assert valid + rejected == total
 
 
 @FUZZ
@@ -92,7 +101,7 @@ def test_risk_list_rows(kind, header, body, tail, cuts):
 def test_risk_list_evidence(raw):
     from tq_conn_recorded_future import source
     _count()
-    summary = source.evidence_summary(raw)
+    summary = source.evidence_summary(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
     assert summary is None or (isinstance(summary, tuple) and all(isinstance(s, str) for s in summary))
 
 
@@ -101,8 +110,8 @@ def test_risk_list_evidence(raw):
 def test_risk_list_checks(name, kind):
     from tq_conn_recorded_future import source
     _count()
-    checked = _only_bad_record(source.CHECKS[kind], name, [], {})
-    assert checked is None or isinstance(checked[0], str)
+    checked = _only_bad_record(source.RiskList(None, kind, "", "", 0).check, name)
+    assert checked is None or isinstance(checked, str)
 
 
 # ---- Flashpoint flattening ------------------------------------------------------------------------------------------
@@ -112,7 +121,8 @@ def test_risk_list_checks(name, kind):
 @example(doc={"Attribute": {"value": {"domain": "a.example.com"}}})
 @example(doc={"a": {"": {"": None}}, "a.": 1})
 def test_flashpoint_flatten(doc):
-    from tq_conn_flashpoint.flatten import Spool, cell, column_type, flatten, kind
+    from tq_conn_common.devo.lookup import cell, column_type, kind
+    from tq_conn_common.rows import KeyedSpool, flatten
     _count()
     row = _only_bad_record(flatten, doc)
     if row is None:
@@ -124,14 +134,15 @@ def test_flashpoint_flatten(doc):
             out = cell(value, type_)
             assert out is None or isinstance(out, {"str": str, "int": int, "float": float, "bool": bool}[type_])
         assert column_type([kind(value)]) in ("str", "int", "float", "bool")
-    with Spool(next(iter(row), "k")) as spool:
-        spool.add(row)
-        assert list(spool.rows()) in ([], [json.loads(json.dumps(row))])
+    with KeyedSpool() as spool:
+        spool.note(row)
+        spool.add("k", row)
+        assert list(spool.rows()) == [json.loads(json.dumps(row))]
 
 
 def test_flashpoint_flatten_deep_nesting():
     """A document nested as deep as JSON decoding allows is flattened or refused as a BadRecord."""
-    from tq_conn_flashpoint.flatten import flatten
+    from tq_conn_common.rows import flatten
     _count()
     doc = json.loads('{"a":' * 900 + "1" + "}" * 900)
     row = _only_bad_record(flatten, doc)

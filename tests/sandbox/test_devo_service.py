@@ -296,7 +296,7 @@ def test_devo_certs_command_writes_a_ready_client_bundle(sandbox, tmp_path, caps
     import yaml
     settings = yaml.safe_load((target / "devo.yaml").read_text())
     assert settings["devo_port"] == sandbox["devo"].collector_address[1] and settings["devo_transport"] == "tls"
-    from tq_conn_common import devo_certs
+    from tq_conn_common.devo import certs as devo_certs
     assert devo_certs.check({k: settings[k] for k in ("devo_cert", "devo_key", "devo_chain")}) == []
     assert "sandbox.key" in capsys.readouterr().out
     assert sandbox_cli.main(["devo-certs", str(tmp_path / "x"), "--url", "http://127.0.0.1:9"]) == 2

@@ -2,7 +2,9 @@
 
 from dataclasses import replace
 
-from tq_conn_common import Column, Connector, LookupSpec, Param, devo, threatq
+from functools import partial
+
+from tq_conn_common import Column, Connector, LookupSpec, Param, Stream, devo, threatq
 from tq_conn_devo_ioc_exporter import source
 
 _DEVO = {p.key: p for p in devo.output_params()}
@@ -11,7 +13,7 @@ _UI_HELP = " Set it in the ThreatQ UI (Configuration tab of the connector) or in
 
 # The Configuration tab, in the order of the vendor guide (seed 003), the Lookups API token and domain added.
 UI_PARAMS = tuple(replace(_DEVO[key], ui=True) for key in _DEVO_UI) + (
-    Param("lookup_name", "Lookup Table Name", required=True, ui=True,
+    Param("lookup_name", "Lookup Table Name", required=True, ui=True, check=devo.check_name,
           help="Name of the Devo lookup the IOCs are pushed to (letters, digits and underscore)." + _UI_HELP),
     Param("collection_name", "ThreatQ Data Collection Name", required=True, ui=True,
           help="Exact name (case-sensitive) of the ThreatQ data collection holding the IOCs to export." + _UI_HELP),
@@ -37,35 +39,24 @@ IOCS = LookupSpec(name_from="lookup_name", key="value", columns=(
     Column("created_at"), Column("updated_at"),
 ))
 
-ERRORS = (
-    ("exit 0", threatq.CONFIGURED, "the first run registered the connector: set its Configuration in the ThreatQ "
-                                   "UI, enable it, and run again"),
-    ("exit 0", "Skipped: the connector 'Devo IOC Exporter' (...) is not enabled in ThreatQ. ...",
-     "enable it on its integration page (category Labs), then run again"),
-    ("exit 2", "ThreatQ at <host> refused the login (HTTP 400: ...).",
-     "check ThreatQ Client ID, ThreatQ Username and ThreatQ Password in the config file"),
-    ("exit 2", "ThreatQ Data Collection Name (collection_name): ThreatQ has no data collection named '...'. "
-               "The data collections are: ...",
-     "set the exact name (case-sensitive) of one of the listed collections in the ThreatQ UI"),
-    ("exit 2", "Status (status): '...' is not an indicator status in ThreatQ.",
-     "set one of the statuses listed in the message"),
-    ("exit 2", "No Devo credentials are set, so nothing can be delivered to Devo.",
-     "set Devo API Token and Devo Domain, or the three Devo X.509 fields, in the ThreatQ UI"),
-    ("exit 1", "ThreatQ sent the same page again at offset N; stopped to avoid a loop.",
-     "set ThreatQ Paging (threatq_paging) to cursor"),
-)
+
+
+def streams(run):
+    """The one stream: the collection into the lookup as a full replacement, the newest row of a value kept."""
+    links = threatq.ui_base(run.config.get("threatq_hostname") or run.config.threatq_host)
+    return (Stream("iocs", fetch=source.fetch, to_row=partial(source.to_row, links=links), to=IOCS, dedupe="first",
+                   state=(), done=source.record_run, what="indicator"),)
+
 
 CONNECTOR = Connector(
     name="devo_ioc_exporter",
     title="Devo IOC Exporter",
     description="Exports the indicators of a ThreatQ data collection to a Devo lookup, as a full replacement.",
     params=PARAMS,
-    run=source.run,
-    lookup=IOCS,
+    streams=streams,
     on_configured=threatq.on_configured,
     remote_values=threatq.remote_values,
     lock_params=("allow_multiple_runs", "kill_after_seconds"),
-    errors=ERRORS,
 )
 main = CONNECTOR.main
 

@@ -1,62 +1,51 @@
-"""The Flashpoint connector declared: parameters, error ids, and the Devo collector config.yaml form."""
+"""The Flashpoint connector declared: parameters, its streams (a lookup per indicator type, the alerts table) and
+the Devo collector config.yaml form."""
 
-import dataclasses
+import json
+import logging
 import os
-import re
+import time
+from functools import partial
 
-from tq_conn_common import ConfigError, Connector, Param
-from tq_conn_common import collector, devo
+from tq_conn_common import (BadRecord, ConfigError, Declared, flatten, Connector, EventTable, LookupSpec, Param, Stream, checks, clock,
+                            collector, devo)
 
-from tq_conn_flashpoint.flatten import MAX_CELL, MAX_DEPTH, MAX_KEYS
-from tq_conn_flashpoint.pull import run
-from tq_conn_flashpoint.settings import DEFAULT_LOOKUP_NAME, check_lookups, check_token
-from tq_conn_flashpoint.source import check_time
+from tq_conn_flashpoint.settings import (DEFAULT_LOOKUP_NAME, TOKEN, TOKEN_MISSING, check_lookups, lookup_names,
+                                         parse_lookups, unknown_type_hint)
+from tq_conn_flashpoint.source import Flashpoint
 
-TOKEN_MISSING = "SetupError 1: Please provide the bearer_token_base64 in the inputs."
-TOKEN_UNUSABLE = ("SetupError 2: Please ensure the bearer token is prepared: bearer_token_base64 must be the "
-                  "Flashpoint API token encoded in base64 (printf %s TOKEN | base64 -w0).")
+log = logging.getLogger(__name__)
+
 DEFAULT_TAG = "threatintel.flashpoint.intelligence.alerts"
-
-
-def _url(value):
-    if not re.match(r"^https?://[^/\s]+", value):
-        raise ValueError(f"{value!r} is not an http(s) URL; set e.g. https://fp.tools/api/v4.")
-    return value.rstrip("/")
-
-
-def _tag(value):
-    if not devo.TAG_RULE.match(value):
-        raise ValueError(f"{value!r} is not a Devo table tag; use dot-separated words, e.g. {DEFAULT_TAG}.")
-    return value
+# Pipeline bookkeeping whose keys come and go with Flashpoint's enrichment versions (reference 3.4, 3.9):
+# left out so that a type's column set stays stable.
+BOOKKEEPING = ("_meta", "enrichments")
+FIRST_PULL_DAYS = 30  # how far back the first run reaches when initial_start_time is not set
 
 
 PARAMS = (
-    Param("bearer_token_base64", "Bearer Token (base64)", secret=True, required=True, check=check_token,
-          messages={"missing": TOKEN_MISSING, "format": TOKEN_UNUSABLE, "type": TOKEN_UNUSABLE},
-          help="The Flashpoint API token (fp.tools: profile icon > Manage API Tokens > Generate Token), "
-               "encoded in base64."),
+    TOKEN,
     Param("lookups", "Indicator Lookups", type=list, required=True, check=check_lookups,
-          help="The indicator types to pull, as Flashpoint spells them, each with its lookup_key (a flattened key "
-               "such as value.domain or fpid), lookup_status (New: the first pull creates or overwrites the "
-               "lookup; Created: rows are added to and updated in an existing lookup) and an optional "
-               "lookup_name. YAML: [{domain: {lookup_key: value.domain, lookup_status: New}}]; at the prompt: "
-               "domain:value.domain:New, sha1:fpid:Created."),
+          help="The indicator types to pull, as Flashpoint spells them, each with its lookup_key (a flattened key such "
+               "as value.domain or fpid), lookup_status (New: the first pull creates or overwrites the lookup; Created: "
+               "rows are added to and updated in an existing lookup) and an optional lookup_name. YAML: [{domain: "
+               "{lookup_key: value.domain, lookup_status: New}}]; at the prompt: domain:value.domain:New, sha1:fpid."),
     Param("lookup_name", "Lookup Name", default=DEFAULT_LOOKUP_NAME,
           help="The name of every lookup without its own lookup_name; {Type} is replaced by the type "
                "(ip-dst|port gives Ip_dst_port)."),
-    Param("initial_start_time", "Initial Start Time", check=check_time,
+    Param("initial_start_time", "Initial Start Time", check=checks.past_time(),
           help="Where the first pull of each type and of the alerts starts (UTC, 2023-02-07T00:00:00Z); "
                "default: 30 days before the first run."),
     Param("alerts_enabled", "Pull Alerts", type=bool, default=True, prompt=True,
           help="Send Flashpoint alerts as events to the Devo table tag (needs the Devo X.509 credentials)."),
-    Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=_tag, help="The Devo table the alerts are sent to."),
-    Param("indicators_url", "Indicators API URL", default="https://fp.tools/api/v4", check=_url,
+    Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag, help="The Devo table the alerts are sent to."),
+    Param("indicators_url", "Indicators API URL", default="https://fp.tools/api/v4", check=checks.http_url("https://fp.tools/api/v4"),
           help="Base URL of the Flashpoint indicators API (Ignite: https://api.flashpoint.io)."),
     Param("indicators_path", "Indicators Path", default="indicators",
           help="Path under indicators_url holding attribute and scroll (Ignite: technical-intelligence/v1)."),
     Param("indicators_paging", "Indicators Paging", default="scroll", choices=("scroll", "skip"),
           help="scroll: one scroll session per type and window (API v4); skip: skip/limit pages (Ignite)."),
-    Param("alerts_url", "Alerts API URL", default="https://fp.tools/api/alerting/v1", check=_url,
+    Param("alerts_url", "Alerts API URL", default="https://fp.tools/api/alerting/v1", check=checks.http_url("https://fp.tools/api/alerting/v1"),
           help="Base URL of the Flashpoint alerting API v1 (alerts are read from <alerts_url>/alerts)."),
     Param("page_size", "Indicators Page Size", type=int, default=500, range=(1, 1000),
           help="Indicators per request."),
@@ -64,39 +53,18 @@ PARAMS = (
     Param("alerts_overlap_seconds", "Alerts Overlap", type=int, default=300, range=(0, 86400),
           help="Seconds each alerts window reaches back before the last checkpoint, for alerts indexed late; "
                "repeats are dropped by alert_id."),
-    Param("requests_per_second", "Requests per Second", type=float, range=(0.01, 100),
-          help="Limit the request rate to Flashpoint; default: no limit."),
-    Param("reset_persistence_auth", "Reset Persistence",
+    checks.REQUESTS_PER_SECOND,
+    Param("reset_persistence_auth", "Reset Persistence", resets_state=True,
+          messages={"changed": "reset_persistence_auth changed: the checkpoints are forgotten and this run starts "
+                               "over from initial_start_time."},
           help="Change this to any new text to forget the checkpoints once: every type and the alerts are pulled "
                "again from initial_start_time (as --reset-state does)."),
-) + tuple(dataclasses.replace(p, prompt=True) if p.key in ("devo_region", "devo_token", "devo_domain") else p
-          for p in devo.output_params())
+) + devo.output_params(asked=devo.ASKED_FIRST)
 
-ERRORS = (
-    ("SetupError 1", TOKEN_MISSING.split(": ", 1)[1],
-     "Set bearer_token_base64 (in the collector config.yaml: credentials.bearer_token_base64 of inputs.flashpoint)."),
-    ("SetupError 2", "Please ensure the bearer token is prepared: ... (not base64, or Flashpoint refused it: "
-                     "HTTP 401/403)",
-     "Encode the API token with base64; if Flashpoint refused it, generate a new token on fp.tools."),
-    ("SetupError 102", "Api {error_log}.",
-     "The first call to the indicators or alerts API failed; follow the API's reason. A 404 means "
-     "indicators_url, indicators_path or alerts_url is wrong."),
-    ("PullError 101", "Error in fetch_indicators {e}.",
-     "Fetching indicators failed (connection, malformed answer); run again later, state was kept."),
-    ("PullError 101", "Error in fetch_alerts {e}.",
-     "Fetching alerts failed (connection, malformed answer, a repeated page link); run again later."),
-    ("PullError 102", "Api {error_log}.",
-     "Flashpoint answered an error status while pulling; follow its reason (400: a setting, 5xx: run later)."),
-    ("exit 2", "The lookup_key '<key>' of the type '<type>' is not in its flattened Flashpoint data; the keys "
-               "are: ...", "Set lookups.<type>.lookup_key to one of the keys listed; the other types were delivered."),
-    ("exit 2", "The types 'a' and 'b' would both be delivered to the lookup X.",
-     "Put {Type} in lookup_name or give each type its own lookup_name."),
-    ("skipped (exit 0)", f"Skipped indicator: indicator has more than {MAX_KEYS} keys / nested more than {MAX_DEPTH} "
-                         f"levels deep / key K has a name or value of N characters, more than the {MAX_CELL} a Devo "
-                         "lookup cell may hold",
-     "Nothing to set: that indicator is counted as skipped and the others of its type delivered; report its fpid to "
-     "Flashpoint."),
-)
+NO_KEY = Declared(ConfigError, "The lookup_key '{key}' of the type '{stream}' is not in its flattened Flashpoint "
+                               "data; the keys are: {keys}.",
+                  "set lookups.<type>.lookup_key to one of the keys listed, e.g. value.<type> or fpid; the other "
+                  "types were delivered.")
 
 
 def load_config(config_dir, name):
@@ -106,10 +74,6 @@ def load_config(config_dir, name):
 
 def _collector_form(section, raw):
     """Translate what the collector form nests: credentials, and the indicators and alerts services."""
-    credentials = raw.pop("credentials", None)
-    if isinstance(credentials, dict):
-        for key, value in credentials.items():
-            raw.setdefault(key, value)
     raw.pop("enabled", None)  # a service's own switch, lifted by the generic reader
     raw.pop("request_period_in_seconds", None)  # the collector's own schedule; cron schedules the runs here
     services = section.get("services")
@@ -121,14 +85,92 @@ def _collector_form(section, raw):
                                          f"inputs.flashpoint in {collector.FILENAME}.")
 
 
+def streams(run):
+    """One stream per configured indicator type, each into its own lookup from its checkpoint; then the alerts."""
+    config, state = run.config, run.state
+    now = int(time.time())
+    initial = config.get("initial_start_time") or state.get("initial_start_time") or clock.iso(
+        now - FIRST_PULL_DAYS * 86400)
+    state["initial_start_time"] = initial
+    lookups = parse_lookups(config.lookups)
+    names = lookup_names(lookups, config.get("lookup_name"))
+    for hint in filter(None, map(unknown_type_hint, (entry.type for entry in lookups))):
+        log.warning("%s", hint)
+    if config.alerts_enabled:
+        devo.check_settings(config, events=True, also="Or set alerts_enabled: false to pull indicators only.")
+    flashpoint = Flashpoint(run)
+    flashpoint.check(alerts=config.alerts_enabled)
+    found = []
+    for entry in lookups:
+        configured = {"lookup_name": names[entry.type], "lookup_key": entry.key, "lookup_status": entry.status}
+        saved = (state.get("indicators") or {}).get(entry.type) or {}
+        saved = saved if saved.get("configured", configured) == configured else {}   # changed: pulled again
+        status = saved.get("status", entry.status)
+        window = {"from_checkpoint_time": saved.get("to_checkpoint_time", initial), "to_checkpoint_time": clock.iso(now),
+                  "status": status, "configured": configured, "columns": saved.get("columns") or {}}
+        found.append(Stream(entry.type, fetch=partial(_indicators, flashpoint=flashpoint, window=window, now=now),
+                            to_row=partial(flatten, leave_out=BOOKKEEPING, what="indicator", context=("type", "fpid")),
+                            to=LookupSpec(key=entry.key, name=names[entry.type]),
+                            mode="replace" if status == "New" else "upsert", dedupe="last",
+                            fingerprint=json.dumps(configured, sort_keys=True),
+                            state=("indicators", entry.type), columns=_columns, what="indicator",
+                            title=f"Type '{entry.type}'",
+                            messages={"no_key": (NO_KEY.message, NO_KEY.fix)}))
+    if config.alerts_enabled:
+        found.append(Stream("alerts", fetch=partial(_alerts, flashpoint=flashpoint, initial=initial, now=now),
+                            to=EventTable(tag_from="tag", key="alert_id"), state=("alerts",),
+                            what="alert"))
+    return found
+
+
+def _indicators(ctx, flashpoint, window, now):
+    """Yield the documents of one type updated since its checkpoint (the oldest first; the newest per key wins)."""
+    ctx.checkpoint = dict(window)
+    log.info("Latest state data in pre-pull of '%s': from_checkpoint_time %s, to_checkpoint_time %s, status %s.",
+             ctx.stream.name, window["from_checkpoint_time"], window["to_checkpoint_time"], window["status"])
+    return flashpoint.indicators(ctx.stream.name, clock.epoch(window["from_checkpoint_time"]), now)
+
+
+def _columns(ctx, found):
+    """Return the lookup's columns: those this run saw, or, once the lookup exists, the ones it was created with."""
+    existing = ctx.checkpoint["columns"] if ctx.stream.mode == "upsert" else {}
+    extra = sorted(set(found) - set(existing)) if existing else []
+    if extra:
+        # The lookup keeps the columns it was created with; new keys wait for a rebuild (see the README).
+        log.warning("Type '%s' has keys the lookup %s lacks, left out: %s. Reset the persistence to rebuild it.",
+                    ctx.stream.name, ctx.stream.to.name, ", ".join(extra))
+    columns = existing or found
+    if columns:
+        ctx.checkpoint.update(columns=columns, status="Created")
+    return columns
+
+
+def _alerts(ctx, flashpoint, initial, now):
+    """Yield the alerts of the window; the checkpoint remembers those of the overlap, not to be sent again."""
+    overlap, saved = ctx.config.alerts_overlap_seconds, ctx.saved
+    # Alerts can be indexed after their creation time: every window after the first reaches back by the overlap,
+    # and the alerts of the previous window's overlap are remembered so that none is sent twice.
+    since = clock.epoch(saved["to_checkpoint_time"]) - overlap if saved.get("to_checkpoint_time") else \
+        clock.epoch(initial)
+    ctx.known.update(saved.get("recent_alert_ids") or ())
+    log.info("Latest state data in pre-pull of alerts: from_checkpoint_time %s, to_checkpoint_time %s.",
+             clock.iso(since), clock.iso(now))
+    # Collected first, handed over after: a failed pull sends nothing, so a rerun cannot repeat events.
+    alerts = list(flashpoint.alerts(since, now))
+    keep = [a["alert_id"] for a in alerts if isinstance(a, dict) and a.get("alert_id")
+            and (not isinstance(a.get("ts"), (int, float)) or a["ts"] >= now - overlap)]
+    ctx.checkpoint = {"from_checkpoint_time": clock.iso(since), "to_checkpoint_time": clock.iso(now),
+                      "recent_alert_ids": list(dict.fromkeys(keep))}
+    yield from alerts
+
+
 CONNECTOR = Connector(
     name="flashpoint",
     title="Flashpoint indicators and alerts to Devo",
     description="Pull Flashpoint indicators (one Devo lookup per indicator type, flattened) and alerts "
                 "(events in a Devo table), from checkpoints kept between runs.",
     params=PARAMS,
-    run=run,
+    streams=streams,
     load_config=load_config,
-    errors=ERRORS,
 )
 main = CONNECTOR.main

@@ -2,11 +2,10 @@
 
 import base64
 import binascii
-import difflib
 import re
 from dataclasses import dataclass
 
-from tq_conn_common import ConfigError
+from tq_conn_common import ConfigError, Param, checks
 from tq_conn_common.devo import NAME_RULE
 
 STATUSES = ("New", "Created")
@@ -14,16 +13,12 @@ DEFAULT_LOOKUP_NAME = "Threatintel_Flashpoint_Intelligence_{Type}"
 EXAMPLE = "domain:value.domain:New, sha1:fpid:Created"
 
 # MISP attribute types seen in Flashpoint data (reference 3.8); others are allowed with a warning.
-KNOWN_TYPES = (
-    "AS", "attachment", "authentihash", "btc", "campaign-name", "comment", "cookie", "domain", "email-dst",
-    "email-src", "email-src-display-name", "email-subject", "filename", "first-name", "float", "github-username",
-    "hostname", "imphash", "ip-dst", "ip-dst|port", "ip-src", "link", "malware-sample", "md5", "mutex", "other",
-    "pattern-in-file", "pattern-in-memory", "pdb", "port", "regkey", "regkey|value", "sha1", "sha256", "sha512",
-    "size-in-bytes", "snort", "ssdeep", "target-external", "target-machine", "target-org", "text", "threat-actor",
-    "twitter-id", "uri", "url", "user-agent", "whois-creation-date", "whois-registrant-email",
-    "whois-registrant-name", "whois-registrant-phone", "whois-registrar", "x509-fingerprint-md5",
-    "x509-fingerprint-sha1", "x509-fingerprint-sha256", "yara",
-)
+KNOWN_TYPES = tuple("""AS attachment authentihash btc campaign-name comment cookie domain email-dst email-src
+    email-src-display-name email-subject filename first-name float github-username hostname imphash ip-dst ip-dst|port
+    ip-src link malware-sample md5 mutex other pattern-in-file pattern-in-memory pdb port regkey regkey|value sha1
+    sha256 sha512 size-in-bytes snort ssdeep target-external target-machine target-org text threat-actor twitter-id
+    uri url user-agent whois-creation-date whois-registrant-email whois-registrant-name whois-registrant-phone
+    whois-registrar x509-fingerprint-md5 x509-fingerprint-sha1 x509-fingerprint-sha256 yara""".split())
 
 
 def decode_token(text):
@@ -39,10 +34,14 @@ def decode_token(text):
     return token
 
 
-def check_token(text):
-    """Param check of bearer_token_base64: keep the text as given once it decodes to a usable token."""
-    decode_token(text)
-    return text
+TOKEN_MISSING = "SetupError 1: Please provide the bearer_token_base64 in the inputs."
+TOKEN_UNUSABLE = ("SetupError 2: Please ensure the bearer token is prepared: bearer_token_base64 must be the "
+                  "Flashpoint API token encoded in base64 (printf %s TOKEN | base64 -w0).")
+TOKEN = Param("bearer_token_base64", "Bearer Token (base64)", secret=True, required=True,
+              check=lambda text: decode_token(text) and text,
+              messages={"missing": TOKEN_MISSING, "format": TOKEN_UNUSABLE, "type": TOKEN_UNUSABLE},
+              help="The Flashpoint API token (fp.tools: profile icon > Manage API Tokens > Generate Token), "
+                   "encoded in base64.")
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,6 @@ class TypeLookup:
     key: str
     status: str = "New"
     name: str = None
-
-    def __str__(self):
-        return f"{self.type}:{self.key}:{self.status}" + (f":{self.name}" if self.name else "")
 
 
 def check_lookups(items):
@@ -68,59 +64,46 @@ def parse_lookups(items):
     """Return the lookups parameter as a tuple of TypeLookup; raise ValueError naming the entry and the fix."""
     found = []
     for item in items:
-        if isinstance(item, TypeLookup):
-            found.append(item)
-        elif isinstance(item, str):
-            found.append(_from_text(item))
-        elif isinstance(item, dict) and item:
-            found.extend(_from_mapping(type_, spec) for type_, spec in item.items())
-        else:
+        if isinstance(item, str):   # the prompt's form: <type>:<lookup_key>[:New|Created[:<lookup_name>]]
+            parts = [part.strip() for part in item.split(":")]
+            if len(parts) < 2 or not parts[0] or not parts[1]:
+                raise ValueError(f"'{item}' has no lookup_key; write <type>:<lookup_key>[:New|Created], e.g. {EXAMPLE}.")
+            if len(parts) > 4:
+                raise ValueError(f"'{item}' has too many parts; write <type>:<lookup_key>[:New|Created[:<lookup_name>]].")
+            item = {parts[0]: dict(zip(("lookup_key", "lookup_status", "lookup_name"), parts[1:] + ["New"][len(parts) - 2:]))}
+        if not isinstance(item, dict) or not item:
             raise ValueError(f"the entry {item!r} is neither '<type>: {{lookup_key: ..., lookup_status: New}}' "
                              f"nor '<type>:<lookup_key>[:New|Created]'; e.g. {EXAMPLE}.")
+        found.extend(_entry(str(type_).strip(), spec) for type_, spec in item.items())
     if not found:
         raise ValueError(f"give at least one indicator type, e.g. {EXAMPLE}.")
-    seen = set()
-    for entry in found:
-        if entry.type in seen:
-            raise ValueError(f"the type '{entry.type}' is listed twice; keep one entry per type.")
-        seen.add(entry.type)
+    repeated = [entry.type for i, entry in enumerate(found) if entry.type in (e.type for e in found[:i])]
+    if repeated:
+        raise ValueError(f"the type '{repeated[0]}' is listed twice; keep one entry per type.")
     return tuple(found)
 
 
-def _from_text(text):
-    parts = [part.strip() for part in text.split(":")]
-    if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ValueError(f"'{text}' has no lookup_key; write <type>:<lookup_key>[:New|Created], e.g. {EXAMPLE}.")
-    if len(parts) > 4:
-        raise ValueError(f"'{text}' has too many parts; write <type>:<lookup_key>[:New|Created[:<lookup_name>]].")
-    return _entry(parts[0], parts[1], parts[2] if len(parts) > 2 else "New", parts[3] if len(parts) > 3 else None)
-
-
-def _from_mapping(type_, spec):
+def _entry(type_, spec):
     if not isinstance(spec, dict):
         raise ValueError(f"the type '{type_}' needs a mapping {{lookup_key: ..., lookup_status: New|Created}}.")
     unknown = set(spec) - {"lookup_key", "lookup_status", "lookup_name"}
     if unknown:
         raise ValueError(f"the type '{type_}' has unknown settings {', '.join(sorted(map(str, unknown)))}; "
                          "use lookup_key, lookup_status and lookup_name.")
-    if not spec.get("lookup_key"):
-        raise ValueError(f"the type '{type_}' has no lookup_key; set a flattened key such as value.{type_} or fpid.")
-    if not spec.get("lookup_status"):
-        raise ValueError(f"the type '{type_}' has no lookup_status; set New (create or overwrite) or Created.")
-    return _entry(str(type_), str(spec["lookup_key"]), str(spec["lookup_status"]), spec.get("lookup_name"))
-
-
-def _entry(type_, key, status, name):
-    type_ = type_.strip()
     if not type_:
         raise ValueError("an entry has an empty indicator type; use the type as Flashpoint spells it, e.g. domain.")
-    matched = [s for s in STATUSES if s.lower() == str(status).strip().lower()]
+    if not spec.get("lookup_key"):
+        raise ValueError(f"the type '{type_}' has no lookup_key; set a flattened key such as value.{type_} or fpid.")
+    status, name = str(spec.get("lookup_status") or ""), spec.get("lookup_name")
+    matched = [s for s in STATUSES if s.lower() == status.strip().lower()]
+    if not status:
+        raise ValueError(f"the type '{type_}' has no lookup_status; set New (create or overwrite) or Created.")
     if not matched:
         raise ValueError(f"the lookup_status {status!r} of '{type_}' is not allowed; set New or Created.")
     if name is not None and not NAME_RULE.match(str(name).strip()):
         raise ValueError(f"the lookup_name {name!r} of '{type_}' is not valid for Devo; "
                          "use only letters, digits and underscore.")
-    return TypeLookup(type_, key.strip(), matched[0], str(name).strip() if name is not None else None)
+    return TypeLookup(type_, str(spec["lookup_key"]).strip(), matched[0], str(name).strip() if name is not None else None)
 
 
 def type_label(type_):
@@ -154,14 +137,10 @@ def lookup_names(lookups, global_name):
 
 def unknown_type_hint(type_):
     """Return a warning for a type name Flashpoint is not known to use, or None."""
-    if type_ in KNOWN_TYPES:
-        return None
-    close = difflib.get_close_matches(type_, KNOWN_TYPES, n=1) or \
-        [t for t in KNOWN_TYPES if t.lower() == type_.lower()]
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return (f"The indicator type '{type_}' is not one Flashpoint is known to use{hint}; "
-            "types are spelt as in Flashpoint (MISP attribute types, e.g. ip-dst|port).")
+    return None if type_ in KNOWN_TYPES else (
+        f"The indicator type '{type_}' is not one Flashpoint is known to use{checks.did_you_mean(type_, KNOWN_TYPES)}; "
+        "types are spelt as in Flashpoint (MISP attribute types, e.g. ip-dst|port).")
 
 
-__all__ = ["TypeLookup", "check_lookups", "parse_lookups", "lookup_names", "type_label", "decode_token", "check_token",
+__all__ = ["TypeLookup", "check_lookups", "parse_lookups", "lookup_names", "type_label", "decode_token",
            "unknown_type_hint", "STATUSES", "DEFAULT_LOOKUP_NAME", "KNOWN_TYPES"]

@@ -1,23 +1,16 @@
 """The Flashpoint APIs: token check, v4 indicators by type and update window, alerting v1 alerts by time window."""
 
-import calendar
 import contextlib
-import datetime
-import json
 import logging
 import time
 from urllib.parse import parse_qsl, urlsplit
 
-from tq_conn_common import AuthError, ConfigError, SourceError
-from tq_conn_common import logs
-from tq_conn_common.http import HttpAuthError, HttpError
+from tq_conn_common import ConfigError, Service, SourceError, clock, cursor_pages, window_pages
 
-from tq_conn_flashpoint.settings import decode_token
+from tq_conn_flashpoint.settings import TOKEN, decode_token
 
 log = logging.getLogger(__name__)
 
-SERVICE = "Flashpoint"
-CREDENTIAL = "the bearer token (bearer_token_base64)"
 # Flashpoint serves at most the first 10,000 hits of a query through skip/limit (reference 3.3); past that a
 # window is restarted at the last update time seen.
 RESULT_WINDOW = 10_000
@@ -25,28 +18,28 @@ TOKEN_FIX = ("create a new API token on fp.tools (profile icon > Manage API Toke
              "encode it with base64 (printf %s TOKEN | base64 -w0) and set it as bearer_token_base64.")
 
 
-def iso(epoch):
-    """Return epoch seconds as Flashpoint's time format, YYYY-MM-DDTHH:MM:SSZ."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+def _service(phase, setting):
+    """The Flashpoint API as seed 002's error ids name its failures in one phase (setup, fetch_indicators, ...)."""
+    api = ("SetupError 102" if phase == "setup" else "PullError 102") + ": Api {message}"
+    broken = api if phase == "setup" else f"PullError 101: Error in {phase} {{message}}"
+    return Service(
+        "Flashpoint", credential=TOKEN, url=setting,
+        messages={"auth": "SetupError 2: Please ensure the bearer token is prepared: Flashpoint refused it (HTTP "
+                          "{status}, {why})." if phase == "setup" else api,
+                  "status": api, "connection": broken, "body": broken},
+        fixes={"auth": TOKEN_FIX,
+               "not_found": "check {url} ({link}); Flashpoint is moving customers to its newer API, see the README "
+                            "on the URL settings.",
+               "refused": "Flashpoint refused the request for the reason shown; check the types in lookups, the page "
+                          "sizes and initial_start_time, and {url}."},
+        classes={"not_found": ConfigError, "refused": ConfigError},
+        stops=("auth", "status", "connection", "body"))   # the collector stops at its first failed call
 
 
-def epoch(text):
-    """Return the epoch seconds of a YYYY-MM-DDTHH:MM:SSZ time."""
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def check_time(value):
-    """Param check of initial_start_time: a UTC time in the past, returned as YYYY-MM-DDTHH:MM:SSZ."""
-    text = str(value).strip()
-    try:  # YAML hands an unquoted 2023-02-07T00:00:00Z over as a datetime, str() of which has a space and +00:00
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a UTC time like 2023-02-07T00:00:00Z; write it in that form.") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    if when.timestamp() > time.time():
-        raise ValueError(f"{text} is in the future; set a time in the past.")
-    return iso(when.timestamp())
+SETUP = _service("setup", "indicators_url and indicators_path")
+SETUP_ALERTS = _service("setup", "alerts_url")
+PULL = _service("fetch_indicators", "indicators_url and indicators_path")
+PULL_ALERTS = _service("fetch_alerts", "alerts_url")
 
 
 def updated_at(doc):
@@ -63,128 +56,101 @@ class Flashpoint:
 
     def __init__(self, run):
         config = run.config
-        token = decode_token(config.bearer_token_base64.reveal())
-        logs.add_secrets([token])
-        self.http = run.http("", service=SERVICE, credential=CREDENTIAL,
-                             headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                                      "X-FP-IntegrationPlatform": "tq-conn"},
-                             requests_per_second=config.get("requests_per_second"))
         base = f"{config.indicators_url.rstrip('/')}/{config.indicators_path.strip('/')}".rstrip("/")
-        self.attribute_url = base + "/attribute"
-        self.scroll_url = base + "/scroll"
+        self.attribute_url, self.scroll_url = base + "/attribute", base + "/scroll"
         self.alerts_url = config.alerts_url.rstrip("/") + "/alerts"
-        self.paging = config.indicators_paging
-        self.page_size = config.page_size
+        self.http = run.http(SETUP,
+                             headers={"Authorization": f"Bearer {decode_token(config.bearer_token_base64.reveal())}",
+                                      "Accept": "application/json", "X-FP-IntegrationPlatform": "tq-conn"},
+                             requests_per_second=config.get("requests_per_second"))
+        self.paging, self.page_size = config.indicators_paging, config.page_size
         self.alerts_page_size = config.alerts_page_size
 
     def check(self, alerts=True):
         """Make one small request to each API in use: the token and the base URLs work, or a SetupError."""
-        with _errors("setup", "indicators_url and indicators_path", self.attribute_url):
-            self.http.json("GET", self.attribute_url, params={"limit": 1})
+        self.http.json("GET", self.attribute_url, params={"limit": 1}, context={"link": self.attribute_url})
         if alerts:
             now = int(time.time())
-            with _errors("setup", "alerts_url", self.alerts_url):
-                self.http.json("GET", self.alerts_url, params={"since": iso(now - 60), "until": iso(now), "size": 1})
+            self.http.json("GET", self.alerts_url, service=SETUP_ALERTS, context={"link": self.alerts_url},
+                           params={"since": clock.iso(now - 60), "until": clock.iso(now), "size": 1})
+
+    def _get(self, service, method, url, **kwargs):
+        with _pulling(service):
+            return self.http.json(method, url, service=service, context={"link": url}, **kwargs)
 
     def indicators(self, type_, since, until):
         """Yield the attribute documents of one type updated in [since, until) (epoch seconds), oldest first."""
-        with _errors("fetch_indicators", "indicators_url and indicators_path", self.attribute_url):
-            pages = self._scroll(type_, since, until) if self.paging == "scroll" else self._skip(type_, since, until)
-            for doc in pages:
-                changed = updated_at(doc)
-                # Servers that ignore updated_until would hand out items of the next window twice (reference 3.3).
-                if changed is not None and changed >= until:
-                    continue
-                yield doc
+        query = {"types": type_, "updated_since": clock.iso(since), "updated_until": clock.iso(until),
+                 "sort_timestamp": "asc", "limit": self.page_size}
+        pages = self._scroll(type_, query) if self.paging == "scroll" else self._skip(type_, query, since)
+        with _pulling(PULL):
+            for page in pages:
+                for doc in page:
+                    if isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get("Attribute"), dict):
+                        doc = doc["Attribute"]  # /indicators/simple wraps each attribute (reference 3.7)
+                    changed = updated_at(doc)
+                    # Servers that ignore updated_until would hand out items of the next window twice (reference 3.3).
+                    if changed is None or changed < until:
+                        yield doc
 
-    def _query(self, type_, since, until):
-        return {"types": type_, "updated_since": iso(since), "updated_until": iso(until), "sort_timestamp": "asc",
-                "limit": self.page_size}
+    def _scroll(self, type_, query):
+        sessions = []
 
-    def _scroll(self, type_, since, until):
-        body = self.http.json("GET", self.attribute_url, params={**self._query(type_, since, until), "scroll": "true"})
-        if isinstance(body, list):  # answered without a scroll session: one plain page
-            log.warning("Flashpoint answered without a scroll session for '%s'; set indicators_paging: skip.", type_)
-            yield from _items(body, "indicators")
-            return
-        results, scroll_id = _results(body), _field(body, "scroll_id")
-        previous = None
-        while results:
-            # A scroll id may stay the same from page to page; a page handed out twice may not.
-            first = results[0].get("fpid") if isinstance(results[0], dict) else None
-            if first is not None and first == previous:
-                raise SourceError(f"Flashpoint handed out the same page of '{type_}' twice in one scroll; stopped "
-                                  "to avoid a loop", "run again later; if it persists, set indicators_paging: skip.")
-            previous = first
-            yield from results
-            if not scroll_id:
-                return
-            body = self.http.json("POST", self.scroll_url, json={"scroll_id": scroll_id})
-            results, scroll_id = _results(body), _field(body, "scroll_id") or scroll_id
-        if scroll_id:
-            self._close(scroll_id)
+        def page(scroll_id):
+            if scroll_id is None:
+                body = self._get(PULL, "GET", self.attribute_url, params={**query, "scroll": "true"})
+                if isinstance(body, list):  # answered without a scroll session: one plain page
+                    log.warning("Flashpoint answered without a scroll session for '%s'; set indicators_paging: "
+                                "skip.", type_)
+                    return _items(body, "indicators"), None
+            else:
+                body = self._get(PULL, "POST", self.scroll_url, json={"scroll_id": scroll_id})
+            if not isinstance(body, dict):
+                raise SourceError("the scroll answer is not a JSON object", "check indicators_url and indicators_path.")
+            sessions[:] = [body.get("scroll_id") or scroll_id]
+            return _items(body.get("results") or [], "indicators"), sessions[0]
+        # A scroll id may stay the same from page to page; a page handed out twice may not.
+        yield from cursor_pages(page, service="Flashpoint", what=f"'{type_}' indicators",
+                                repeated=f"the same page of '{type_}' in one scroll",
+                                identity=lambda items: items[0].get("fpid") if isinstance(items[0], dict) else None,
+                                fix="run again later; if it persists, set indicators_paging: skip.")
+        if sessions and sessions[0]:
+            self._close(sessions[0])
 
     def _close(self, scroll_id):
         """Close a scroll session; a closed or expired one answers 404 (reference 3.1), a failure only warns."""
         try:
-            self.http.request("DELETE", self.scroll_url, json={"scroll_id": scroll_id}, expect=(200, 202, 204, 404))
-        except HttpError as exc:
+            self.http.request("DELETE", self.scroll_url, json={"scroll_id": scroll_id}, service=PULL,
+                              expect=(200, 202, 204, 404))
+        except SourceError as exc:
             log.warning("Could not close the Flashpoint scroll session (%s); it expires on its own.", exc.message)
 
-    def _skip(self, type_, since, until):
-        """Page with skip/limit; before the result window ends, restart the window at the last update time seen."""
-        start, skip = since, 0
-        tail_time, tail_count = None, 0   # update time of the last item yielded, and how many in a row share it
-        while True:
-            page = _items(self.http.json("GET", self.attribute_url,
-                                         params={**self._query(type_, start, until), "skip": skip}), "indicators")
-            for doc in page:
-                changed = updated_at(doc)
-                tail_time, tail_count = (changed, tail_count + 1) if changed == tail_time else (changed, 1)
-                yield doc
-            if len(page) < self.page_size:
-                return
-            skip += len(page)
-            if skip + self.page_size <= RESULT_WINDOW or tail_time is None:
-                continue
-            if tail_count + self.page_size > RESULT_WINDOW:
-                raise SourceError(f"more than {RESULT_WINDOW - self.page_size} '{type_}' indicators share the update "
-                                  f"time {iso(tail_time)}", "use indicators_paging: scroll.")
-            # updated_since is inclusive: the new window starts with the items of tail_time already yielded.
-            start, skip = tail_time, tail_count
+    def _skip(self, type_, query, since):
+        """Page with skip/limit, the window restarted at the last update time seen (RESULT_WINDOW)."""
+        def page(start, skip, limit):
+            return _items(self._get(PULL, "GET", self.attribute_url,
+                                    params={**query, "updated_since": clock.iso(start), "skip": skip}), "indicators")
+        yield from window_pages(page, self.page_size, start=since, window=RESULT_WINDOW, key=updated_at,
+                                service="Flashpoint", what=f"'{type_}' indicators", fix="use indicators_paging: scroll.",
+                                shown=lambda when: f"the update time {clock.iso(when)}")
 
     def alerts(self, since, until):
         """Yield the alerts created in [since, until] (epoch seconds), following the relative next links."""
-        params = {"since": iso(since), "until": iso(until), "size": self.alerts_page_size}
-        seen = set()
-        with _errors("fetch_alerts", "alerts_url", self.alerts_url):
-            while True:
-                body = self.http.json("GET", self.alerts_url, params=params)
-                if not isinstance(body, dict):
-                    raise SourceError("the alerts answer is not a JSON object", "check alerts_url.")
-                data = body.get("data") or []
-                yield from _items(data, "alerts")
-                # links.next.href is relative to the alerting base ('/v1/alerts?...'): keep only its query
-                # and ask the configured alerts URL again, as partner clients do (reference 4.2).
-                href = (((body.get("links") or {}).get("next") or {}).get("href"))
-                if not href or not data:
-                    return
-                params = dict(parse_qsl(urlsplit(href).query, keep_blank_values=True))
-                cursor = params.get("scroll_id") or href
-                if cursor in seen:
-                    raise SourceError("Flashpoint repeated an alerts page link; stopped to avoid a loop",
-                                      "run again later; if it persists, report it to Flashpoint.")
-                seen.add(cursor)
-
-
-def _results(body):
-    if not isinstance(body, dict):
-        raise SourceError("the scroll answer is not a JSON object", "check indicators_url and indicators_path.")
-    return _items(body.get("results") or [], "indicators")
-
-
-def _field(body, key):
-    return body.get(key) if isinstance(body, dict) else None
+        def page(params):
+            body = self._get(PULL_ALERTS, "GET", self.alerts_url, params=params)
+            if not isinstance(body, dict):
+                raise SourceError("the alerts answer is not a JSON object", "check alerts_url.")
+            # links.next.href is relative to the alerting base ('/v1/alerts?...'): keep only its query and ask the
+            # configured alerts URL again, as partner clients do (reference 4.2).
+            href = ((body.get("links") or {}).get("next") or {}).get("href")
+            following = dict(parse_qsl(urlsplit(href).query, keep_blank_values=True)) if href else None
+            return _items(body.get("data") or [], "alerts"), following
+        first = {"since": clock.iso(since), "until": clock.iso(until), "size": self.alerts_page_size}
+        with _pulling(PULL_ALERTS):
+            for items in cursor_pages(page, first=first, service="Flashpoint", what="alerts",
+                                      repeated="an alerts page link",
+                                      fix="run again later; if it persists, report it to Flashpoint."):
+                yield from items
 
 
 def _items(value, what):
@@ -195,55 +161,15 @@ def _items(value, what):
 
 
 @contextlib.contextmanager
-def _errors(phase, setting, url):
-    """Translate failures into the error ids of the Flashpoint collector: SetupError 2/102, PullError 101/102."""
+def _pulling(service):
+    """Give a failure that is not an answer of the API (a page handed out twice, a body of the wrong shape) the
+    PullError 101 id of its phase."""
     try:
         yield
-    except HttpAuthError as exc:
-        if phase == "setup":
-            raise AuthError(f"SetupError 2: Please ensure the bearer token is prepared: Flashpoint refused it "
-                            f"(HTTP {exc.status}, {_detail(exc) or 'no reason given'}).", TOKEN_FIX) from None
-        raise AuthError(f"PullError 102: Api {_api_log(exc)}.", TOKEN_FIX) from None
-    except HttpError as exc:
-        if exc.status is None and phase != "setup":
-            raise SourceError(f"PullError 101: Error in {phase} {_strip(exc.message)}.", exc.fix,
-                              retryable=exc.retryable) from None
-        ident = "SetupError 102" if phase == "setup" else "PullError 102"
-        message = f"{ident}: Api {_api_log(exc) if exc.status else _strip(exc.message)}."
-        if exc.status in (404, 405):
-            raise ConfigError(message, f"check {setting} ({url}); Flashpoint is moving customers to its newer "
-                                       "API, see the README on the URL settings.") from None
-        if exc.status == 400:
-            raise ConfigError(message, "Flashpoint refused the request for the reason shown; check the types in "
-                                       f"lookups, the page sizes and initial_start_time, and {setting}.") from None
-        raise SourceError(message, exc.fix, retryable=exc.retryable) from None
     except SourceError as exc:
-        if phase == "setup":
-            raise SourceError(f"SetupError 102: Api {_strip(exc.message)}.", exc.fix, retryable=exc.retryable) from None
-        raise SourceError(f"PullError 101: Error in {phase} {_strip(exc.message)}.", exc.fix,
-                          retryable=exc.retryable) from None
+        if exc.kind is not None or exc.message.startswith(("PullError", "SetupError")):
+            raise
+        raise service.error("unreadable", {"message": exc.message.rstrip(".") + ".", "fix": exc.fix}) from None
 
 
-def _api_log(exc):
-    detail = _detail(exc)
-    return _strip(exc.message) + (f": {detail}" if detail else "")
-
-
-def _detail(exc):
-    """Return the reason Flashpoint gave in an error body ('detail', then 'message'), shortened; '' if none."""
-    try:
-        body = json.loads(exc.excerpt or "")
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    error = body.get("error")
-    reason = body.get("detail") or body.get("message") or (error.get("message") if isinstance(error, dict) else error)
-    return _strip(" ".join(str(reason).split()))[:200] if reason else ""
-
-
-def _strip(text):
-    return str(text).strip().rstrip(".")
-
-
-__all__ = ["Flashpoint", "iso", "epoch", "check_time", "updated_at", "RESULT_WINDOW"]
+__all__ = ["Flashpoint", "updated_at", "RESULT_WINDOW"]

@@ -8,21 +8,15 @@ from urllib.parse import urlsplit
 # API spells them impactedHostName/impactedName, impactedIP (+ impactedNATIP), originHostName/originName,
 # originIP (+ originNATIP); the Search API spells impactedHost, impactedIp, originHost, originIp.
 # Both spellings are read (reference logrhythm.md 5.1).
-FIELDS = (
-    ("impactedIP", "address"), ("impactedIp", "address"), ("impactedNATIP", "address"),
-    ("originIP", "address"), ("originIp", "address"), ("originNATIP", "address"),
-    ("impactedHostName", "host"), ("impactedName", "host"), ("impactedHost", "host"),
-    ("originHostName", "host"), ("originName", "host"), ("originHost", "host"),
-    ("domain", "host"),
-    ("url", "url"),
-    ("cve", "cve"),
-)
+FIELDS = tuple((name, "address") for name in ("impactedIP", "impactedIp", "impactedNATIP", "originIP", "originIp",
+                                              "originNATIP")) + tuple(
+    (name, "host") for name in ("impactedHostName", "impactedName", "impactedHost", "originHostName", "originName",
+                                "originHost", "domain")) + (("url", "url"), ("cve", "cve"))
 
 # Addresses that say nothing outside the customer's network: RFC 1918, loopback, link-local and
 # unspecified (seed 004 FAQ 8), plus fc00::/7, the IPv6 counterpart of RFC 1918.
 _INTERNAL_NETS = tuple(ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-    "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/32",
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/32",
     "::1/128", "fe80::/10", "::/128", "fc00::/7"))
 
 # Host names under these suffixes are names inside a company network, not internet domains.
@@ -53,50 +47,32 @@ def parse_address(text):
 def domain_name(text):
     """Return text as a lower-case internet domain name, or None if it is not one (or is internal)."""
     name = text.strip().lower().rstrip(".")
-    if not name or len(name) > 253 or "." not in name:
-        return None
     labels = name.split(".")
-    if not all(_LABEL.match(label) for label in labels) or not _TLD.match(labels[-1]):
+    if len(name) > 253 or len(labels) < 2 or not all(map(_LABEL.match, labels)) or not _TLD.match(labels[-1]):
         return None
-    if any(name == suffix or name.endswith("." + suffix) for suffix in _INTERNAL_SUFFIXES):
-        return None
-    return name
+    return None if any(name == s or name.endswith("." + s) for s in _INTERNAL_SUFFIXES) else name
 
 
-def _address_ioc(text):
-    address = parse_address(text)
-    if address is None:
-        return None, "not an IP address"
-    if internal_address(address):
-        return None, "internal address"
-    return ("ip", str(address)), None
-
-
-def _host_ioc(text):
-    if parse_address(text) is not None:
-        return _address_ioc(text)
-    name = domain_name(text)
-    if name is None:
-        return None, "not an internet domain"
-    return ("domain", name), None
-
-
-def _url_ioc(text):
-    value = text.strip()
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-    except ValueError:
-        return None, "not a URL"
-    if parts.scheme.lower() not in _URL_SCHEMES or not host:
-        return None, "not a URL"
+def _public(host):
+    """Return True if a host (an address or a name) is neither an internal address nor an internal name."""
     address = parse_address(host)
+    return not internal_address(address) if address is not None else domain_name(host) is not None
+
+
+def _ioc(kind, text):
+    """Return the (type, value) of a field's text read as kind (address, host or url), or None."""
+    if kind == "url":
+        try:
+            parts = urlsplit(text.strip())
+            good = parts.scheme.lower() in _URL_SCHEMES and parts.hostname and _public(parts.hostname)
+        except ValueError:
+            return None
+        return ("url", text.strip()) if good else None
+    address = parse_address(text)
     if address is not None:
-        if internal_address(address):
-            return None, "URL of an internal address"
-    elif domain_name(host) is None:
-        return None, "URL of an internal host"
-    return ("url", value), None
+        return None if internal_address(address) else ("ip", str(address))
+    name = domain_name(text) if kind == "host" else None
+    return ("domain", name) if name else None
 
 
 def iocs(event):
@@ -105,29 +81,18 @@ def iocs(event):
         raw = event.get(field)
         if not isinstance(raw, str) or not raw.strip():
             continue
-        if kind == "cve":
-            for match in _CVE.findall(raw):
-                yield "vulnerability", match.upper(), field
-            continue
-        found, _ = {"address": _address_ioc, "host": _host_ioc, "url": _url_ioc}[kind](raw)
-        if found:
-            yield found[0], found[1], field
+        found = [("vulnerability", m.upper()) for m in _CVE.findall(raw)] if kind == "cve" else [_ioc(kind, raw)]
+        yield from ((ioc[0], ioc[1], field) for ioc in found if ioc)
 
 
 def alarm_iocs(events):
     """Return the IOCs of all events of one alarm, first occurrence of each (type, value) kept, and duplicates."""
-    seen, out, duplicates = set(), [], 0
-    for event in events:
-        if not isinstance(event, dict):
-            continue
-        for kind, value, field in iocs(event):
-            key = (kind, value.lower() if kind != "url" else value)
-            if key in seen:
-                duplicates += 1
-                continue
+    seen, out = set(), []
+    found = [ioc for event in events if isinstance(event, dict) for ioc in iocs(event)]
+    for kind, value, field in found:
+        key = (kind, value.lower() if kind != "url" else value)
+        if key not in seen:
             seen.add(key)
             out.append((kind, value, field))
-    return out, duplicates
+    return out, len(found) - len(out)
 
-
-__all__ = ["FIELDS", "iocs", "alarm_iocs", "internal_address", "parse_address", "domain_name"]

@@ -1,33 +1,73 @@
-"""Recorded Future Collective Insights: detections built from alarm IOCs, submitted through psengine."""
+"""Recorded Future Collective Insights: one detection per alarm IOC, validated by psengine and submitted through it
+in batches within the daily limit."""
 
 import json
 import logging
 import os
+from collections import Counter
 from urllib.parse import urlsplit
 
-from tq_conn_common import AuthError, BadRecord, ConfigError, DeliveryError, reveal
+from pydantic import ValidationError
+
+from tq_conn_common import BadRecord, ConfigError, Declared, DeliveryError, Param, Service, TqConnError, checks, chunks, clock
+from tq_conn_logrhythm_collective_insights.source import env_named
 
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://api.recordedfuture.com"
 # Collective Insights accepts 15,000 submissions a day (recorded-future.md 6.3).
 DAILY_LIMIT = 15000
-SOURCE_TYPE = "LogRhythm"
-INCIDENT_TYPE = "LogRhythm Alarm"
-_RF_KEY = "the Recorded Future API key (RF_API_KEY, rf_api_key)"
+_KINDS = ("ip", "domain", "url", "vulnerability", "hash")   # in the order the summary is logged
+
+
+def _rf_key(value):
+    # psengine refuses any other token shape before sending (recorded-future.md 2).
+    if len(value) != 32 or not value.isascii() or not value.isalnum() or value.lower() != value:
+        raise ValueError("is not 32 lower-case letters and digits; copy the API key from the Recorded Future portal.")
+    return value
+
+
+RF_KEY = Param("rf_api_key", "Recorded Future API Key", secret=True, required=True, env="RF_API_KEY", check=_rf_key,
+               help="Recorded Future API key with Collective Insights enabled.")
+RF_URL = Param("rf_api_url", "Recorded Future API URL", default=DEFAULT_URL, check=checks.http_url(DEFAULT_URL),
+               help="Base URL of the Recorded Future API; Collective Insights is at "
+                    "<URL>/collective-insights/detections.")
+COLLECTIVE_INSIGHTS = Service(
+    "Collective Insights", credential=env_named(RF_KEY), url=RF_URL,
+    classes={"status": DeliveryError, "connection": DeliveryError},
+    messages={"credential": "Recorded Future rejected {credential} (HTTP {status}){said}.",
+              "permission": "Recorded Future refused the Collective Insights submission (HTTP {status}){said}: the "
+                            "API key lacks Collective Insights permission.",
+              "refused": "Collective Insights refused the detections as invalid (HTTP {status}){said}.",
+              "rate_limited": "Collective Insights is rate limiting (HTTP {status}){said}.",
+              "status": "Collective Insights at {host} answered HTTP {status}{said}.",
+              "unreachable": "Could not reach Collective Insights at {host} ({reason})."},
+    fixes={"permission": "ask your Recorded Future account team to enable Collective Insights for {credential}, then "
+                         "run again.",
+           "refused": "run with -l DEBUG to log the request and report it; state was kept.",
+           "rate_limited": f"run again later; Collective Insights accepts {DAILY_LIMIT} submissions a day; state "
+                           "keeps what was sent, nothing is sent twice."})
+DAILY = Declared(DeliveryError, "Stopped at the daily limit of {limit} Collective Insights submissions ({used} sent on "
+                                "{day} UTC); the remaining alarms were not submitted.",
+                 "run again after 00:00 UTC with -lb covering them; state keeps what was sent, nothing goes twice.")
+LOADED = Declared(ConfigError, "psengine was already loaded for {loaded}, not {wanted}.",
+                  "run the command in its own process.")
+REFUSED = Declared(BadRecord, "detection refused by psengine: {why}")
 
 
 def detection(alarm, timestamp, kind, value, field):
     """Return the Collective Insights detection of one IOC of an alarm (recorded-future.md 6.4)."""
-    alarm_id = str(alarm["alarmId"])
-    rule = str(alarm.get("alarmRuleName") or "")
-    return {
-        "timestamp": timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "ioc": {"type": kind, "value": value, "source_type": SOURCE_TYPE, "field": field},
-        # Seed 004 FAQ 7: every detection of an alarm carries the alarm id and "Alarm ID: Alarm Rule Name".
-        "incident": {"id": alarm_id, "name": f"{alarm_id}: {rule}", "type": INCIDENT_TYPE},
-        "detection": {"type": "correlation", "name": rule},
-    }
+    alarm_id, rule = str(alarm["alarmId"]), str(alarm.get("alarmRuleName") or "")
+    # Seed 004 FAQ 7: every detection of an alarm carries the alarm id and "Alarm ID: Alarm Rule Name".
+    return {"timestamp": timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ioc": {"type": kind, "value": value, "source_type": "LogRhythm", "field": field},
+            "incident": {"id": alarm_id, "name": f"{alarm_id}: {rule}", "type": "LogRhythm Alarm"},
+            "detection": {"type": "correlation", "name": rule}}
+
+
+def detections(record):
+    """Return the detections of one alarm read: record is (alarm, when it was inserted, its IOCs)."""
+    return [detection(record[0], record[1], *ioc) for ioc in record[2]]
 
 
 def _psengine(base_url):
@@ -38,99 +78,103 @@ def _psengine(base_url):
     from psengine.collective_insights import CollectiveInsights, CollectiveInsightsError
     from psengine.collective_insights.insight import Insight
     if endpoints.BASE_URL != base_url:
-        raise ConfigError(f"psengine was already loaded for {endpoints.BASE_URL}, not {base_url}.",
-                          "run the command in its own process.")
+        raise LOADED(loaded=endpoints.BASE_URL, wanted=base_url)
     return CollectiveInsights, CollectiveInsightsError, Insight
 
 
-class Submitter:
-    """Validates detections with psengine's models and submits them in one POST per call."""
+class Outbox:
+    """Collective Insights as the stream's destination: the detections of whole alarms, validated by psengine as
+    they come, submitted in POSTs of at most batch_size within the daily limit. An alarm is remembered as submitted
+    once all its detections are; in debug mode (-d) each is logged and nothing is submitted."""
 
-    def __init__(self, run, dry_run=False):
-        config = run.config
-        self.run = run
-        self.base_url = config.rf_api_url.rstrip("/")
-        self.organization_ids = list(config.get("organization_ids") or []) or None
-        self._client_cls, self._error_cls, self._insight_cls = _psengine(self.base_url)
+    name = "Collective Insights"
+    dry_run_aware = True
+
+    def __init__(self, run):
+        self.run, self.config = run, run.config
+        self.waiting, self.alarms, self.processed = [], [], Counter()
+        self.built, self.halted = 0, False
+
+    def open(self, ctx):
+        config, self.ctx = self.config, ctx
+        self._client, self._error, self._insight = _psengine(config.rf_api_url)
         if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            # psengine logs every failure at ERROR before raising; the message below says it once, with the fix.
+            # psengine logs every failure at ERROR before raising; the error raised here says it once, with the fix.
             logging.getLogger("psengine").setLevel(logging.CRITICAL)
-        self._client = None if dry_run else self._client_cls(rf_token=reveal(config.rf_api_key))
+        self.client = None if ctx.dry_run else self._client(rf_token=config.rf_api_key.reveal())
+        self.errors = ctx.http(COLLECTIVE_INSIGHTS, config.rf_api_url)  # reads psengine's failed responses
+        return self
 
-    def insight(self, detection_):
-        """Return the psengine Insight of a detection; raise BadRecord if psengine refuses it."""
-        from pydantic import ValidationError
-        try:
-            return self._insight_cls.model_validate(detection_)
-        except ValidationError as exc:
-            raise BadRecord(f"detection refused by psengine: {exc.errors()[0].get('msg', exc)}",
-                            alarm_id=detection_["incident"]["id"], ioc=detection_["ioc"]["value"]) from None
+    @property
+    def count(self):
+        return len(self.waiting)
 
-    def submit(self, insights):
-        """Submit detections with debug off (psengine's default is on); return the processed counts or None."""
-        from pydantic import ValidationError
+    def add(self, rows):
+        """Take the detections of one alarm."""
+        for det in rows:
+            try:
+                self.waiting.append(self._insight.model_validate(det))
+            except ValidationError as exc:
+                self.run.skip(REFUSED(context={"alarm_id": det["incident"]["id"], "ioc": det["ioc"]["value"]},
+                                      why=exc.errors()[0].get("msg", exc)), "detection")
+                continue
+            self.built += 1
+            log.log(logging.INFO if self.ctx.dry_run else logging.DEBUG, "Detection%s: %s",
+                    " (debug mode, not submitted)" if self.ctx.dry_run else "", json.dumps(det, separators=(",", ":")))
+        if rows:
+            self.alarms.append((rows[0]["incident"]["id"], clock.epoch(rows[0]["timestamp"]), len(self.waiting)))
+
+    def send(self):
+        """Submit what waits; return how many went out. Should a batch fail after others went out, the stream fails
+        once these are committed."""
+        waiting, alarms, self.waiting, self.alarms = self.waiting, self.alarms, [], []
+        if self.ctx.dry_run or self.halted:
+            return 0
+        checkpoint, sent, error = self.ctx.checkpoint, 0, None
+        for batch in chunks(waiting, self.config.batch_size):
+            day, daily = clock.now().strftime("%Y-%m-%d"), checkpoint.get("daily") or {}
+            used = daily.get("count", 0) if daily.get("day") == day else 0
+            try:
+                if used + len(batch) > self.config.daily_limit:
+                    raise DAILY(limit=self.config.daily_limit, used=used, day=day)
+                self._submit(batch)
+            except TqConnError as exc:
+                error = exc
+                break
+            checkpoint["daily"] = {"day": day, "count": used + len(batch)}
+            sent += len(batch)
+        checkpoint.setdefault("submitted", {}).update((alarm, epoch) for alarm, epoch, end in alarms if end <= sent)
+        if error and not sent:
+            raise error
+        if error:
+            self.halted = True
+            self.ctx.defer(error)
+        return sent
+
+    def _submit(self, batch):
+        """Submit one batch with debug off (psengine's default is on); log what Collective Insights processed."""
         self.run.stats.requests += 1
         try:
-            answer = self._client.submit(insights, debug=False, organization_ids=self.organization_ids)
-        except self._error_cls as exc:
-            raise self._translate(exc) from None
-        except ValidationError:
-            log.warning("Collective Insights accepted %d detections but its answer was not the documented "
-                        "summary; see the log at -l DEBUG.", len(insights))
-            return None
-        summary = answer.result.summary
-        if summary is None:
-            return None
-        processed = summary.processed
-        return {"ip": processed.ip, "domain": processed.domain, "url": processed.url,
-                "vulnerability": processed.vulnerability, "hash": processed.hash_}
+            answer = self.client.submit(batch, debug=False, organization_ids=self.config.organization_ids or None)
+        except self._error as exc:
+            log.debug("Collective Insights submission failed: %s", exc)
+            if getattr(exc.__cause__, "response", None) is not None:
+                raise self.errors.error(exc.__cause__.response) from None
+            raise COLLECTIVE_INSIGHTS.error("unreachable", {"host": urlsplit(self.config.rf_api_url).netloc,
+                                                            "reason": type(exc.__cause__).__name__}) from None
+        except ValidationError:   # accepted, but the answer is not the documented summary
+            answer = None
+        got = answer.result.summary.processed if answer and answer.result.summary else None
+        processed = {kind: getattr(got, kind.replace("hash", "hash_")) for kind in _KINDS} if got else {}
+        self.processed.update(processed)
+        log.info("Collective Insights accepted %d detections%s.", len(batch),
+                 f"; processed: {counts(processed)}" if processed else "")
 
-    def _translate(self, exc):
-        response = getattr(exc.__cause__, "response", None)
-        status = getattr(response, "status_code", None)
-        cause = _cause(response)
-        host = urlsplit(self.base_url).netloc or self.base_url
-        log.debug("Collective Insights submission failed: %s", exc)
-        if status == 403:
-            return AuthError(f"Recorded Future refused the Collective Insights submission (HTTP 403){cause}: "
-                             "the API key lacks Collective Insights permission.",
-                             f"ask your Recorded Future account team to enable Collective Insights for {_RF_KEY}, "
-                             "then run again.")
-        if status == 401:
-            return AuthError(f"Recorded Future rejected {_RF_KEY} (HTTP 401){cause}.",
-                             "check the key (or create a new one in the Recorded Future portal) and run again.")
-        if status == 400:
-            return DeliveryError(f"Collective Insights refused the detections as invalid (HTTP 400){cause}.",
-                                 "run with -l DEBUG to log the request and report it; state was kept.")
-        if status == 429:
-            return DeliveryError(f"Collective Insights is rate limiting (HTTP 429){cause}.",
-                                 f"run again later; Collective Insights accepts {DAILY_LIMIT} submissions a day. "
-                                 "State keeps what was sent, nothing is sent twice.", retryable=True)
-        if status is not None:
-            return DeliveryError(f"Collective Insights at {host} answered HTTP {status}{cause}.",
-                                 "run again later; state keeps what was sent, nothing is sent twice.", retryable=True)
-        return DeliveryError(f"Could not reach Collective Insights at {host} ({type(exc.__cause__).__name__}).",
-                             "check rf_api_url, the network and any proxy (HTTPS_PROXY); run again later.",
-                             retryable=True)
+    def close(self):
+        pass
 
 
-def _cause(response):
-    """Return ': <message>' from a Recorded Future error body, or ''."""
-    if response is None:
-        return ""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    message = body.get("message") or body.get("error") if isinstance(body, dict) else None
-    if isinstance(message, dict):
-        message = message.get("message")
-    return f": {str(message)[:200]}" if message else ""
+def counts(processed):
+    """Return processed counts per IOC type as 'ip 5, domain 3'."""
+    return ", ".join(f"{kind} {count}" for kind, count in processed.items())
 
-
-def describe(detection_):
-    """Return one detection as a compact JSON line for the log."""
-    return json.dumps(detection_, separators=(",", ":"), sort_keys=False)
-
-
-__all__ = ["detection", "Submitter", "describe", "DEFAULT_URL", "DAILY_LIMIT"]

@@ -1,148 +1,139 @@
-"""LogRhythm Alarm API: alarms inserted in a time window, every page of them, with details and events."""
+"""LogRhythm Alarm API: every alarm inserted in a time window, whatever the server does with offset, and the details
+and events of each."""
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from dateutil import parser as dateparser
-
-from tq_conn_common import BadRecord, SourceError, reveal
+from tq_conn_common import BadRecord, Declared, Param, Service, SourceError, checks, clock, cursor_pages
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/lr-alarm-api"
-# Seed 004 FAQ 8: the search answers at most 100 alarms per request.
-PAGE_SIZE = 100
+PAGE_SIZE = 100   # seed 004 FAQ 8: the search answers at most 100 alarms per request
+EXAMPLE_URL = "http://localhost:8505"
 
 
-def client(run):
+def env_named(param):
+    """Return how messages name a credential seed 004 has users set as an environment variable."""
+    return f"the {param.label.replace(' Key', ' key')} ({param.env}, {param.key})"
+
+
+LR_KEY = Param("logrhythm_api_key", "LogRhythm API Key", secret=True, required=True, env="LOGRHYTHM_API_KEY",
+               help="Token of the LogRhythm Third Party Application registered in the Client Console.")
+# Users copy the alarm API address too; the gateway root is what is meant.
+LR_URL = Param("logrhythm_api_url", "LogRhythm API URL", required=True, env="LOGRHYTHM_API_URL",
+               check=lambda value: checks.http_url(EXAMPLE_URL)(value).removesuffix(API_PREFIX),
+               help="LogRhythm API gateway, e.g. http://localhost:8505 on the Platform Manager, "
+                    "https://<platform manager>:8501 from another host; cloud customers get it from LogRhythm.")
+LOGRHYTHM = Service("LogRhythm", credential=env_named(LR_KEY), url=LR_URL)
+NOT_A_SEARCH = Declared(SourceError, "LogRhythm answered the alarm search without a list of alarms.",
+                        f"check {LR_URL.named}: it should be the API gateway, e.g. {EXAMPLE_URL}.")
+BAD_ALARM = Declared(BadRecord, "alarm {what}")
+
+
+def client(ctx):
     """Return the HTTP client of the LogRhythm Alarm API (bearer token on every request)."""
-    config = run.config
-    verify = config.get("logrhythm_ca_bundle") or config.logrhythm_verify_tls
-    return run.http(config.logrhythm_api_url.rstrip("/") + API_PREFIX, service="LogRhythm",
-                    credential="the LogRhythm API key (LOGRHYTHM_API_KEY, logrhythm_api_key)",
-                    headers={"Authorization": f"Bearer {reveal(config.logrhythm_api_key)}",
-                             "Accept": "application/json"},
-                    verify=verify)
-
-
-def parse_date(text):
-    """Return a LogRhythm date (no zone, UTC by convention; reference logrhythm.md 3.1) as an aware UTC datetime."""
-    value = dateparser.isoparse(text)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    config = ctx.config
+    token = config.logrhythm_api_key.reveal()
+    return ctx.http(LOGRHYTHM, config.logrhythm_api_url + API_PREFIX,
+                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    verify=config.get("logrhythm_ca_bundle") or config.logrhythm_verify_tls)
 
 
 def format_date(value):
     """Return an aware datetime as LogRhythm writes dates: UTC, no zone, milliseconds."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    return value.astimezone(clock.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+
+
+def inserted(alarm):
+    """Return when an alarm was inserted (no zone: UTC by convention, logrhythm.md 3.1), or None."""
+    return clock.parse(alarm.get("dateInserted")) if isinstance(alarm, dict) else None
 
 
 def window(lookback_days=None, now=None):
     """Return (start, end) of the search: the previous 24 hours, or lookback_days days."""
-    end = now or datetime.now(timezone.utc)
+    end = now or clock.now()
     return end - (timedelta(days=lookback_days) if lookback_days else timedelta(hours=24)), end
 
 
-def _alarm_date(alarm):
-    try:
-        return parse_date(alarm["dateInserted"])
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
+class Search:
+    """The alarms inserted in [start, end], each once, oldest first (logrhythm.md 3.3): paged by offset until a page
+    of alarms all read before shows the server ignores it; then (offset None) the window start moves to the newest
+    alarm read. The cursor is (window start, offset, alarms read): one that comes again means no progress."""
 
+    def __init__(self, ctx, lr, start, end):
+        self.ctx, self.lr, self.start, self.end = ctx, lr, start, end
+        self.seen, self.largest = set(), 0
 
-def _page(lr, since, offset, count):
-    """Return one page of the search, oldest first."""
-    body = lr.json("GET", "/alarms", params={"dateInserted": since, "count": count, "offset": offset,
-                                              "orderby": "DateInserted", "dir": "ascending"})
-    if not isinstance(body, dict):
-        raise SourceError("LogRhythm answered the alarm search with something that is not a JSON object.",
-                          "check logrhythm_api_url (LOGRHYTHM_API_URL): it should be the API gateway, "
-                          "e.g. http://localhost:8505.")
-    # LogRhythm-Tools reads both spellings; recorded bodies use alarmsSearchDetails (logrhythm.md 3.2).
-    items = body.get("alarmsSearchDetails", body.get("alarmSearchDetails")) or []
-    if not isinstance(items, list):
-        raise SourceError("LogRhythm answered the alarm search without a list of alarms.",
-                          "check logrhythm_api_url (LOGRHYTHM_API_URL): it should be the API gateway, "
-                          "e.g. http://localhost:8505.")
-    return items
+    def alarms(self):
+        for page in cursor_pages(self._page, first=(format_date(self.start), 0, 0), service="LogRhythm",
+                                 what="alarms"):
+            yield from filter(None, page)
 
-
-def search(run, lr, start, end, page_size=PAGE_SIZE):
-    """Yield every alarm inserted in [start, end] once, oldest first, whatever the server does with offset.
-
-    Pages with offset and count while the server honours offset; when a page brings back only alarms
-    already seen, the server ignored the offset, and the search moves the window start instead to the
-    last alarm's dateInserted, de-duplicating by alarmId (reference logrhythm.md 3.3).
-    """
-    seen = set()
-    since, offset, moving, largest = format_date(start), 0, False, 0
-    while True:
-        page = _page(lr, since, 0 if moving else offset, page_size)
-        largest = max(largest, len(page))
-        fresh = []
-        for alarm in page:
-            if not isinstance(alarm, dict):
-                run.skip(BadRecord("alarm that is not a JSON object", alarm=repr(alarm)[:40]), "alarm")
-                continue
-            key = alarm.get("alarmId")
-            if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).isdigit():
-                # checked before the seen set: an id that is a list or an object cannot be remembered
-                if repr(key) not in seen:
-                    seen.add(repr(key))
-                    run.skip(BadRecord("alarm without a numeric alarmId", alarm_id=key), "alarm")
-                continue
-            if key in seen:
-                continue
-            seen.add(key)
-            fresh.append(alarm)
-        newest = None
-        for alarm in fresh:
-            when = _alarm_date(alarm)
-            if when is None:
-                run.skip(BadRecord("alarm without a readable dateInserted", alarm_id=alarm.get("alarmId")), "alarm")
-                continue
-            newest = when if newest is None or when > newest else newest
-            if start <= when <= end:
-                run.stats.received += 1
-                yield alarm
+    def _page(self, cursor):
+        """Return one page, None in place of each alarm not to yield, and the next cursor (None: the end)."""
+        since, offset, _ = cursor
+        body = self.lr.json("GET", "/alarms", params={"dateInserted": since, "count": self.ctx.config.page_size,
+                                                      "offset": offset or 0, "orderby": "DateInserted",
+                                                      "dir": "ascending"})
+        # LogRhythm-Tools reads both spellings; recorded bodies use alarmsSearchDetails (logrhythm.md 3.2).
+        if not isinstance(body, dict) or not isinstance(
+                page := body.get("alarmsSearchDetails", body.get("alarmSearchDetails")) or [], list):
+            raise NOT_A_SEARCH()
         if not page:
-            return
+            return [], None
+        self.largest = max(self.largest, len(page))
+        kept, fresh, newest = [], False, None
+        for alarm in page:
+            when = self._new(alarm) and inserted(alarm)   # False: read before, or no alarm
+            fresh = fresh or when is not False
+            if when is None:
+                self.ctx.skip(BAD_ALARM(context={"alarm_id": alarm["alarmId"]}, what="without a readable dateInserted"))
+            newest = max(newest or when, when) if when else newest
+            kept.append(alarm if when and self.start <= when <= self.end else None)
         if fresh:
-            if moving:
-                since = format_date(newest) if newest is not None else since
-            else:
-                offset += len(page)
-            continue
-        if not moving and offset > 0:
-            moving = True
-            last = max((d for d in map(_alarm_date, page) if d is not None), default=None)
-            since = format_date(last) if last is not None else since
+            since, offset = (since, offset + len(page)) if offset is not None else (
+                format_date(newest) if newest else since, None)
+        elif offset:   # only alarms read before, at an offset: the server ignored it
+            since, offset = format_date(max(filter(None, map(inserted, page)), default=clock.parse(since))), None
             log.info("LogRhythm ignored the search offset; moving the window start instead (now %s).", since)
-            continue
-        if moving and len(page) >= largest and all(_alarm_date(a) == parse_date(since) for a in page):
+        elif offset is None and len(page) >= self.largest and all(inserted(a) == clock.parse(since) for a in page):
             # More alarms share one millisecond than a page holds: the rest cannot be reached.
-            log.warning("More than %d alarms were inserted at %s; LogRhythm returns only %d of them. "
-                        "Continuing after that instant.", len(page), since, len(page))
-            since = format_date(parse_date(since) + timedelta(milliseconds=1))
-            continue
-        return
+            log.warning("More than %d alarms were inserted at %s; LogRhythm returns only %d of them. Continuing "
+                        "after that instant.", len(page), since, len(page))
+            since = format_date(clock.parse(since) + timedelta(milliseconds=1))
+        else:
+            return kept, None
+        return kept, (since, offset, len(self.seen))
+
+    def _new(self, alarm):
+        """Return True for an alarm not read before; skip one that is not an object or lacks a numeric alarmId."""
+        if not isinstance(alarm, dict):
+            self.ctx.skip(BAD_ALARM(context={"alarm": repr(alarm)[:40]}, what="that is not a JSON object"))
+            return False
+        key = alarm.get("alarmId")
+        valid = not isinstance(key, bool) and isinstance(key, (int, str)) and str(key).isdigit()
+        mark = key if valid else repr(key)   # an id that is a list or an object cannot be remembered as it is
+        if mark in self.seen:
+            return False
+        self.seen.add(mark)
+        if not valid:
+            self.ctx.skip(BAD_ALARM(context={"alarm_id": key}, what="without a numeric alarmId"))
+        return valid
 
 
 def details(lr, alarm_id):
     """Return the details of one alarm (risk based priority in rbpMax)."""
     body = lr.json("GET", f"/alarms/{alarm_id}")
-    found = body.get("alarmDetails") if isinstance(body, dict) else None
-    if not isinstance(found, dict):
-        raise BadRecord("alarm details without alarmDetails", alarm_id=alarm_id)
-    return found
+    if not isinstance(body, dict) or not isinstance(body.get("alarmDetails"), dict):
+        raise BAD_ALARM(context={"alarm_id": alarm_id}, what="details without alarmDetails")
+    return body["alarmDetails"]
 
 
 def risk_based_priority(alarm_details):
     """Return the alarm's risk based priority (rbpMax; the spec spells it rBPMax), or None."""
-    value = alarm_details.get("rbpMax", alarm_details.get("rBPMax"))
     try:
-        return int(value)
+        return int(alarm_details.get("rbpMax", alarm_details.get("rBPMax")))
     except (TypeError, ValueError):
         return None
 
@@ -150,16 +141,9 @@ def risk_based_priority(alarm_details):
 def events(lr, alarm_id):
     """Return the events of one alarm."""
     body = lr.json("GET", f"/alarms/{alarm_id}/events")
-    if not isinstance(body, dict):
-        raise BadRecord("alarm events that are not a JSON object", alarm_id=alarm_id)
     # Recorded bodies say alarmEventsDetails, the spec alarmsEventDetails (logrhythm.md 5).
-    found = body.get("alarmEventsDetails", body.get("alarmsEventDetails"))
-    if found is None:
-        return []
-    if not isinstance(found, list):
-        raise BadRecord("alarm events that are not a list", alarm_id=alarm_id)
+    if not isinstance(body, dict) or not isinstance(
+            found := body.get("alarmEventsDetails", body.get("alarmsEventDetails")) or [], list):
+        raise BAD_ALARM(context={"alarm_id": alarm_id}, what="events that are not a list")
     return found
 
-
-__all__ = ["client", "search", "details", "events", "risk_based_priority", "window", "parse_date", "format_date",
-           "PAGE_SIZE"]

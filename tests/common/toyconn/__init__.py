@@ -4,8 +4,7 @@ import logging
 import signal
 import time
 
-from tq_conn_common import BadRecord, Connector, Param, SourceError, stop
-from tq_conn_common.batching import chunks, offset_pages
+from tq_conn_common import BadRecord, Connector, Param, Service, SourceError, Stream, offset_pages, stop
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +27,45 @@ PARAMS = (
 )
 
 
-def run(run):
-    """Fetch numbers page by page, post them back in chunks, then remember the last one."""
-    config = run.config
+class Echo:
+    """The echo stand-in's /items as a destination: numbers posted in chunks, the checkpoint moved after each."""
+
+    name = "echo items"
+
+    def __init__(self, ctx):
+        self.ctx, self.items = ctx, []
+
+    @classmethod
+    def open(cls, ctx):
+        return cls(ctx)
+
+    @property
+    def count(self):
+        return len(self.items)
+
+    def add(self, rows):
+        self.items.extend(rows)
+
+    def send(self):
+        sent, self.items = self.items, []
+        if sent:
+            self.ctx.client.post("/items", json=sent)
+            self.ctx.checkpoint["next"] = sent[-1]["n"] + 1
+        return len(sent)
+
+    def close(self):
+        pass
+
+
+def fetch(ctx):
+    """Fetch numbers page by page, from the one after the last delivered."""
+    config = ctx.config
     headers = {"Authorization": f"Bearer {config.token.reveal()}"}
     if config.api_key:
         headers["x-api-key"] = config.api_key.reveal()
         headers["X-RFToken"] = config.api_key.reveal()
-    client = run.http(config.url, service="Echo", credential="'API Token' (token)", headers=headers,
-                      requests_per_second=config.requests_per_second or None)
+    client = ctx.client = ctx.http(ECHO, config.url, headers=headers,
+                                   requests_per_second=config.requests_per_second or None)
     if config.verbose_secrets:
         for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
             log.log(level, "token %s key %s", config.token.reveal(), config.api_key.reveal() if config.api_key else "")
@@ -53,24 +82,14 @@ def run(run):
         raise RuntimeError(f"crashed with {config.token.reveal()}")
     if config.mode == "stop":
         stop("Disabled on purpose.")
+    ctx.checkpoint["runs"] = ctx.saved.get("runs", 0) + 1
 
     def page(offset, limit):
-        body = client.json("GET", "/secure/numbers",
-                           params={"offset": offset, "limit": limit, "total": config.total})
+        body = client.json("GET", "/secure/numbers", params={"offset": offset, "limit": limit, "total": config.total})
         return body["data"], body["total"]
-
-    numbers = run.records(offset_pages(page, config.batch_size, start=run.state.get("next", 0)),
-                          _to_row)
-    last = None
-    for chunk in chunks(numbers, config.batch_size):
-        client.post("/items", json=chunk)
-        run.stats.delivered += len(chunk)
-        last = chunk[-1]["n"]
-    if last is not None:
-        run.state["next"] = last + 1
-    run.state["runs"] = run.state.get("runs", 0) + 1
-    run.state.commit()
-    log.info("delivered up to %s", last)
+    for numbers in offset_pages(page, config.batch_size, start=ctx.saved.get("next", 0), service="Echo",
+                                what="numbers"):
+        yield from numbers
 
 
 def _to_row(number):
@@ -79,5 +98,12 @@ def _to_row(number):
     return {"n": number}
 
 
-CONNECTOR = Connector(name="toy", title="Toy connector", params=PARAMS, run=run)
+ECHO = Service("Echo", credential="'API Token' (token)")
+
+
+def streams(run):
+    return (Stream("numbers", fetch=fetch, to_row=_to_row, to=Echo, state=(), batch_size=run.config.batch_size),)
+
+
+CONNECTOR = Connector(name="toy", title="Toy connector", params=PARAMS, streams=streams)
 main = CONNECTOR.main

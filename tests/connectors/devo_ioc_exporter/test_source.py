@@ -1,13 +1,11 @@
-"""to_row and the newest-first dedupe of the Devo IOC Exporter, on recorded ThreatQ samples and their variants."""
+"""to_row of the Devo IOC Exporter, on recorded ThreatQ samples and their variants."""
 
 import json
-import logging
 import os
 
 import pytest
 
 from tq_conn_common import BadRecord
-from tq_conn_common.cli import Stats
 from tq_conn_devo_ioc_exporter import source
 from tq_conn_devo_ioc_exporter.connector import IOCS
 
@@ -126,49 +124,8 @@ def test_odd_shapes_inside_an_indicator_read_as_empty_and_the_row_is_kept():
         assert (got["attack_phase"], got["adversary"], got["has_adversary"]) == ("", "", 0)
 
 
-def test_run_records_counts_non_objects_as_skipped():
-    from tq_conn_common.cli import Run
-    run = Run.__new__(Run)
-    run.stats = Stats()
-    rows = list(run.records(["a string", 5, None, indicator()], lambda item: row(item), "indicator"))
-    assert [r["value"] for r in rows] == ["evil.example"]
-    assert (run.stats.received, run.stats.skipped) == (4, 3)
-
-
-class FakeRun:
-    def __init__(self):
-        self.stats = Stats()
-
-
-def test_the_first_row_of_a_value_is_kept_and_later_ones_counted(caplog):
-    rows = [{"value": "a", "updated_at": "3"}, {"value": "b", "updated_at": "2"}, {"value": "a", "updated_at": "1"}]
-    run = FakeRun()
-    with caplog.at_level(logging.WARNING):
-        kept = list(source.newest_first(run, iter(rows)))
-    assert kept == rows[:2] and run.stats.duplicates == 1
-    assert "newest first" not in caplog.text
-
-
-def test_an_order_not_newest_first_is_warned_about_once(caplog):
-    rows = [{"value": str(n), "updated_at": f"2024-01-0{n}"} for n in (1, 2, 3)]
-    with caplog.at_level(logging.WARNING):
-        assert len(list(source.newest_first(FakeRun(), iter(rows)))) == 3
-    assert caplog.text.count("did not send the collection newest first") == 1
-
-
-def test_seen_is_exact_and_small():
-    seen = source.Seen()
-    values = [f"host-{n}.example" for n in range(200_000)]
-    assert all(seen.add(v) for v in values)
-    assert not any(seen.add(v) for v in values[::7])
-    assert seen.add("one more")
-    assert sum(len(a) for a in seen._arrays) == 8 * 200_001          # eight bytes a value
-
-
-def test_seen_ignores_a_match_across_two_stored_hashes():
-    seen = source.Seen()
-    code = hash("x") & ((1 << 64) - 1)
-    key = code.to_bytes(8, "little")
-    # two stored hashes whose bytes hold the key from the middle of one to the middle of the next
-    seen._arrays[code % len(seen._arrays)] += b"\x01" * 4 + key[:4] + key[4:] + b"\x02" * 4
-    assert seen.add("x") is True and seen.add("x") is False
+def test_non_objects_are_bad_records():
+    for item in ("a string", 5, None):
+        with pytest.raises(BadRecord, match="not an indicator object"):
+            row(item)
+    assert row(indicator())["value"] == "evil.example"

@@ -7,8 +7,18 @@ import time
 
 import pytest
 
-from tq_conn_common import BadRecord
-from tq_conn_flashpoint.flatten import MAX_CELL, MAX_DEPTH, MAX_KEYS, Spool, cell, column_type, flatten
+from tq_conn_common import MAX_CELL, BadRecord
+from tq_conn_common.rows import MAX_DEPTH, MAX_KEYS
+from tq_conn_common.rows import flatten as _flatten
+from tq_conn_flashpoint.connector import BOOKKEEPING
+
+
+def flatten(doc):
+    """The connector's to_row: an indicator flattened, bookkeeping left out (the simple endpoint's wrapper is
+    taken off while fetching)."""
+    if isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get("Attribute"), dict):
+        doc = doc["Attribute"]
+    return _flatten(doc, BOOKKEEPING, what="indicator", context=("type", "fpid"))
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
 
@@ -69,45 +79,6 @@ def test_composite_type_keys_are_kept_as_flashpoint_spells_them():
     assert row == {"type": "ip-dst|port", "value.ip-dst|port": "5.79.68.110|80", "body.text/plain": "x"}
 
 
-@pytest.mark.parametrize("kinds,expected", [
-    ({"int"}, "int"), ({"int", None}, "int"), ({"bool"}, "bool"), ({"float", "int"}, "float"),
-    ({"int", "str"}, "str"), ({"bool", "int"}, "str"), ({None}, "str"), (set(), "str"),
-])
-def test_column_types_are_int_bool_or_float_only_when_every_value_agrees(kinds, expected):
-    assert column_type(kinds) == expected
-
-
-@pytest.mark.parametrize("value,type_,expected", [
-    (True, "str", "true"), (12, "str", "12"), ("x", "str", "x"), (None, "str", None),
-    ("1625468810", "int", 1625468810), ("abc", "int", None), (5, "int", 5),
-    ("true", "bool", True), ("no", "bool", None), ("1.5", "float", 1.5),
-])
-def test_cells_fit_their_column_type(value, type_, expected):
-    assert cell(value, type_) == expected
-
-
-def test_the_spool_keeps_the_newest_row_per_key_and_every_column():
-    with Spool("value.domain") as spool:
-        assert spool.add({"value.domain": "a.example", "n": 1, "fpid": "1"})
-        assert spool.add({"value.domain": "b.example", "n": 2, "fpid": "2", "reports": "[]"})
-        assert spool.add({"value.domain": "a.example", "n": 3, "fpid": "3"})
-        assert not spool.add({"value.domain": "", "n": 4})
-        assert not spool.add({"fpid": "5", "other": True})
-        assert spool.received == 5 and spool.kept == 2 and spool.duplicates == 1
-        assert spool.columns == {"fpid": "str", "n": "int", "other": "bool", "reports": "str", "value.domain": "str"}
-        rows = list(spool.rows())
-    assert [r["fpid"] for r in rows] == ["2", "3"]        # arrival order of the kept (newest) rows
-    assert rows[1]["n"] == 3
-
-
-def test_the_spool_streams_many_rows():
-    with Spool("k") as spool:
-        for i in range(20_000):
-            spool.add({"k": f"key-{i % 15_000}", "i": i})
-        assert spool.kept == 15_000 and spool.duplicates == 5_000
-        assert sum(1 for _ in spool.rows()) == 15_000
-
-
 # ---- the limits of one indicator: over them it is a counted skip, never a lookup of a million columns --------------
 
 def _doc(**more):
@@ -115,9 +86,9 @@ def _doc(**more):
 
 
 def test_an_indicator_with_more_keys_than_the_limit_is_a_bad_record():
-    with pytest.raises(BadRecord, match=f"^indicator has more than {MAX_KEYS} keys \\(fpid=.rel-1.\\)$") as caught:
+    with pytest.raises(BadRecord, match=f"^indicator has more than {MAX_KEYS} keys \\(type='domain', fpid='rel-1'\\)$") as caught:
         flatten(_doc(**{f"k{i}": i for i in range(MAX_KEYS)}))
-    assert caught.value.context == {"fpid": "rel-1"}
+    assert caught.value.context == {"type": "domain", "fpid": "rel-1"}
 
 
 def test_nested_keys_count_towards_the_limit():

@@ -7,7 +7,8 @@ import time
 import pytest
 import yaml
 
-from tq_conn_flashpoint.flatten import MAX_CELL, MAX_DEPTH, MAX_KEYS
+from tq_conn_common import MAX_CELL
+from tq_conn_common.rows import MAX_DEPTH, MAX_KEYS
 from tq_conn_sandbox.services.devo import DEFAULT_DOMAIN, DEFAULT_TOKEN
 from tq_conn_sandbox.services.flashpoint import TOKEN_BASE64
 

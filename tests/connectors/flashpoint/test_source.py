@@ -6,10 +6,11 @@ import pytest
 
 from tq_conn_common import AuthError, ConfigError, SourceError
 from tq_conn_common import config as cfg
-from tq_conn_common.cli import Run
+from tq_conn_common.session import Run
 from tq_conn_common.state import State
 from tq_conn_flashpoint import connector
-from tq_conn_flashpoint.source import Flashpoint, epoch, iso
+from tq_conn_common.clock import epoch, iso
+from tq_conn_flashpoint.source import Flashpoint
 from tq_conn_sandbox.services.flashpoint import TOKEN_BASE64
 
 
@@ -99,8 +100,8 @@ def test_skip_paging_stops_when_too_many_share_one_second(sandbox, client):
     fp.publish("domain", count=10_050, indexed_at=fp.end)
     with pytest.raises(SourceError) as caught:
         list(client(page_size=1000, indicators_paging="skip").indicators("domain", fp.end - 10, fp.end + 10))
-    assert caught.value.message.startswith("PullError 101: Error in fetch_indicators more than 9000 'domain' "
-                                           "indicators share the update time")
+    assert caught.value.message.startswith("PullError 101: Error in fetch_indicators Flashpoint: more than 9000 "
+                                           "'domain' indicators share the update time")
 
 
 def test_alerts_follow_the_relative_next_links(sandbox, client):
@@ -166,8 +167,8 @@ def test_a_scroll_handing_out_the_same_page_again_is_pull_error_101(sandbox, cli
     sandbox["flashpoint"].switches["repeat_scroll_page"] = True
     with pytest.raises(SourceError) as caught:
         list(client(page_size=10).indicators("domain", *window(sandbox)))
-    assert caught.value.message.startswith("PullError 101: Error in fetch_indicators Flashpoint handed out the same "
-                                           "page of 'domain' twice in one scroll")
+    assert caught.value.message.startswith("PullError 101: Error in fetch_indicators Flashpoint repeated the same "
+                                           "page of 'domain' in one scroll")
     assert len(requests_to(sandbox, "/scroll")) == 1
 
 

@@ -4,24 +4,25 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tq_conn_common import UsageError
+from tq_conn_common import UsageError, cli
 from tq_conn_common import config as cfg
-from tq_conn_logrhythm_collective_insights import CONNECTOR
+import tq_conn_logrhythm_collective_insights as package
 from tq_conn_logrhythm_collective_insights.connector import read_exclusions
 from tq_conn_logrhythm_collective_insights.insights import detection
-from tq_conn_logrhythm_collective_insights.source import format_date, parse_date, window
+from tq_conn_logrhythm_collective_insights.source import format_date, inserted, window
 
-PARAMS = {p.key: p for p in CONNECTOR.params}
+# the package, not its CONNECTOR, is imported: docs._package() takes any module holding CONNECTOR for its package
+PARAMS = {p.key: p for p in package.CONNECTOR.params}
 
 
 def parse(*argv):
-    return CONNECTOR.parser().parse_args(list(argv))
+    return cli.parser(package.CONNECTOR).parse_args(list(argv))
 
 
 def test_flags_default_to_info_and_the_previous_day():
     args = parse()
     assert args.verbosity == 2 and args.log_level == "INFO"
-    assert not args.debug and args.lookback is None and not args.recorded_future
+    assert not args.dry_run and args.lookback is None and not args.recorded_future
     assert args.risk_based_priority is None and args.exclusion_file is None
 
 
@@ -42,7 +43,7 @@ def test_bad_flag_values_are_usage_errors(argv):
 
 def test_the_seed_flags_parse():
     args = parse("-d", "-lb", "3", "-rf", "-rbp", "50", "-ef", "x.txt")
-    assert args.debug and args.lookback == 3 and args.recorded_future and args.risk_based_priority == 50
+    assert args.dry_run and args.lookback == 3 and args.recorded_future and args.risk_based_priority == 50
     assert args.exclusion_file == "x.txt"
 
 
@@ -65,10 +66,10 @@ def test_the_logrhythm_url_is_the_gateway_root(value, expected):
 
 
 def test_dates_are_utc_without_zone_both_ways():
-    when = parse_date("2021-08-17T13:36:39.78")
+    when = inserted({"dateInserted": "2021-08-17T13:36:39.78"})
     assert when == datetime(2021, 8, 17, 13, 36, 39, 780000, tzinfo=timezone.utc)
     assert format_date(when) == "2021-08-17T13:36:39.780"
-    assert parse_date("2021-08-17T15:36:39+02:00") == datetime(2021, 8, 17, 13, 36, 39, tzinfo=timezone.utc)
+    assert inserted({"dateInserted": "2021-08-17T15:36:39+02:00"}) == datetime(2021, 8, 17, 13, 36, 39, tzinfo=timezone.utc)
 
 
 def test_the_window_is_24_hours_or_the_lookback_days():

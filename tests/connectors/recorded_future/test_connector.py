@@ -102,26 +102,4 @@ def test_lookups_are_keyed_by_name_with_typed_risk():
 @pytest.mark.parametrize("kind,hours", [("ip", 1), ("hash", 24), ("domain", 2), ("url", 24), ("vulnerability", 24),
                                         (FUSION, 1)])
 def test_refresh_times_of_seed_000(kind, hours):
-    entry = {"pulled_at": T0.isoformat()}
-    assert connector.due({}, kind, T0)
-    assert not connector.due(entry, kind, T0 + datetime.timedelta(hours=hours, minutes=-5))
-    assert connector.due(entry, kind, T0 + datetime.timedelta(hours=hours, seconds=-30))  # cron starts a bit early
-    assert connector.due(entry, kind, T0 + datetime.timedelta(hours=hours))
-    assert connector.due(entry, kind, T0 - datetime.timedelta(hours=1))  # the clock went back: pull
-
-
-@pytest.mark.parametrize("value,expected", [
-    ("2025-03-01T10:00:00Z", T0), ("2025-03-01T10:00:00", T0), ("2025-03-01T11:00:00+01:00", T0),
-    (str(int(T0.timestamp())), T0),
-])
-def test_the_testing_clock(monkeypatch, value, expected):
-    monkeypatch.setenv("TQ_CONN_NOW", value)
-    assert connector.now() == expected
-
-
-def test_a_bad_testing_clock_names_the_variable(monkeypatch):
-    monkeypatch.setenv("TQ_CONN_NOW", "yesterday")
-    with pytest.raises(ConfigError, match="TQ_CONN_NOW"):
-        connector.now()
-    monkeypatch.delenv("TQ_CONN_NOW")
-    assert abs((connector.now() - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 5
+    assert connector.REFRESH[kind] == hours * 3600

@@ -1,29 +1,16 @@
 """Parsing and checking of Recorded Future risk lists, on recorded vendor samples and their variants."""
 
-import io
 import os
+from types import SimpleNamespace
 
 import pytest
 
-from tq_conn_common import BadRecord
+from tq_conn_common import BadRecord, SourceError
+from tq_conn_common.download import read_csv
 from tq_conn_recorded_future import source
 from tq_conn_recorded_future.source import FUSION
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
-
-
-class FakeRun:
-    """What rows() needs of a run: statistics and skip()."""
-
-    class stats:
-        received = 0
-
-    def __init__(self):
-        self.skipped = []
-        self.stats = type("Stats", (), {"received": 0})()
-
-    def skip(self, bad, what):
-        self.skipped.append(str(bad))
 
 
 def sample(name):
@@ -31,11 +18,31 @@ def sample(name):
         return fh.read()
 
 
-def parse(body, kind, **options):
-    """Return (rows as dicts by column name, tally, run) of a body given line by line."""
-    run, tally = FakeRun(), source.Tally()
-    rows = [as_dict(row) for row in source.rows(run, iter(io.BytesIO(body)), kind, tally, **options)]
-    return rows, tally, run
+def parse(body, kind, version=None, min_risk=0):
+    """Return (rows as dicts by column name, tally, skipped) of a body read as the connector reads a download."""
+    rlist = source.RiskList(None, kind, "", "", min_risk)
+    records = read_csv(iter([body]), source.describe(kind))
+    rlist._header(next(records, []))
+    tally, rows, skipped = SimpleNamespace(rows=0, valid=0, rejected=0, ipv6=0), [], []
+    for record in records:
+        tally.rows += 1
+        try:
+            if isinstance(record, BadRecord):
+                raise record
+            row = rlist.to_row(record)
+        except BadRecord as bad:
+            tally.rejected += 1
+            skipped.append(str(bad))
+            continue
+        tally.valid += 1
+        if row is None:
+            continue
+        six = source.ip_version(row) == 1 and kind in ("ip", FUSION)
+        tally.ipv6 += six
+        if version is None or version == (6 if six else 4):
+            rows.append(as_dict(row))
+    tally.below, tally.malformed = rlist.below, rlist.malformed
+    return rows, tally, skipped
 
 
 def as_dict(row):
@@ -45,8 +52,8 @@ def as_dict(row):
 # ---- the recorded samples ----------------------------------------------------------------------------------------
 
 def test_domain_list_rows_carry_name_risk_and_the_rules_of_their_evidence():
-    rows, tally, run = parse(sample("risklist_domain_csv_splunk.csv"), "domain")
-    assert tally.rows == tally.valid == len(rows) == 8 and not run.skipped
+    rows, tally, skipped = parse(sample("risklist_domain_csv_splunk.csv"), "domain")
+    assert tally.rows == tally.valid == len(rows) == 8 and not skipped
     first = rows[0]
     assert first["Name"] == "ubykou33.top" and first["Risk"] == "67" and first["RiskString"] == "4/52"
     assert first["Rules"] == ("Historical Suspected C&C DNS Name; Historically Detected Malware Operation; "
@@ -54,7 +61,6 @@ def test_domain_list_rows_carry_name_risk_and_the_rules_of_their_evidence():
     assert first["CriticalRule"] == "Recently Detected Malware Operation"
     assert first["CriticalityLabel"] == "Malicious"
     assert all(r["Risk"] == str(int(r["Risk"])) for r in rows)
-    assert run.stats.received == 8
 
 
 def test_ip_list_with_2021_evidence_marks_ipv4_and_ipv6_rows():
@@ -120,15 +126,15 @@ def test_a_quoted_field_spanning_lines_and_crlf_line_ends():
 
 def test_unquoted_fields_and_a_quote_inside_a_plain_field_go_through_the_csv_module():
     body = HEADER + b'1.2.3.4,70,1/77,\n"5.6.7.8","7""1","1/77",""\n'
-    rows, tally, run = parse(body, "ip")
+    rows, tally, skipped = parse(body, "ip")
     assert [r["Name"] for r in rows] == ["1.2.3.4"] and tally.rejected == 1
-    assert "Risk is not an integer" in run.skipped[0]
+    assert "Risk is not an integer" in skipped[0]
 
 
 def test_a_short_row_is_counted_and_skipped():
-    rows, tally, run = parse(HEADER + b'"1.2.3.4","70"\n"5.6.7.8","71","1/77",""\n', "ip")
+    rows, tally, skipped = parse(HEADER + b'"1.2.3.4","70"\n"5.6.7.8","71","1/77",""\n', "ip")
     assert [r["Name"] for r in rows] == ["5.6.7.8"] and tally.rejected == 1
-    assert "row has 2 fields, the header 4" in run.skipped[0]
+    assert "row has 2 fields, the header 4" in skipped[0]
 
 
 def test_a_header_only_list_is_empty_not_rejected():
@@ -142,7 +148,7 @@ def test_a_header_only_list_is_empty_not_rejected():
     (b"", "a body starting ''"),
 ])
 def test_a_body_that_is_not_a_risk_list_fails_the_list(body, looks):
-    with pytest.raises(source.ListFailed) as caught:
+    with pytest.raises(SourceError) as caught:
         parse(body, "domain")
     assert "The domain risk list is not a csv/splunk risk list" in caught.value.message
     assert looks in caught.value.message
@@ -154,18 +160,11 @@ def test_min_risk_leaves_out_lower_scores_without_rejecting_them():
     assert [r["Name"] for r in rows] == ["b.com", "c.com"] and tally.below == 1 and tally.rejected == 0
 
 
-def test_second_pass_counts_nothing_in_the_run():
-    body = sample("risklist_ip_csv_splunk_excerpt_ipv4_ipv6.csv")
-    run, tally = FakeRun(), source.Tally()
-    assert len(list(source.rows(run, iter(io.BytesIO(body)), "ip", tally, version=6, count=False))) == 1
-    assert run.stats.received == 0
-
-
 # ---- evidence ----------------------------------------------------------------------------------------------------
 
 def csv_form(raw):
-    """Return a JSON text as the CSV cell carries it: every quote doubled."""
-    return raw.replace(b'"', b'""')
+    """Return a JSON text as the CSV reader hands the cell over."""
+    return raw.decode("utf-8", "replace")
 
 
 TIES = (b'{"EvidenceDetails": [{"Rule": "Old", "Criticality": 3.0, "CriticalityLabel": "Malicious", '
@@ -191,7 +190,7 @@ def test_most_critical_rule_is_the_highest_criticality_then_the_latest():
     TIES.replace(b'"Rule": "New"', b'"Rule": "New", "Note": "Rule"'),  # "Rule" as a value
 ])
 def test_the_quick_reading_agrees_with_json(raw):
-    assert source.evidence_summary(csv_form(raw)) == source._summary_of_json(raw)
+    assert source.evidence_summary(csv_form(raw)) == source._summary_of_json(csv_form(raw))
 
 
 @pytest.mark.parametrize("raw", [b"{'EvidenceDetails': []}", b'{"EvidenceDetails": {}}', b"[1]", b"\xff\xfe"])
@@ -200,7 +199,7 @@ def test_evidence_that_is_not_the_expected_json_is_reported(raw):
 
 
 def test_empty_evidence_is_no_rules():
-    assert source.evidence_summary(b"") == ("", "", "")
+    assert source.evidence_summary("") == ("", "", "")
     assert source.evidence_summary(csv_form(b'{"EvidenceDetails": []}')) == ("", "", "")
 
 
@@ -222,7 +221,7 @@ def test_empty_evidence_is_no_rules():
     ("vulnerability", "cve-2021-44228", "CVE-2021-44228"),
 ])
 def test_valid_names_per_type(kind, name, stored):
-    assert source.CHECKS[kind](name, [], {})[0] == stored
+    assert source.RiskList(None, kind, "", "", 0).check(name) == stored
 
 
 @pytest.mark.parametrize("kind,name", [
@@ -235,19 +234,20 @@ def test_valid_names_per_type(kind, name, stored):
 ])
 def test_invalid_names_per_type(kind, name):
     with pytest.raises(BadRecord):
-        source.CHECKS[kind](name, [], {})
+        source.RiskList(None, kind, "", "", 0).check(name)
 
 
 @pytest.mark.parametrize("length,algorithm", [(32, "MD5"), (40, "SHA-1"), (64, "SHA-256"), (128, "SHA-512")])
 def test_hash_algorithm_follows_its_length(length, algorithm):
-    assert source.check_hash("a" * length, [], {})[1] == {"Algorithm": algorithm}
+    body = b'"Name","Risk","RiskString","EvidenceDetails"\n"' + b"a" * length + b'","70","1/77",""\n'
+    assert parse(body, "hash")[0][0]["Algorithm"] == algorithm
 
 
 def test_hash_algorithm_column_must_fit_the_length():
-    columns = {"Algorithm": 1}
-    assert source.check_hash("a" * 40, [b"", b"SHA1"], columns)[1] == {"Algorithm": "SHA-1"}
-    with pytest.raises(BadRecord, match="Algorithm SHA-256 does not fit a hash of 40 hex digits"):
-        source.check_hash("a" * 40, [b"", b"SHA-256"], columns)
+    body = b'"Name","Algorithm","Risk","RiskString","EvidenceDetails"\n"' + b"a" * 40
+    assert parse(body + b'","SHA1","70","1/77",""\n', "hash")[0][0]["Algorithm"] == "SHA-1"
+    rows, _, skipped = parse(body + b'","SHA-256","70","1/77",""\n', "hash")
+    assert not rows and "Algorithm SHA-256 does not fit a hash of 40 hex digits" in skipped[0]
 
 
 # ---- URLs --------------------------------------------------------------------------------------------------------
@@ -265,101 +265,36 @@ def test_fusion_urls_use_the_seed_v2_path_and_v3_for_the_etag():
     get, head = source.list_urls("http://127.0.0.1:9/rf/v2/{0}/risklist?format=csv/splunk", FUSION, "x", True)
     assert get == "http://127.0.0.1:9/rf/v2/fusion/files/?path=/public/ukraine/ukraine_russia_ip.csv"
     assert head == "http://127.0.0.1:9/rf/fusion/v3/files/%2Fpublic%2Fukraine%2Fukraine_russia_ip.csv"
-    assert source.api_root("https://h.example/{0}/risklist") == "https://h.example"
 
 
-# ---- the fast path -------------------------------------------------------------------------------------------------
+# ---- the recorded samples read whole --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["risklist_domain_csv_splunk.csv", "risklist_ip_csv_splunk_excerpt_ipv4_ipv6.csv",
                                   "risklist_hash_csv_excerpt_algorithm_column.csv", "fusion_public_test-ip_csv.csv",
                                   "risklist_url_csv_splunk_excerpt.csv"])
-def test_recorded_lines_take_the_fast_path_and_agree_with_the_csv_module(name):
-    lines = sample(name).splitlines()
-    columns = [c.strip('"') for c in lines[0].decode().split(",")]
-    fast, slow = source._splitter(len(columns), columns.index("EvidenceDetails"))
-    for line in lines[1:]:
-        fields = fast(line)
-        assert fields is not None, line[:60]
-        assert fields == slow(line)
-        summary = source.evidence_summary(fields[columns.index("EvidenceDetails")])
-        assert summary == source._summary_of_json(fields[columns.index("EvidenceDetails")].replace(b'""', b'"'))
-        assert summary[0] and summary[1] in summary[0]
+def test_recorded_evidence_reads_quickly_as_json_would(name):
+    records = list(read_csv(iter([sample(name)]), name))
+    column = [c.lower() for c in records[0]].index("evidencedetails")
+    for record in records[1:]:
+        summary = source.evidence_summary(record[column])
+        assert summary == source._summary_of_json(record[column]) and summary[0] and summary[1] in summary[0]
 
 
-def test_the_fast_path_with_fields_after_the_evidence():
-    line = b'"abc","{""a"": ""x"",""y""}","SHA-1","7"'
-    fast, slow = source._splitter(4, 1)
-    assert fast(line) == [b"abc", b'{""a"": ""x"",""y""}', b"SHA-1", b"7"] == slow(line)
-
-
-@pytest.mark.parametrize("line", [
-    b'"a""b","1","2","{}"',          # a quote in a plain field
-    b'"a","1","2","{""x"": "y}"',     # a lone quote in the evidence
-    b'a,1,2,{}',                     # unquoted
-    b'"a","1","2","{""x"": ""multi',  # the first line of a record spanning lines
-    b'"a","1","{}"',                 # one field short
-])
-def test_unusual_lines_leave_the_fast_path(line):
-    assert source._splitter(4, 3)[0](line) is None
-
-
-def test_one_pass_sets_the_other_ip_version_aside_and_a_record_spanning_lines_stays_whole():
-    # The third record spans three lines (and is not CSV): the IPv6 address on its second line is not a row.
+def test_a_record_spanning_lines_stays_whole_and_one_that_is_not_csv_is_skipped():
+    # The third record spans three lines: the IPv6 address on its second line is not a row.
     body = (HEADER + b'"1.2.3.4","70","1/77",""\n"2001:db8::1","71","1/77",""\n'
             + b'"5.6.7.8","72","1/77","{""EvidenceDetails"": [{""Rule"": ""a\n'
             + b'"2001:db8::2","99","1/77",""\n"" }]}"\n"2001:db8::3","73","1/77",""\n')
-    aside = []
-    rows, tally, run = parse(body, "ip", version=4, aside=aside.append)
-    assert [r["Name"] for r in rows] == ["1.2.3.4"] and tally.rows == 4 and tally.ipv6 == 2
-    assert tally.rejected == 1 and run.skipped == ["row is not CSV"]
-    assert [as_dict(r)["Name"] for r in aside] == ["2001:db8::1", "2001:db8::3"] and run.stats.received == 4
+    rows, tally, skipped = parse(body, "ip", version=4)
+    assert [r["Name"] for r in rows] == ["1.2.3.4", "5.6.7.8"] and tally.ipv6 == 2 and tally.rejected == 1
+    assert rows[1]["Rules"] == ""   # its evidence is not JSON
 
 
 def test_blocks_cut_anywhere_give_the_same_rows():
     body = (sample("risklist_ip_csv_splunk_excerpt_ipv4_ipv6.csv")
             + b'"5.6.7.8","72","1/77","{""EvidenceDetails"": [{""Rule"": ""multi\r\nline""}]}"\r\n'
             + b'"9.9.9.9","73","1/77",""')   # no newline at the end
-    whole = list(source.rows(FakeRun(), [body], "ip", source.Tally()))
-    assert [r[0] for r in whole] == ["1.128.3.4", "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6", "5.6.7.8", "9.9.9.9"]
-    assert whole[2][3] == "multi\r\nline"
+    whole = list(read_csv(iter([body]), "ip list"))
+    assert [r[0] for r in whole[1:]] == ["1.128.3.4", "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6", "5.6.7.8", "9.9.9.9"]
     for size in (1, 2, 3, 7, 100, 1000):
-        chunks = [body[i:i + size] for i in range(0, len(body), size)]
-        assert list(source.rows(FakeRun(), iter(chunks), "ip", source.Tally())) == whole, size
-
-
-def test_gzip_bodies_are_read_like_the_gzip_module():
-    import gzip
-    import zlib
-    data = sample("risklist_domain_csv_splunk.csv")
-    packed = gzip.compress(data[:1000]) + gzip.compress(data[1000:]) + b"\x00" * 5   # two members, padded
-
-    def read_from(stream):
-        return lambda size: stream.read(size)
-    stream = io.BytesIO(packed)
-    assert b"".join(source._gunzip(stream.read(3), read_from(stream))) == data
-    big = gzip.compress(b"0123456789" * 1_000_000)     # far more than one step of output
-    stream = io.BytesIO(big)
-    blocks = list(source._gunzip(stream.read(100), read_from(stream)))
-    assert b"".join(blocks) == b"0123456789" * 1_000_000 and max(map(len, blocks)) <= source._INFLATE_LIMIT
-    stream = io.BytesIO(packed[:len(packed) // 3])
-    with pytest.raises(EOFError, match="Compressed file ended"):
-        list(source._gunzip(stream.read(10), read_from(stream)))
-    damaged = bytearray(gzip.compress(data))
-    damaged[-6] ^= 0xFF   # the CRC
-    stream = io.BytesIO(bytes(damaged))
-    with pytest.raises(zlib.error) as caught:
-        list(source._gunzip(stream.read(10), read_from(stream)))
-    assert source._reason(caught.value) == "crc check failed"
-
-
-def test_the_spool_gives_back_its_rows_in_order_and_leaves_no_file():
-    rows = [(f"2001:db8::{i:x}", str(i % 100), "1/77", "a; b", "b", "Malicious") for i in range(2500)]
-    with source.Spool() as spool:
-        for row in rows:
-            spool.add(row)
-        assert list(spool.rows()) == rows and spool.count == 2500
-        name = spool._file.name
-    assert spool._file.closed and not os.path.exists(str(name))
-    with source.Spool() as few:
-        few.add(rows[0])
-        assert list(few.rows()) == rows[:1] and few._file is None
+        assert list(read_csv(iter([body[i:i + size] for i in range(0, len(body), size)]), "ip list")) == whole, size

@@ -14,13 +14,15 @@ import warnings
 
 from devo.sender import DevoSenderException, Lookup, Sender
 
-from tq_conn_common import devo, devo_certs
+from tq_conn_common.devo import certs
+from tq_conn_common.devo.lookup import query_name
+from tq_conn_common.devo.settings import CERT, CHAIN, HOST, KEY, PORT, REGION, TLS_DELAY
+from tq_conn_common.devo.transport import Upload, register, settings_of
 from tq_conn_common.errors import AuthError, DeliveryError
 
 log = logging.getLogger(__name__)
 sdk_log = logging.getLogger("tq_conn_common.devo_tls.sdk")
 
-SPOOL_MEMORY = 4 * 1024 * 1024
 SOCKET_TIMEOUT = 30            # devo-sdk's default; every write must progress within it
 VERDICT_WAIT = 0.5             # at most this long after connecting, for a collector refusing the certificate (TLS 1.3)
 SEND_ATTEMPTS = 3
@@ -46,14 +48,14 @@ def wire_row(values, kinds, key_index):
 
 
 @contextlib.contextmanager
-def credential_files(config):
+def credential_files(settings):
     """Yield {cert, key, chain} file paths; pasted PEM text goes to 0600 files removed afterwards (also on failure)."""
     folder = None
     paths = {}
     try:
         for name in ("cert", "key", "chain"):
-            value = str(devo._value(config, f"devo_{name}"))
-            if devo_certs.is_pem_text(value):
+            value = str(settings.value(f"devo_{name}"))
+            if certs.is_pem_text(value):
                 if folder is None:
                     folder = tempfile.mkdtemp(prefix="tq-conn-devo-")
                 path = os.path.join(folder, f"{name}.pem")
@@ -70,11 +72,11 @@ def credential_files(config):
 
 
 @contextlib.contextmanager
-def sender(config):
-    """Yield a connected devo-sdk Sender for the collector of config; close it afterwards."""
-    host, port = devo.collector_address(config)
+def sender(settings):
+    """Yield a connected devo-sdk Sender for the collector of the Devo settings; close it afterwards."""
+    host, port = settings.collector
     where = f"{host}:{port}"
-    with credential_files(config) as files:
+    with credential_files(settings) as files:
         try:
             con = Sender(config={"address": host, "port": port, "key": files["key"], "cert": files["cert"],
                                  "chain": files["chain"], "check_hostname": True},
@@ -93,15 +95,15 @@ def _connect_error(where, exc):
     low = reason.lower()
     if "certificate verify failed" in low or "hostname mismatch" in low:
         return DeliveryError(f"The Devo collector at {where} did not prove its identity ({reason}).",
-                             f"check {devo.CHAIN} (chain.crt of your Devo region) and 'Devo API Region' "
-                             "(devo_region) or 'Devo Collector Host' (devo_host).")
+                             f"check {CHAIN.named} (chain.crt of your Devo region) and {REGION.named} or "
+                             f"{HOST.named}.")
     if "alert" in low or "certificate" in low:
         return AuthError(f"The Devo collector at {where} refused the X.509 certificate ({reason}).",
-                         f"set {devo.CERT}, {devo.KEY} and {devo.CHAIN} from the same credential of this Devo "
+                         f"set {CERT.named}, {KEY.named} and {CHAIN.named} from the same credential of this Devo "
                          "domain and region.")
     return DeliveryError(f"Cannot connect to the Devo collector at {where} ({reason}).",
-                         "check 'Devo API Region' (devo_region) or 'Devo Collector Host'/'Port' (devo_host, "
-                         "devo_port) and that this host may connect out to it; run again later.", retryable=True)
+                         f"check {REGION.named} or {HOST.named} and {PORT.named} and that this host may connect "
+                         "out to it; run again later.", retryable=True)
 
 
 def _verdict(con, where):
@@ -120,7 +122,7 @@ def _verdict(con, where):
             raise _connect_error(where, DevoSenderException(f"error: alert {exc}")) from None
         if data == b"":
             raise DeliveryError(f"The Devo collector at {where} closed the connection right after connecting.",
-                                f"check {devo.CERT}, {devo.KEY} and {devo.CHAIN} and the collector address; "
+                                f"check {CERT.named}, {KEY.named} and {CHAIN.named} and the collector address; "
                                 "run again later.", retryable=True)
 
 
@@ -140,47 +142,40 @@ def _send(send, where, done, total):
             time.sleep(0.2 * attempt)
 
 
-def _spool(lines):
-    """Return (spooled file, count) of text lines written as UTF-8, one per line."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, mode="w+b", prefix="tq-conn-devo-")
-    count = 0
-    try:
-        for line in lines:
-            spool.write(line.encode("utf-8") + b"\n")
-            count += 1
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool, count
-
-
 def _lines(spool):
+    spool.seek(0)
     for raw in spool:
         yield raw[:-1].decode("utf-8")
 
 
-def upload(run, spec, name, values, mode, allow_empty=False):
-    """Send the rows (tuples of texts in column order) through devo-sdk's Lookup; return how many were sent."""
-    config = run.config
-    host, port = devo.collector_address(config)
-    where = f"{host}:{port}"
-    action = Lookup.ACTION_FULL if mode == "replace" else Lookup.ACTION_INC
-    log.info("Devo transport: X.509 collector %s (devo-sdk Sender); lookup %s (%s), mode %s (%s).",
-             where, name, devo.query_name(name), mode, action)
-    kinds = [c.type for c in spec.columns]
-    key_index = spec.key_index
-    spool, count = _spool(wire_row(v, kinds, key_index) for v in values)
-    with spool:
+@register("tls")
+class TlsUpload(Upload):
+    """The spooled rows sent through devo-sdk's Lookup: START, one data message per row, END."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.kinds = [c.type for c in self.spec.columns]
+
+    def add(self, rows):
+        kinds, key_index = self.kinds, self.spec.key_index
+        self.spool.write("".join(wire_row(v, kinds, key_index) + "\n" for v in rows).encode("utf-8"))
+        self.count += len(rows)
+
+    def send(self):
+        run, name, mode, count = self.run, self.name, self.mode, self.count
+        host, port = self.settings.collector
+        where = f"{host}:{port}"
+        action = Lookup.ACTION_FULL if mode == "replace" else Lookup.ACTION_INC
+        log.info("Devo transport: X.509 collector %s (devo-sdk Sender); lookup %s (%s), mode %s (%s).",
+                 where, name, query_name(name), mode, action)
         log.info("Spooled %d rows for lookup %s.", count, name)
-        if count == 0 and (mode != "replace" or not allow_empty):
-            log.warning("No rows to %s in lookup %s; it was left unchanged.", mode, name)
+        if self.nothing_to_send():
             return 0
-        names = [c.name for c in spec.columns]
-        headers = Lookup.list_to_headers(headers=names, key_index=key_index, types=kinds)
+        key_index = self.spec.key_index
+        headers = Lookup.list_to_headers(headers=self.spec.names, key_index=key_index, types=self.kinds)
         started = time.monotonic()
-        with sender(config) as con:
-            lookup = Lookup(name=name, con=con, delay=float(config.get("devo_tls_delay", 5.0)),
+        with sender(self.settings) as con:
+            lookup = Lookup(name=name, con=con, delay=float(run.config.get(TLS_DELAY.key, TLS_DELAY.default)),
                             escape_quotes=True, escape_newline=True)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DeprecationWarning)
@@ -193,7 +188,7 @@ def upload(run, spec, name, values, mode, allow_empty=False):
                             "REST API instead (devo_transport: rest).")
             delete = mode == "delete"
             sent = 0
-            for line in _lines(spool):
+            for line in _lines(self.spool):
                 _send(lambda: lookup.send_data(row=line, delete=delete), where, sent, count)
                 sent += 1
                 if sent % 100_000 == 0:
@@ -201,7 +196,7 @@ def upload(run, spec, name, values, mode, allow_empty=False):
             _control(lookup, Lookup.EVENT_END, headers, action, where)
         log.info("Sent %d rows to lookup %s in %.1f s; Devo loads them in the background (minutes).",
                  sent, name, time.monotonic() - started)
-    return count
+        return count
 
 
 def _control(lookup, event, headers, action, where):
@@ -215,28 +210,20 @@ def _control(lookup, event, headers, action, where):
 
 def send_events(run, tag, events):
     """Send events (dicts as JSON, or text) to the Devo table tag; return how many were sent."""
-    host, port = devo.collector_address(run.config)
+    settings = settings_of(run)
+    host, port = settings.collector
     where = f"{host}:{port}"
     log.info("Devo transport: X.509 collector %s (devo-sdk Sender); events to table %s.", where, tag)
-
-    def lines():
-        for event in events:
-            if isinstance(event, (dict, list)):
-                yield json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
-            else:
-                yield str(event).replace("\n", "\\n")
-    spool, count = _spool(lines())
-    with spool:
-        if count == 0:
-            log.info("No events for table %s.", tag)
-            return 0
-        with sender(run.config) as con:
-            sent = 0
-            for line in _lines(spool):
-                _send(lambda: con.send(tag, line), where, sent, count)
-                sent += 1
-    log.info("Sent %d events to table %s.", count, tag)
-    return count
+    lines = [json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+             if isinstance(event, (dict, list)) else str(event).replace("\n", "\\n") for event in events]
+    if not lines:
+        log.info("No events for table %s.", tag)
+        return 0
+    with sender(settings) as con:
+        for sent, line in enumerate(lines):
+            _send(lambda: con.send(tag, line), where, sent, len(lines))
+    log.info("Sent %d events to table %s.", len(lines), tag)
+    return len(lines)
 
 
-__all__ = ["upload", "send_events", "sender", "credential_files", "wire_field", "wire_row"]
+__all__ = ["TlsUpload", "send_events", "sender", "credential_files", "wire_field", "wire_row"]

@@ -3,21 +3,21 @@
 import itertools
 import json
 import logging
-import tempfile
 import time
 import uuid
 from urllib.parse import quote
 
-from tq_conn_common import devo
-from tq_conn_common.errors import AuthError, DeliveryError
-from tq_conn_common.http import HttpAuthError, HttpError
+from tq_conn_common.devo.lookup import query_name
+from tq_conn_common.devo.settings import DOMAIN, JOB_TIMEOUT, LOOKUPS_URL, TOKEN
+from tq_conn_common.devo.transport import Upload, register
+from tq_conn_common.errors import DeliveryError
+from tq_conn_common.service import Service
 
 log = logging.getLogger(__name__)
 
 # Table-path type names to the Lookups API names (STRING and INT8 are Devo's own examples; the rest inferred).
 REST_TYPES = {"str": "STRING", "int": "INT8", "int8": "INT8", "int4": "INT4", "float": "FLOAT8", "bool": "BOOLEAN",
               "ip4": "IP4"}
-SPOOL_MEMORY = 4 * 1024 * 1024   # rows stay in memory up to this size, then the spool moves to disk
 READ_SIZE = 256 * 1024
 WRITE_ROWS = 1024   # rows written to the spool together
 _CONTROL = bytes(range(32)) + b"\x7f"   # the ASCII characters that are not printable
@@ -100,103 +100,74 @@ def deploy_config(spec, mode):
     return config
 
 
-def upload(run, spec, name, values, mode, allow_empty=False):
-    """Upload the rows (tuples of texts in column order) to lookup name in this mode; return how many were sent."""
-    config = run.config
-    base = devo.rest_base_url(config)
-    domain = devo._value(config, "devo_domain")
-    log.info("Devo transport: Lookups REST API at %s, domain %s; lookup %s (%s), mode %s.",
-             base, domain, name, devo.query_name(name), mode)
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, mode="w+b", prefix="tq-conn-devo-") as spool:
-        spool.write(csv_line([c.name for c in spec.columns]).encode("utf-8"))
-        count = 0
-        values = iter(values)
-        while True:
-            rows = list(itertools.islice(values, WRITE_ROWS))
-            if not rows:
-                break
-            spool.write(csv_lines(rows).encode("utf-8"))
-            count += len(rows)
-        log.info("Spooled %d rows for lookup %s (%d bytes).", count, name, spool.tell())
-        if count == 0 and (mode != "replace" or not allow_empty):
-            log.warning("No rows to %s in lookup %s; it was left unchanged.", mode, name)
+LOOKUPS_API = Service(
+    "the Devo Lookups API", credential=TOKEN, url=LOOKUPS_URL,
+    messages={"credential": "Devo refused the API token for lookup '{name}' (HTTP {status}{said}).",
+              "permission": "Devo refused access to lookup '{name}' (HTTP {status}{said}).",
+              "status": "Devo refused the {action} of lookup '{name}' (HTTP {status}{said}).",
+              "connection": "The {action} of lookup '{name}' failed: {message}"},
+    fixes={"credential": f"{TOKEN.named} was rejected; create a new token in Devo and run with it again.",
+           "permission": f"{TOKEN.named} is valid but may not manage lookups in this domain; check {DOMAIN.named} or "
+                         "give the token lookup permissions in Devo."},
+    classes={"status": DeliveryError, "connection": DeliveryError})
+
+
+@register("rest")
+class RestUpload(Upload):
+    """A deploy-csv upload of the spooled CSV, confirmed by the status of Devo's load job."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.spool.write(csv_line(self.spec.names).encode("utf-8"))
+
+    def add(self, rows):
+        self.spool.write(csv_lines(rows).encode("utf-8"))
+        self.count += len(rows)
+
+    def send(self):
+        run, name, mode = self.run, self.name, self.mode
+        base, domain = self.settings.rest_url, self.settings.value("devo_domain")
+        log.info("Devo transport: Lookups REST API at %s, domain %s; lookup %s (%s), mode %s.",
+                 base, domain, name, query_name(name), mode)
+        log.info("Spooled %d rows for lookup %s (%d bytes).", self.count, name, self.spool.tell())
+        if self.nothing_to_send():
             return 0
-        client = _client(run, base)
+        client = run.http(LOOKUPS_API, base, timeout=(15, 600),
+                          verify=self.settings.value("devo_ca_bundle") or run.config.get("devo_verify_ssl", True),
+                          headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
+                                   "Accept": "application/json"})
         path = f"lookup/{quote(domain, safe='')}/{quote(name, safe='')}"
-        exists = _exists(client, path, name)
+        context = {"name": name, "action": "check"}
+        exists = client.get(path, expect=(200, 404), context=context).status_code == 200
         if not exists and mode == "delete":
             log.warning("Lookup %s does not exist in domain %s; no rows to delete.", name, domain)
             return 0
-        body = _Multipart(json.dumps(deploy_config(spec, mode)), spool, name)
-        method = "PUT" if exists else "POST"
+        body = _Multipart(json.dumps(deploy_config(self.spec, mode)), self.spool, name)
         started = time.monotonic()
-        answer = _call(client, method, f"{path}/deploy-csv", name, "upload", data=body,
-                       headers={"Content-Type": body.content_type, **_stamp()})
+        response = client.request("PUT" if exists else "POST", f"{path}/deploy-csv", data=body,
+                                  headers={"Content-Type": body.content_type, **_stamp()},
+                                  context={**context, "action": "upload"})
         log.info("Sent %d rows (%d bytes) to lookup %s in %.1f s; waiting for Devo to load them.",
-                 count, len(body), name, time.monotonic() - started)
-    job = (answer or {}).get("id") if isinstance(answer, dict) else None
-    if job:
-        _wait(client, path, name, str(job), int(config.get("devo_job_timeout") or 900))
-    else:
-        log.warning("Devo did not return a job id for lookup %s; not waiting for the load to finish.", name)
-    return count
-
-
-def _client(run, base):
-    verify = run.config.get("devo_verify_ssl", True)
-    bundle = devo._value(run.config, "devo_ca_bundle")
-    token = devo._value(run.config, "devo_token")
-    return run.http(base, service="the Devo Lookups API", credential=devo.TOKEN, verify=bundle or verify,
-                    timeout=(15, 600), headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+                 self.count, len(body), name, time.monotonic() - started)
+        answer = _json(response)
+        job = answer.get("id") if isinstance(answer, dict) else None
+        if job:
+            _wait(client, path, name, str(job), int(run.config.get(JOB_TIMEOUT.key) or JOB_TIMEOUT.default))
+        else:
+            log.warning("Devo did not return a job id for lookup %s; not waiting for the load to finish.", name)
+        return self.count
 
 
 def _stamp():
     return {"x-logtrust-timestamp": str(int(time.time() * 1000))}
 
 
-def _exists(client, path, name):
-    """Return whether the lookup exists (GET its metadata: 404 means no)."""
-    response = _call(client, "GET", path, name, "check", raw=True, expect=(200, 404))
-    return response.status_code == 200
-
-
-def _call(client, method, path, name, what, raw=False, expect=(200, 201, 202), **kwargs):
-    """Return the decoded answer of one Lookups API call; translate failures into AuthError or DeliveryError."""
-    try:
-        response = client.request(method, path, expect=expect, **kwargs)
-    except HttpAuthError as exc:
-        if exc.status == 403:
-            raise AuthError(f"Devo refused access to lookup '{name}' (HTTP 403{_said(exc)}).",
-                            f"{devo.TOKEN} is valid but may not manage lookups in this domain; check "
-                            f"{devo.DOMAIN} or give the token lookup permissions in Devo.") from None
-        raise AuthError(f"Devo refused the API token for lookup '{name}' (HTTP {exc.status}{_said(exc)}).",
-                        f"{devo.TOKEN} was rejected; create a new token in Devo and run with it again.") from None
-    except HttpError as exc:
-        if exc.status:
-            raise DeliveryError(f"Devo refused the {what} of lookup '{name}' (HTTP {exc.status}{_said(exc)}).",
-                                exc.fix, retryable=exc.retryable) from None
-        raise DeliveryError(f"The {what} of lookup '{name}' failed: {exc.message}", exc.fix,
-                            retryable=exc.retryable) from None
-    if raw:
-        return response
+def _json(response):
     try:
         return response.json() if response.content else None
     except ValueError:
-        log.debug("Non-JSON answer to %s %s: %r", method, path, response.content[:300])
+        log.debug("Non-JSON answer to %s %s: %r", response.request.method, response.url, response.content[:300])
         return None
-
-
-def _said(exc):
-    """Return ': <Devo's message>' from an error body, if it has one."""
-    try:
-        body = json.loads(exc.excerpt) if exc.excerpt else None
-    except ValueError:
-        return ""
-    message = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        message = error.get("message") if isinstance(error, dict) else error or body.get("msg") or body.get("message")
-    return f": {str(message)[:200]}" if message else ""
 
 
 def _status(entry):
@@ -217,8 +188,8 @@ def _wait(client, path, name, job, timeout):
     pause = 0.05
     last = ""
     while True:
-        answer = _call(client, "GET", f"{path}/job/{quote(job, safe='')}", name, "job status check",
-                       headers=_stamp())
+        answer = _json(client.get(f"{path}/job/{quote(job, safe='')}", headers=_stamp(),
+                                  context={"name": name, "action": "job status check"}))
         entries = answer.get("jobs") if isinstance(answer, dict) else answer
         for entry in reversed(entries or []):
             status = _status(entry)
@@ -238,10 +209,10 @@ def _wait(client, path, name, job, timeout):
         if time.monotonic() >= deadline:
             raise DeliveryError(f"Devo did not finish loading lookup '{name}' within {timeout} s "
                                 f"(job {job}, last status {last or 'not started'}).",
-                                "check the lookup in Devo; raise 'Devo Job Timeout' (devo_job_timeout) if loads "
-                                "there take longer.", retryable=True)
+                                f"check the lookup in Devo; raise {JOB_TIMEOUT.named} if loads there take longer.",
+                                retryable=True)
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 2, 5.0)
 
 
-__all__ = ["upload", "deploy_config", "csv_field", "csv_line", "csv_lines", "REST_TYPES"]
+__all__ = ["RestUpload", "LOOKUPS_API", "deploy_config", "csv_field", "csv_line", "csv_lines", "REST_TYPES"]

@@ -1,0 +1,148 @@
+"""The Devo parameters of a connector and their check, done once per run: which transport, where, with what."""
+
+import logging
+import re
+from dataclasses import dataclass, replace
+
+from tq_conn_common.config import Param, reveal
+from tq_conn_common.devo import certs
+from tq_conn_common.devo.certs import CERT, CHAIN, KEY, PEM
+from tq_conn_common.errors import ConfigError, Declared
+
+log = logging.getLogger(__name__)
+
+# Region presets: Lookups REST API base URL (the SDK's api-<region> form) and TLS collector host (port 443).
+REGIONS = {
+    "us": ("https://api-us.devo.com/lookup-api", "collector-us.devo.io"),
+    "eu": ("https://api-eu.devo.com/lookup-api", "collector-eu.devo.io"),
+    "ca": ("https://api-ca.devo.com/lookup-api", "collector-ca.devo.io"),
+    "ap": ("https://api-apac.devo.com/lookup-api", "collector-ap.devo.io"),
+}
+TRANSPORTS = ("auto", "rest", "tls")
+
+TRANSPORT = Param("devo_transport", "Devo Transport", default="auto", choices=TRANSPORTS,
+                  help="How lookups reach Devo: rest (Lookups API with a token), tls (X.509 certificates, devo-sdk), "
+                       "or auto: rest when a token is set, else tls.")
+REGION = Param("devo_region", "Devo API Region", default="us", choices=tuple(REGIONS),
+               help="Select which API region to connect to when communicating with Devo.")
+LOOKUPS_URL = Param("devo_lookups_url", "Devo Lookups API URL",
+                    help="Override the Lookups API base URL of the region, e.g. https://api-eu.devo.com/lookup-api.")
+TOKEN = Param("devo_token", "Devo API Token", secret=True,
+              help="Devo API token (Administration -> Credentials -> Authentication tokens) for the Lookups API.")
+DOMAIN = Param("devo_domain", "Devo Domain", help="The Devo domain that owns the lookups (needed by the Lookups API).")
+VERIFY = Param("devo_verify_ssl", "Devo Verify SSL", type=bool, default=True,
+               help="Verify the Lookups API TLS certificate (keep true outside tests).")
+CA_BUNDLE = Param("devo_ca_bundle", "Devo CA Bundle",
+                  help="Path of a CA bundle to verify the Lookups API with (a TLS-inspecting proxy); default: system "
+                       "CAs.")
+JOB_TIMEOUT = Param("devo_job_timeout", "Devo Job Timeout", type=int, default=900, range=(1, 86400),
+                    help="Seconds to wait for Devo to finish loading an upload before the run fails.")
+HOST = Param("devo_host", "Devo Collector Host",
+             help="Override the collector host of the region, e.g. a private relay (X.509 transport).")
+PORT = Param("devo_port", "Devo Collector Port", type=int, range=(1, 65535),
+             help="Override the collector port (default 443).")
+TLS_DELAY = Param("devo_tls_delay", "Devo Lookup Control Delay", type=float, default=5.0, range=(0, 120),
+                  help="Seconds devo-sdk waits after a lookup's START and before its END message (X.509 transport).")
+PARAMS = (TRANSPORT, REGION, LOOKUPS_URL, TOKEN, DOMAIN, VERIFY, CA_BUNDLE, JOB_TIMEOUT, CERT, KEY, CHAIN, HOST, PORT,
+          TLS_DELAY)
+NO_CREDENTIALS = Declared(ConfigError, "No Devo credentials are set, so nothing can be delivered to Devo.",
+                          f"set {TOKEN.named} and {DOMAIN.named} to use the Lookups API (recommended), or "
+                          f"{CERT.named}, {KEY.named} and {CHAIN.named} for the X.509 collector.")
+ASKED_FIRST = ("devo_region", "devo_token", "devo_domain")   # what the first-run prompts of a connector ask
+
+
+def output_params(ui=False, asked=()):
+    """Return the Param declarations of Devo delivery, to append to a connector's PARAMS.
+
+    ui: every one is set in the ThreatQ UI; asked: the keys the first-run prompts ask for.
+    """
+    return tuple(replace(p, ui=ui or p.ui, prompt=True if p.key in asked else p.prompt) for p in PARAMS)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the Devo parameters of one run select: the transport and its address and credentials."""
+
+    transport: str
+    config: object
+
+    def value(self, key):
+        value = reveal(self.config.get(key)) if self.config is not None else None
+        return value.strip() if isinstance(value, str) else value
+
+    @property
+    def rest_url(self):
+        """The Lookups API base URL: the explicit devo_lookups_url, else the region preset."""
+        url = self.value("devo_lookups_url")
+        return url.rstrip("/") if url else REGIONS[self.value("devo_region") or "us"][0]
+
+    @property
+    def collector(self):
+        """(host, port) of the TLS collector: devo_host/devo_port, else the region preset on 443."""
+        host = self.value("devo_host") or REGIONS[self.value("devo_region") or "us"][1]
+        return host, int(self.config.get("devo_port") or 443)
+
+
+def check(config, events=False, also=""):
+    """Return the Settings of config; raise ConfigError naming what to set (every problem at once).
+
+    events=True checks for sending events, which always go through the X.509 collector; also: a sentence the fix
+    ends with (another way out, such as switching the events off).
+    """
+    try:
+        return _check(config, events)
+    except ConfigError as exc:
+        if also:
+            raise ConfigError(exc.message, f"{exc.fix + ' ' if exc.fix else ''}{also}", problems=exc.problems) from None
+        raise
+
+
+def _check(config, events):
+    settings = Settings("rest", config)
+    chosen = settings.value("devo_transport") or "auto"
+    token, domain = settings.value("devo_token"), settings.value("devo_domain")
+    pem = {p.key: settings.value(p.key) for p in PEM}
+    if events:
+        transport = "tls"
+    elif chosen == "auto":
+        if token:
+            transport = "rest"
+        elif any(pem.values()):
+            transport = "tls"
+        else:
+            raise NO_CREDENTIALS()
+    elif chosen in ("rest", "tls"):
+        transport = chosen
+    else:
+        raise ConfigError(f"{TRANSPORT.named} {chosen!r} is not allowed.", "set auto, rest or tls.")
+    problems = []
+    if transport == "rest":
+        if not token:
+            problems.append(f"{TOKEN.named} is not set; create a token in Devo (Administration -> Credentials) and "
+                            "set it.")
+        if not domain:
+            problems.append(f"{DOMAIN.named} is not set; set the name of your Devo domain.")
+        url = settings.value("devo_lookups_url")
+        if url and not re.match(r"^https?://[^/\s]+", url):
+            problems.append(f"{LOOKUPS_URL.named} {url!r} is not an http(s) URL; set e.g. "
+                            "https://api-us.devo.com/lookup-api.")
+    else:
+        missing = [p.named for p in PEM if not pem[p.key]]
+        if missing:
+            why = "events are sent" if events else "the X.509 transport is used"
+            problems.append(f"{', '.join(missing)} not set but {why}; paste the PEM text (or the file path) from "
+                            "Devo Administration -> Credentials -> X.509 Certificates"
+                            + ("." if events or token else f", or set {TOKEN.named} and {DOMAIN.named} to use the "
+                                                           "Lookups API."))
+        else:
+            problems.extend(certs.check(pem))
+    if len(problems) == 1:
+        raise ConfigError(problems[0], problems=problems)
+    if problems:
+        raise ConfigError("The Devo settings have %d problems:\n  %s" % (len(problems), "\n  ".join(problems)),
+                          problems=problems)
+    return replace(settings, transport=transport)
+
+
+__all__ = ["PARAMS", "REGIONS", "TRANSPORTS", "Settings", "check", "output_params", "TOKEN", "DOMAIN", "CERT", "KEY",
+           "CHAIN", "ASKED_FIRST"]

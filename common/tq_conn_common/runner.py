@@ -1,0 +1,404 @@
+"""The runner: drives each stream of a connector from its source to its destinations, and alone commits state.
+
+For each stream: skip it if it is not due or its source is unchanged -> fetch -> to_row (a BadRecord is counted and
+skipped) -> split -> dedupe -> deliver -> commit the stream's checkpoint -> statistics. The checkpoint is committed
+only after every destination confirmed what it covers. A failing stream leaves its own state and destinations
+alone and the others go on, unless its error says they would fail the same way; the run ends with the worst error.
+"""
+
+import copy
+import datetime
+import itertools
+import logging
+
+from tq_conn_common import clock
+from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, texts, upload
+from tq_conn_common.devo.lookup import MAX_CELL, cell, column_type, key_getter, text
+from tq_conn_common.errors import BadRecord, ConfigError, Declared, SourceError, TqConnError
+from tq_conn_common.rows import Dedupe, KeyedSpool, chunks
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 60   # a stream pulled this much early is still due (cron starts a few seconds early or late)
+_BATCH = 1024        # rows handed to a destination together
+TOO_LONG = Declared(BadRecord, "{column} has {length} characters, more than the {most} a Devo lookup cell may hold")
+
+
+class StreamRun:
+    """What one stream's run sees: the run, the stream's last committed entry, and the checkpoint it builds.
+
+    fetch() reads `saved` and writes what the next run must know into `checkpoint`; the runner commits that only
+    after delivery. `version` may be set by fetch() (an etag the download announced); defer(error) makes the stream
+    fail after what it fetched was delivered and committed.
+    """
+
+    def __init__(self, run, stream, saved):
+        self.run, self.stream, self.saved = run, stream, saved
+        self.config = run.config
+        self.checkpoint = copy.deepcopy(saved)
+        self.version = None
+        self.deferred = None
+        self.started = clock.now()
+        self.counts = {}
+        self.received = self.skipped = 0
+        self.known = set()   # keys delivered by earlier runs: a row with one is dropped as a duplicate
+
+    @property
+    def forced(self):
+        """True when the run must pull everything again (--force, or the state was reset)."""
+        return bool(getattr(self.run.args, "force", False)) or self.run.state.cleared
+
+    @property
+    def dry_run(self):
+        return bool(getattr(self.run.args, "dry_run", False))
+
+    def http(self, *args, **kwargs):
+        return self.run.http(*args, **kwargs)
+
+    def skip(self, bad):
+        """Count and log one unusable record of this stream."""
+        self.skipped += 1
+        self.run.skip(bad, self.stream.what)
+
+    def defer(self, error):
+        """Fail the stream with error once what was fetched so far is delivered (the first error is kept)."""
+        self.deferred = self.deferred or error
+
+
+def run_streams(run, streams):
+    """Run every stream; raise the worst error once all ran (or at once, when the others would fail alike)."""
+    failures = []
+    for stream in streams:
+        try:
+            run_stream(run, stream)
+        except TqConnError as exc:
+            if exc.stops_run:
+                _report_others(failures)
+                raise
+            log.info("%s failed; going on with the others.", stream.name)
+            failures.append(exc)
+    if failures:
+        worst = max(failures, key=lambda exc: exc.exit_code)
+        _report_others([f for f in failures if f is not worst])
+        raise worst
+
+
+def _report_others(failures):
+    for exc in failures:
+        log.warning("Also failed: %s%s", exc.message, f" Fix: {exc.fix}" if exc.fix else "")
+
+
+def run_stream(run, stream):
+    """Run one stream: fetch, map, deliver, then commit its checkpoint."""
+    saved = copy.deepcopy(_entry(run.state.pending, stream.path)) or {}
+    if stream.fingerprint is not None and saved.get("fingerprint", stream.fingerprint) != stream.fingerprint:
+        log.warning("%s: the settings that shape it changed; it starts over.", stream.name)
+        saved = {}
+    ctx = StreamRun(run, stream, saved)
+    if not _due(ctx) or _unchanged(ctx):
+        return
+    targets = [_target(ctx, to) for to in stream.destinations]
+    try:
+        _pump(ctx, targets)
+        _deliver(ctx, targets)
+    finally:
+        for target in targets:
+            target.close()
+    if ctx.received and ctx.skipped:
+        log.warning("%s: %d of %d %ss failed validation and were skipped.", stream.name, ctx.skipped, ctx.received,
+                    stream.what)
+    for target in targets:
+        log.info("%s: %d rows delivered to %s.", stream.title or stream.name, ctx.counts.get(target.name, 0),
+                 target.label)
+    _commit(ctx)
+    if stream.done:
+        stream.done(ctx)
+    if ctx.deferred:
+        raise ctx.deferred
+
+
+def _due(ctx):
+    refresh, last = ctx.stream.refresh, ctx.saved.get("pulled_at")
+    if not refresh or not last or ctx.forced:
+        return True
+    elapsed = (ctx.started - clock.parse(last)).total_seconds()
+    if elapsed < 0 or elapsed >= refresh - GRACE_SECONDS:
+        return True
+    following = clock.stamp(clock.parse(last) + datetime.timedelta(seconds=refresh))
+    log.info("%s: pulled at %s, refreshed every %s; not due before %s.", ctx.stream.name, last, _duration(refresh),
+             following)
+    return False
+
+
+def _unchanged(ctx):
+    """Return True (and record the look) when the source announces the version already delivered."""
+    stream, saved = ctx.stream, ctx.saved
+    if not stream.version or ctx.forced or not saved.get("etag"):
+        return False
+    ctx.version = stream.version(ctx)
+    if not ctx.version or ctx.version != saved["etag"]:
+        return False
+    log.info("%s: unchanged since %s (etag %s); %s not uploaded again.", stream.name, saved.get("pulled_at"),
+             ctx.version, " and ".join(saved.get("rows") or ()) or "its destinations")
+    ctx.counts = dict(saved.get("rows") or {})
+    _commit(ctx)
+    return True
+
+
+def _pump(ctx, targets):
+    """Fetch the stream's records and hand their rows to the targets; batched targets deliver as they fill."""
+    stream, run = ctx.stream, ctx.run
+    to_row, split, size = stream.to_row, stream.split, stream.batch_size
+    stats = run.stats
+    first, rejected = None, 0
+    for record in stream.fetch(ctx):
+        ctx.received += 1
+        stats.received += 1
+        if type(record) is BadRecord:   # the source could not read it as a record at all
+            first = first or str(record)
+            rejected += 1
+            ctx.skip(record)
+            continue
+        if to_row is not None:
+            try:
+                record = to_row(record)
+            except BadRecord as bad:
+                first = first or str(bad)
+                rejected += 1
+                ctx.skip(bad)
+                continue
+        if record is None:
+            continue
+        rows = record if isinstance(record, list) else (record,)
+        if split is None:
+            target = targets[0]
+            if size and target.count and target.count + len(rows) > size:
+                _deliver(ctx, targets, batch=True)
+            target.add_many(rows)
+        else:
+            for row in rows:
+                targets[split(row)].add(row)
+    if ctx.received and rejected == ctx.received:
+        message, fix = stream.messages.get("rejected", (
+            "None of the {count} {what}s of {stream} passed validation (first: {first}).",
+            "check the settings of its source; {targets} were left as they were."))
+        names = " and ".join(t.name for t in targets)
+        values = {"count": ctx.received, "what": stream.what, "stream": stream.name, "first": first,
+                  "targets": names, "title": stream.title or stream.name}
+        raise SourceError(message.format(**values), fix.format(**values))
+
+
+def _deliver(ctx, targets, batch=False):
+    """Send what each target holds, count it, and for batches commit the checkpoint they cover."""
+    for target in targets:
+        sent = target.send()
+        ctx.counts[target.name] = ctx.counts.get(target.name, 0) + sent
+        ctx.run.stats.delivered += sent
+    if batch:
+        _commit(ctx, final=False)
+
+
+def _commit(ctx, final=True):
+    """Write the stream's checkpoint into the state and commit it (not in a dry run)."""
+    entry = ctx.checkpoint
+    if final:
+        entry["last_run"] = clock.iso(ctx.started)
+        entry["last_count"] = sum(ctx.counts.values())
+        if ctx.stream.refresh:
+            entry["pulled_at"] = clock.stamp(ctx.started)
+        if ctx.stream.version:
+            entry["etag"], entry["rows"] = ctx.version, ctx.counts
+        if ctx.stream.fingerprint is not None:
+            entry["fingerprint"] = ctx.stream.fingerprint
+    if ctx.dry_run:
+        return
+    _put(ctx.run.state, ctx.stream.path, copy.deepcopy(entry))
+    ctx.run.state.commit()
+
+
+def _entry(state, path):
+    for key in path:
+        state = state.get(key) if isinstance(state, dict) else None
+    return state
+
+
+def _put(state, path, entry):
+    if not path:
+        state.pending.update(entry)
+        return
+    node = state.pending
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = entry
+
+
+# ---- targets: what holds a stream's rows for one destination until it is delivered ----
+
+def _target(ctx, to):
+    if isinstance(to, LookupSpec):
+        return LookupTarget(ctx, to)
+    if isinstance(to, EventTable):
+        return _Wrapped(EventUpload(ctx.run, to), to.resolve_tag(ctx.config), ctx, to.key)
+    opened = to.open(ctx)
+    return _Wrapped(opened, getattr(opened, "name", type(to).__name__), ctx)
+
+
+class _Wrapped:
+    """A destination's sink (add(rows), send(), count, close()) as a target: rows without their key skipped,
+    repeated ones dropped (with a key); a dry run sends nothing."""
+
+    def __init__(self, sink, name, ctx, key=None):
+        self.sink, self.name, self.ctx, self.key = sink, name, ctx, key
+        self.label = f"table {name}" if isinstance(sink, EventUpload) else name
+        self.seen = Dedupe() if key else None
+
+    @property
+    def count(self):
+        return self.sink.count
+
+    def add(self, row):
+        self.add_many((row,))
+
+    def add_many(self, rows):
+        if self.key:
+            rows = [row for row in rows if self._new(row)]
+        self.sink.add(list(rows))
+
+    def _new(self, row):
+        value = row.get(self.key) if isinstance(row, dict) else None
+        if value is None or value == "":
+            self.ctx.skip(BadRecord(f"row without a value for the key '{self.key}'"))
+            return False
+        if str(value) in self.ctx.known or not self.seen.add(str(value)):
+            self.ctx.run.stats.duplicates += 1
+            return False
+        return True
+
+    def send(self):
+        if self.ctx.dry_run and not getattr(self.sink, "dry_run_aware", False):
+            log.info("Dry run: %d rows would go to %s; nothing was sent.", self.sink.count, self.name)
+            return 0
+        return self.sink.send()
+
+    def close(self):
+        self.sink.close()
+
+
+class LookupTarget:
+    """The rows of one lookup: keyless rows skipped, repeats dropped by key, then uploaded by the transport.
+
+    With dedupe="last", or columns to be found in the data, rows wait in a keyed spool; otherwise they stream as
+    texts into the transport's own spool.
+    """
+
+    def __init__(self, ctx, spec):
+        self.ctx, self.spec, self.run = ctx, spec, ctx.run
+        stream = ctx.stream
+        self.name = spec.resolve_name(ctx.config)
+        self.label = f"lookup {self.name} ({stream.mode})"
+        self.key = key_getter(spec)
+        self.seen = Dedupe() if stream.dedupe == "first" else None
+        keep = "first" if stream.dedupe == "first" else "last"
+        self.keyed = KeyedSpool(keep) if stream.dedupe == "last" or not spec.columns else None
+        self.upload = None if self.keyed else upload(self.run, spec, self.name, stream.mode, stream.allow_empty)
+        self.batch, self.count = [], 0
+        self.keyless, self.examples = 0, []
+
+    def add(self, row):
+        key = self.key(row)
+        if self.keyed is not None and not self.spec.columns:
+            self.keyed.note(row)
+        if key is None or key == "":
+            self.keyless += 1
+            if self.keyless <= 20:   # skipped once the key is known to be in the data (see _from_spool)
+                self.examples.append(BadRecord(f"row without a value for the lookup key '{self.spec.key}'"))
+            return
+        key = key if type(key) is str else text(key)
+        if self.seen is not None and not self.seen.add(key):
+            self.run.stats.duplicates += 1
+            if self.seen.dropped <= 5:
+                log.info("Duplicate key %r dropped (the first row with it is kept).", key)
+            return
+        self.count += 1
+        if self.keyed is not None:
+            self.keyed.add(key, row)
+            return
+        self.batch.append(row)
+        if len(self.batch) >= _BATCH:
+            self._flush()
+
+    def add_many(self, rows):
+        for row in rows:
+            self.add(row)
+
+    def _flush(self):
+        self.upload.add(self._fit(texts(self.spec, self.batch)))
+        self.batch = []
+
+    def _fit(self, rows):
+        """Return the rows (texts) as a list, those with a value longer than a Devo lookup cell holds skipped."""
+        rows = list(rows)
+        if rows and max(map(len, itertools.chain.from_iterable(rows))) > MAX_CELL:
+            names, key = self.spec.names, self.spec.key_index
+            kept = []
+            for row in rows:
+                long = next((i for i, value in enumerate(row) if len(value) > MAX_CELL), None)
+                if long is None:
+                    kept.append(row)
+                else:
+                    self.ctx.skip(TOO_LONG(context={self.spec.key: row[key][:60]}, column=names[long],
+                                           length=len(row[long]), most=MAX_CELL))
+            rows = kept
+        return rows
+
+    def send(self):
+        if self.keyed is not None:
+            self._from_spool()
+        elif self.batch:
+            self._flush()
+        for bad in self.examples:
+            self.ctx.skip(bad)
+        self.ctx.skipped += self.keyless - len(self.examples)
+        self.run.stats.skipped += self.keyless - len(self.examples)
+        if self.ctx.dry_run:
+            log.info("Dry run: %d rows would go to lookup %s (%s); nothing was sent.", self.upload.count, self.name,
+                     self.ctx.stream.mode)
+            return 0
+        return self.upload.send()
+
+    def _from_spool(self):
+        """Hand the spooled rows to an upload, typing the columns first when the data defines them."""
+        keyed, spec, stream = self.keyed, self.spec, self.ctx.stream
+        self.run.stats.duplicates += keyed.duplicates
+        if not spec.columns:
+            if keyed.kinds and spec.key not in keyed.kinds:
+                message, fix = stream.messages.get("no_key", (
+                    "The key '{key}' of {stream} is not in its data; the keys are: {keys}.",
+                    "set the key to one of the keys listed."))
+                values = {"key": spec.key, "stream": stream.name, "keys": ", ".join(sorted(keyed.kinds)),
+                          "title": stream.title or stream.name}
+                raise ConfigError(message.format(**values), fix.format(**values))
+            found = {name: column_type(kinds) for name, kinds in sorted(keyed.kinds.items())}
+            columns = stream.columns(self.ctx, found) if stream.columns else found
+            spec = self.spec = LookupSpec(key=spec.key, columns=tuple(Column(n, t) for n, t in columns.items()),
+                                          name=self.name)
+            types = {c.name: c.type for c in spec.columns}
+            rows = ({n: cell(row.get(n), t) for n, t in types.items()} for row in keyed.rows())
+        else:
+            rows = keyed.rows()
+        self.upload = upload(self.run, spec, self.name, stream.mode, stream.allow_empty)
+        for batch in chunks(texts(spec, rows), _BATCH):
+            self.upload.add(self._fit(batch))
+
+    def close(self):
+        if self.keyed is not None:
+            self.keyed.close()
+        if self.upload is not None:
+            self.upload.close()
+
+
+def _duration(seconds):
+    return f"{int(seconds // 86400)} day" if seconds >= 86400 else f"{int(seconds // 3600)} h"
+
+
+__all__ = ["StreamRun", "run_streams", "run_stream", "LookupTarget", "GRACE_SECONDS"]

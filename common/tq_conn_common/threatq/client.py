@@ -1,0 +1,190 @@
+"""The ThreatQ API as connectors use it: calls with the bearer token, data collections, indicators page by page,
+indicator statuses and the connector records behind the integrations page."""
+
+import gc
+import json
+import logging
+import time
+
+from tq_conn_common.errors import ConfigError, Declared, SourceError, TqConnError
+from tq_conn_common.paging import cursor_pages, offset_pages
+from tq_conn_common.rows import ahead
+from tq_conn_common.service import Service, named, reason
+from tq_conn_common.threatq.auth import Login
+from tq_conn_common.threatq.settings import HOST, PAGING_PARAM, PASSWORD, USERNAME
+
+log = logging.getLogger(__name__)
+
+WITH = ("attributes", "adversaries", "score", "status", "type")
+SERVICE = Service("ThreatQ", credential=f"the ThreatQ user ({named(USERNAME)} / {named(PASSWORD)})", url=HOST)
+NO_COLLECTION = Declared(ConfigError, "{param}: ThreatQ has no data collection named {name!r}{hint}{listing}",
+                         "set the exact name of a data collection (Threat Library > Data Collections) and run again.")
+UNKNOWN_STATUS = Declared(ConfigError, "Status (status): {name!r} is not an indicator status in ThreatQ.",
+                          "set one of {names} in the config file, then run again.")
+_REPEATED = f"set {PAGING_PARAM.label} ({PAGING_PARAM.key}) to the other paging, or report it to ThreatQ support."
+
+
+class ThreatQ:
+    """A logged-in ThreatQ API: renews its token before expiry and once after a 401, and reads what connectors need."""
+
+    def __init__(self, http, client_id, username, password, *, client_secret=None, login_encoding="query",
+                 cache=None, clock=time.time):
+        self.http = http
+        self.login = Login(http, client_id, username, password, client_secret=client_secret,
+                           login_encoding=login_encoding, cache=cache, clock=clock)
+        self._names = {}
+
+    def access_token(self):
+        """Return a valid access token, logging in or renewing it when it is missing or about to expire."""
+        return self.login.access_token()
+
+    def call(self, method, path, **kwargs):
+        """Return the JSON body of an API call with the bearer token; on a 401 renew the token once and retry."""
+        try:
+            body = self._call(method, path, kwargs)
+        except TqConnError as exc:
+            if exc.kind != "credential":
+                raise
+            log.warning("ThreatQ refused the token on %s /api/%s (HTTP 401); renewing it and retrying.", method, path)
+            self.login.expire()
+            self.login.renew()
+            body = self._call(method, path, kwargs)   # a second 401 is the user's credentials or permissions
+        if isinstance(body, dict) and body.get("errors"):
+            raise SourceError(f"ThreatQ reported an error for {method} /api/{path}: {reason(json.dumps(body))}.",
+                              "check the ThreatQ settings named in the message; the full response is in the log.")
+        return body
+
+    def _call(self, method, path, kwargs):
+        headers = {**kwargs.get("headers", {}), "Authorization": f"Bearer {self.access_token()}"}
+        return self.http.json(method, path, **{**kwargs, "headers": headers})
+
+    # Data collections (reference section 3).
+
+    def collections(self):
+        """Return the saved data collections: [{id, name, hash?, json: {api_query: ...}}]."""
+        items = _data_list(self.call("GET", "search/query"))
+        for item in items:
+            item["json"] = _decode_json_field(item.get("json"))
+        return items
+
+    def collection(self, name, param="ThreatQ Data Collection Name (collection_name)"):
+        """Return the data collection with exactly this name; raise ConfigError listing the names that exist."""
+        items = self.collections()
+        for item in items:
+            if item.get("name") == name:
+                log.info("Data collection %r has id %s.", name, item.get("id"))
+                return item
+        names = sorted(str(item.get("name")) for item in items if item.get("name"))
+        close = [n for n in names if n.lower() == str(name).lower()]
+        shown = ", ".join(repr(n) for n in names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+        raise NO_COLLECTION(param=param, name=name,
+                            hint=f" (names are case-sensitive; did you mean {close[0]!r}?)" if close else "",
+                            listing=f". The data collections are: {shown}." if names else "; it has no data collections.")
+
+    def indicators(self, collection, batch_size=1000, paging="offset", sort="id", with_=WITH):
+        """Yield the collection's indicators page by page (batch_size per request), type and status names filled.
+
+        The next page is fetched while the caller works on this one: one page ahead, in a thread that is the only
+        user of this client until the last page is in (so the caller must not call the client meanwhile).
+        """
+        query = collection.get("json", {}).get("api_query") or {}
+        body = {key: query[key] for key in ("criteria", "filters") if key in query}
+        params = {"limit": batch_size, "sort": sort, "with": ",".join(with_)}
+        if paging == "cursor":
+            ident = collection.get("hash") or collection.get("id")
+
+            def page(cursor):
+                found = self._page("GET", f"indicators/query/hash/{ident}", params={**params, "cursorMark": cursor})
+                # The last page has empty data, sometimes an object {} instead of a list (reference 3.3).
+                return _data_list(found), found.get("nextCursorMark") if isinstance(found, dict) else None
+            pages = cursor_pages(page, first="*", service="ThreatQ", what="indicators", fix=_REPEATED,
+                                 end_on_same=True)
+        else:
+            def page(offset, limit):
+                found = self._page("POST", "indicators/query", json=body, params={**params, "offset": offset})
+                return _data_list(found), _total(found)
+            pages = offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED,
+                                 identity=lambda items: (items[0].get("id") if isinstance(items[0], dict) else None,
+                                                         len(items)))
+        for page in ahead(self._named(pages)):
+            yield from page
+
+    def _named(self, pages):
+        """Yield each page with type and status names filled in its items."""
+        fill = self._fill_names
+        for page in pages:
+            for item in page:
+                if isinstance(item, dict) and (item.get("type") in (None, "") or item.get("status") in (None, "")):
+                    fill(item)
+            yield page
+
+    def _page(self, method, path, **kwargs):
+        """Return the body of one page of indicators, decoded with the cyclic garbage collector paused.
+
+        A page is ~10,000 small dicts and lists without cycles, freed by reference counting once the caller is done
+        with them. Collecting while they are made, then walking them again in the young generations, cost about a
+        tenth of the client's CPU on a million indicators; so the collector is paused while a page is decoded and
+        then what exists is moved to the oldest generation (freeze, unfreeze), which is collected rarely.
+        """
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self.call(method, path, **kwargs)
+        finally:
+            if paused:
+                gc.freeze()
+                gc.unfreeze()
+                gc.enable()
+
+    def _fill_names(self, item):
+        """Give type and status their names when ThreatQ sent only type_id / status_id."""
+        for field, endpoint in (("type", "indicator/types"), ("status", "indicator/statuses")):
+            if item.get(field) in (None, "") and item.get(f"{field}_id") is not None:
+                names = self._names.get(endpoint)
+                if names is None:
+                    names = self._names[endpoint] = {str(x.get("id")): x.get("name")
+                                                     for x in _data_list(self.call("GET", endpoint))
+                                                     if isinstance(x, dict)}
+                item[field] = {"id": item[f"{field}_id"], "name": names.get(str(item[f"{field}_id"]))}
+
+    # Indicator statuses (reference section 4).
+
+    def status_id(self, name):
+        """Return the id of the indicator status with this name; raise ConfigError listing the statuses."""
+        statuses = _data_list(self.call("GET", "indicator/statuses"))
+        for item in statuses:
+            if str(item.get("name", "")).lower() == str(name).strip().lower():
+                return item.get("id")
+        names = ", ".join(str(item.get("name")) for item in statuses)
+        raise UNKNOWN_STATUS(name=name, names=names)
+
+
+def _decode_json_field(value):
+    """Return a collection's json, decoding it when ThreatQ sends it as a JSON string (reference 3.1)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise SourceError("ThreatQ sent a data collection whose query is not valid JSON.",
+                              "open the data collection in ThreatQ, save it again, and rerun.") from None
+    return value if isinstance(value, dict) else {}
+
+
+def data_list(body):
+    """Return the list in a ThreatQ answer's data, or []."""
+    data = body.get("data") if isinstance(body, dict) else body
+    return data if isinstance(data, list) else []
+
+
+_data_list = data_list
+
+
+def _total(body):
+    try:
+        return int(body.get("total")) if isinstance(body, dict) and body.get("total") is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["ThreatQ", "SERVICE", "WITH", "data_list"]

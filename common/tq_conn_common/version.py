@@ -1,0 +1,3 @@
+"""The version of tq-conn-common."""
+
+__version__ = "1.1.0"

@@ -1,0 +1,53 @@
+"""Streamed downloads: a gzip file inflated on the fly like the gzip module reads it, and CSV records of blocks."""
+
+import gzip
+import io
+import zlib
+
+import pytest
+
+from tq_conn_common.download import _INFLATE_LIMIT, _gunzip, _reason, read_csv
+from tq_conn_common.errors import BadRecord, SourceError
+
+DATA = b"".join(b'"host-%d.example","%d","1/52","{""EvidenceDetails"": []}"\n' % (i, i % 100) for i in range(2000))
+
+
+def read_from(stream):
+    return lambda size: stream.read(size)
+
+
+def test_gzip_bodies_are_read_like_the_gzip_module():
+    packed = gzip.compress(DATA[:1000]) + gzip.compress(DATA[1000:]) + b"\x00" * 5   # two members, padded
+    stream = io.BytesIO(packed)
+    assert b"".join(_gunzip(stream.read(3), read_from(stream))) == DATA
+    big = gzip.compress(b"0123456789" * 1_000_000)     # far more than one step of output
+    stream = io.BytesIO(big)
+    blocks = list(_gunzip(stream.read(100), read_from(stream)))
+    assert b"".join(blocks) == b"0123456789" * 1_000_000 and max(map(len, blocks)) <= _INFLATE_LIMIT
+    stream = io.BytesIO(packed[:len(packed) // 3])
+    with pytest.raises(EOFError, match="Compressed file ended"):
+        list(_gunzip(stream.read(10), read_from(stream)))
+    damaged = bytearray(gzip.compress(DATA))
+    damaged[-6] ^= 0xFF   # the CRC
+    stream = io.BytesIO(bytes(damaged))
+    with pytest.raises(zlib.error) as caught:
+        list(_gunzip(stream.read(10), read_from(stream)))
+    assert _reason(caught.value) == "crc check failed"
+
+
+def test_csv_records_of_blocks_and_a_broken_body_saying_how_far_it_got():
+    records = list(read_csv(iter([b'"Name","Risk"\n', DATA]), "domain risk list"))
+    assert records[0] == ["Name", "Risk"] and len(records) == 2001 and records[1][3] == '{"EvidenceDetails": []}'
+
+    def broken():
+        yield DATA[:5000]
+        raise zlib.error("Error -3 while decompressing data: incorrect header check")
+    with pytest.raises(SourceError, match=r"^The download of the domain risk list broke off after \d+ rows "
+                                          r"\(not a gzipped file\)"):
+        list(read_csv(broken(), "domain risk list"))
+
+
+def test_a_record_that_is_not_csv_is_a_bad_record_and_the_rest_is_read():
+    body = b'"a","1"\n"b","' + b"x" * 200_000 + b'"\n"c","3"\n'
+    records = list(read_csv(iter([body]), "list"))
+    assert records[0] == ["a", "1"] and isinstance(records[1], BadRecord) and records[-1] == ["c", "3"]

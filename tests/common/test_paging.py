@@ -1,0 +1,75 @@
+"""Pagers (offset, cursor, scroll, next link) over the echo stand-in, and what refuses a page handed out twice."""
+
+import itertools
+
+import pytest
+
+from tq_conn_common.errors import SourceError
+from tq_conn_common.http import HttpClient
+from tq_conn_common.paging import cursor_pages, offset_pages
+
+
+@pytest.fixture
+def echo(sandbox):
+    client = HttpClient("Echo", sandbox.url("echo"), backoff=0.01)
+    yield client
+    client.close()
+
+
+def pages_fetched(sandbox, path):
+    return [r["query"] for r in sandbox["echo"].requests if r["path"] == path]
+
+
+def items(pages):
+    return itertools.chain.from_iterable(pages)
+
+
+def test_offset_pages_yield_lazily_until_a_short_page(echo, sandbox):
+    def page(offset, limit):
+        body = echo.json("GET", "/numbers", params={"offset": offset, "limit": limit, "total": 23})
+        return body["data"], None
+    numbers = items(offset_pages(page, 10))
+    assert next(numbers) == 0 and len(pages_fetched(sandbox, "/numbers")) == 1  # one page, not all
+    assert list(numbers) == list(range(1, 23))
+    assert len(pages_fetched(sandbox, "/numbers")) == 3
+
+
+def test_offset_pages_stop_at_the_total_and_on_an_empty_page(echo, sandbox):
+    def page(offset, limit):
+        body = echo.json("GET", "/numbers", params={"offset": offset, "limit": limit, "total": 20})
+        return body["data"], body["total"]
+    assert list(items(offset_pages(page, 10))) == list(range(20))
+    assert len(pages_fetched(sandbox, "/numbers")) == 2  # no third request for an empty page
+    assert list(items(offset_pages(page, 10, start=15))) == list(range(15, 20))
+    assert list(offset_pages(lambda offset, limit: ([], None), 10)) == []
+
+
+def test_an_offset_page_handed_out_again_is_an_error_not_a_loop():
+    with pytest.raises(SourceError, match="^Echo repeated a page of numbers; stopped to avoid a loop."):
+        list(offset_pages(lambda offset, limit: ([1, 2], 99), 2, service="Echo", what="numbers"))
+
+
+def test_cursor_pages_follow_the_cursor(echo, sandbox):
+    def page(cursor):
+        body = echo.json("GET", "/cursor", params={"cursor": cursor or "", "limit": 10, "total": 25})
+        return body["data"], body["next"]
+    numbers = items(cursor_pages(page))
+    assert next(numbers) == 0 and len(pages_fetched(sandbox, "/cursor")) == 1
+    assert list(numbers) == list(range(1, 25))
+
+
+def test_a_repeated_cursor_is_an_error_not_a_loop():
+    answers = iter([([1], "a"), ([2], "b"), ([3], "a")])
+    with pytest.raises(SourceError, match="^Flashpoint repeated an alerts page link; stopped to avoid a loop"):
+        list(cursor_pages(lambda cursor: next(answers), service="Flashpoint", repeated="an alerts page link"))
+
+
+def test_the_same_cursor_again_ends_a_solr_style_listing():
+    assert list(items(cursor_pages(lambda cursor: ([1], "*"), first="*", end_on_same=True))) == [1]
+
+
+def test_a_scroll_id_may_stay_but_a_page_may_not_come_twice():
+    answers = iter([([{"id": 1}], "s"), ([{"id": 2}], "s"), ([], "s")])
+    assert len(list(cursor_pages(lambda cursor: next(answers), identity=lambda page: page[0]["id"]))) == 2
+    with pytest.raises(SourceError, match="repeated a page of items"):
+        list(cursor_pages(lambda cursor: ([{"id": 1}], "s"), identity=lambda page: page[0]["id"]))
