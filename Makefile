@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DISTS := common sandbox $(patsubst %/setup.cfg,%,$(wildcard connectors/*/setup.cfg))
 PYTEST_ARGS ?=
 
-.PHONY: help venv wheels wheelhouse install test demo bench dev clean
+.PHONY: help venv wheels wheelhouse install test demo bench loc dev clean
 
 help:
 	@echo "make demo        start the sandbox and run every connector once against it"
@@ -13,6 +13,7 @@ help:
 	@echo "make wheels      build every distribution into wheels/"
 	@echo "make wheelhouse  wheels/ plus every dependency, for air-gapped installs"
 	@echo "make bench       the performance benchmarks"
+	@echo "make loc         own lines per connector against their targets, and any import cycle"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,9 @@ demo: install
 bench: install
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	$(BIN)/python bench/run.py
+
+loc:
+	$(PYTHON) tests/test_structure.py
 
 dev: venv
 	$(BIN)/python -m pip install -q -r tests/requirements.txt $(addprefix -e ,$(DISTS))

@@ -72,8 +72,24 @@ def url_path(example):
     return check
 
 
+def tls_params(prefix, service, *, renamed_from=()):
+    """Return the two parameters of a service's TLS verification, spelt alike for every service: <prefix>_verify_tls
+    and <prefix>_ca_bundle (read them with verify())."""
+    return (Param(f"{prefix}_verify_tls", f"{service} Verify TLS", type=bool, default=True, renamed_from=renamed_from,
+                  help=f"Verify the {service} TLS certificate. Prefer {prefix}_ca_bundle to turning this off."),
+            Param(f"{prefix}_ca_bundle", f"{service} CA Bundle",
+                  help=f"Path of a PEM file with the CA that signed the {service} certificate (self-signed, or a "
+                       "TLS-inspecting proxy); default: the system CAs."))
+
+
+def verify(config, prefix):
+    """Return the TLS verification of a service declared by tls_params, as requests takes it: the CA bundle's
+    path, else True or False."""
+    return config.get(f"{prefix}_ca_bundle") or bool(config.get(f"{prefix}_verify_tls", True))
+
+
 REQUESTS_PER_SECOND = Param("requests_per_second", "Requests per Second", type=int, range=(1, 100_000),
                             help="Most API requests per second to the vendor; unset means no limit. Lower it if the "
                                  "vendor answers 429 (rate limited).")
 
-__all__ = ["http_url", "url_path", "past_time", "did_you_mean", "REQUESTS_PER_SECOND"]
+__all__ = ["http_url", "url_path", "past_time", "did_you_mean", "tls_params", "verify", "REQUESTS_PER_SECOND"]

@@ -2,6 +2,26 @@
 
 import argparse
 
+LEVELS = {"DEBUG": 3, "INFO": 2, "WARNING": 1, "ERROR": 1, "CRITICAL": 1}
+
+
+class _LogLevel(argparse.Action):
+    """-l LEVEL: the verbosity by its level name (DEBUG is -v 3, INFO -v 2, WARNING -v 1; ERROR also quiets warnings)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.log_level, namespace.verbosity = values, LEVELS[values]
+
+
+def whole(low, high=None):
+    """Return an argparse type: a whole number from low to high (no high: no maximum)."""
+    def convert(text):
+        value = int(text) if text.strip().lstrip("-").isdecimal() else None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number " + (
+                f"from {low} to {high}" if high is not None else f"of {low} or more"))
+        return value
+    return convert
+
 EPILOG = """exit codes: 0 ok, 1 run failed (rerun later; nothing is lost), 2 configuration or usage error,
 3 skipped because another run holds the lock.
 Environment: every parameter may also be set as TQ_CONN_<KEY> (see --print-config-template);
@@ -17,8 +37,12 @@ def parser(connector):
                         help="folder holding the config file and the run state (default: the current folder)")
     parser.add_argument("-ll", "--loglocation", metavar="LOGLOCATION", default="stdout",
                         help="folder for the rotating log file, or 'stdout' (default)")
-    parser.add_argument("-v", "--verbosity", type=int, choices=(1, 2, 3), default=1,
-                        help="1 warnings and the summary (default), 2 progress, 3 debug with the effective config")
+    parser.add_argument("-v", "--verbosity", type=int, choices=(1, 2, 3), default=connector.verbosity,
+                        help=f"1 warnings and the summary, 2 progress, 3 debug with the effective config (default "
+                             f"{connector.verbosity})")
+    parser.add_argument("-l", "--log-level", metavar="LEVEL", action=_LogLevel, type=str.upper, choices=tuple(LEVELS),
+                        default={1: "WARNING", 2: "INFO", 3: "DEBUG"}[connector.verbosity],
+                        help="the verbosity by name: DEBUG (-v 3), INFO (-v 2), WARNING (-v 1) or ERROR")
     parser.add_argument("-n", "--name", metavar="NAME", default=None,
                         help="instance name: several instances on one host, each with its own config, state and lock")
     parser.add_argument("--cron", metavar="SCHEDULE", default=None,
@@ -38,4 +62,4 @@ def parser(connector):
     return parser
 
 
-__all__ = ["parser", "EPILOG"]
+__all__ = ["parser", "whole", "EPILOG", "LEVELS"]

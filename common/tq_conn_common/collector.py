@@ -10,6 +10,11 @@ log = logging.getLogger(__name__)
 FILENAME = "config.yaml"
 
 
+def loader(input_name, extra=None):
+    """Return a Connector's load_config(config_dir, name): load() of inputs.<input_name>."""
+    return lambda config_dir, name=None: load(config_dir, input_name, extra)
+
+
 def load(config_dir, input_name, extra=None):
     """Return raw values from <config_dir>/config.yaml in the collector form, or None if there is none.
 
@@ -45,8 +50,8 @@ def load(config_dir, input_name, extra=None):
     for key, value in section.items():
         if key == "services" and isinstance(value, dict):
             for service in value.values():
-                if isinstance(service, dict):
-                    raw.update(service)
+                if isinstance(service, dict):   # less a service's own switch and the collector's own schedule
+                    raw.update((k, v) for k, v in service.items() if k not in ("enabled", "request_period_in_seconds"))
         elif key == "credentials" and isinstance(value, dict):
             for name, secret in value.items():
                 raw.setdefault(name, secret)
@@ -63,4 +68,4 @@ def load(config_dir, input_name, extra=None):
     return raw
 
 
-__all__ = ["load", "FILENAME"]
+__all__ = ["loader", "load", "FILENAME"]

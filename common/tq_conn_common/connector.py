@@ -59,6 +59,7 @@ class Connector:
     lock_params: tuple = ("allow_multiple_runs", "kill_after_seconds")
     errors: tuple = ()                # README error table rows of the connector's own errors: (id or exit, message, fix)
     log_subdir: str = ""
+    verbosity: int = 1                # the default of -v
     epilog: str = ""
     requires_common: str = None
 

@@ -72,4 +72,66 @@ def cve(name):
     return name.upper()
 
 
-__all__ = ["ip", "domain", "file_hash", "url", "cve", "HASH_LENGTHS"]
+# What says nothing outside the customer's network: RFC 1918, loopback, link-local and unspecified addresses, and
+# fc00::/7, the IPv6 counterpart of RFC 1918; host names under suffixes used inside company networks.
+_INTERNAL_NETS = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/32",
+    "::1/128", "fe80::/10", "::/128", "fc00::/7"))
+_INTERNAL_SUFFIXES = ("local", "localdomain", "localhost", "internal", "intranet", "lan", "corp", "home",
+                      "private", "home.arpa", "in-addr.arpa", "ip6.arpa", "invalid", "test")
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
+_CVES = re.compile(r"\bCVE-\d{4}-\d{4,}\b", re.I)
+_URL_SCHEMES = ("http", "https", "ftp", "ftps")
+
+
+def internal_address(address):
+    """Return True if address (an ipaddress object) is RFC 1918, loopback, link-local, unspecified or ULA."""
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in _INTERNAL_NETS if net.version == address.version)
+
+
+def parse_address(text):
+    """Return the ipaddress object of text (brackets allowed), or None if it is not an IP address."""
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def internet_domain(text):
+    """Return text as a lower-case internet domain name, or None if it is not one (or a name inside a network)."""
+    name = text.strip().lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or not all(map(_LABEL.match, labels)) or not _TLD.match(labels[-1]):
+        return None
+    return None if any(name == s or name.endswith("." + s) for s in _INTERNAL_SUFFIXES) else name
+
+
+def public_ip(text):
+    """Return the IP address of text as ipaddress writes it, or None if it is none or an internal one."""
+    address = parse_address(text)
+    return str(address) if address is not None and not internal_address(address) else None
+
+
+def public_url(text):
+    """Return a URL (http, https, ftp, ftps) whose host is public, or None."""
+    try:
+        parts = urlsplit(text.strip())
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _URL_SCHEMES or not host:
+        return None
+    public = public_ip(host) if parse_address(host) is not None else internet_domain(host)
+    return text.strip() if public else None
+
+
+def cves_in(text):
+    """Return the CVE ids written anywhere in text, in upper case."""
+    return [match.upper() for match in _CVES.findall(text)]
+
+
+__all__ = ["ip", "domain", "file_hash", "url", "cve", "internal_address", "parse_address", "internet_domain",
+           "public_ip", "public_url", "cves_in", "HASH_LENGTHS"]

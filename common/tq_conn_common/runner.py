@@ -37,7 +37,8 @@ class StreamRun:
         self.config = run.config
         self.checkpoint = copy.deepcopy(saved)
         self.version = None
-        self.deferred = None
+        self.deferred, self.halted = None, False
+        self.unread, self.in_a_row = [], 0
         self.started = clock.now()
         self.counts = {}
         self.received = self.skipped = 0
@@ -63,6 +64,36 @@ class StreamRun:
     def defer(self, error):
         """Fail the stream with error once what was fetched so far is delivered (the first error is kept)."""
         self.deferred = self.deferred or error
+
+    def read(self, ident, call, *args, gone=None, most_in_a_row=3):
+        """Return call(*args), the reading of one record by sub-requests, or None when it could not be read: a
+        BadRecord is skipped, and so is a record the source no longer has (HTTP 404) when gone (a Declared
+        BadRecord) is given; another SourceError is counted as unread: the stream goes on and fails at the end
+        naming those records (messages "unread"), and after most_in_a_row failures in a row the source itself is
+        failing, and the stream halts."""
+        try:
+            result = call(*args)
+        except BadRecord as bad:
+            self.skip(bad)
+            return None
+        except SourceError as exc:
+            if gone is not None and exc.kind == "not_found":
+                self.skip(gone(context={f"{self.stream.what}_id": ident}))
+                return None
+            log.warning("%s %s could not be read: %s", self.stream.what.capitalize(), ident, exc.message)
+            self.unread.append(ident)
+            self.in_a_row += 1
+            if self.in_a_row >= most_in_a_row:
+                self.halt(exc)
+            return None
+        self.in_a_row = 0
+        return result
+
+    def halt(self, error):
+        """Stop the stream: fetch no more, deliver what waits, then fail with error (a destination that failed
+        part way, a source that keeps failing)."""
+        self.defer(error)
+        self.halted = True
 
 
 def run_streams(run, streams):
@@ -113,6 +144,12 @@ def run_stream(run, stream):
     _commit(ctx)
     if stream.done:
         stream.done(ctx)
+    if ctx.unread and not ctx.deferred:
+        message, fix = stream.messages.get("unread", ("{count} {what}(s) could not be read ({shown}); the others "
+                                                      "were delivered.", "run again; only these are sent."))
+        shown = ", ".join(map(str, ctx.unread[:10])) + (" ..." if len(ctx.unread) > 10 else "")
+        raise SourceError(message.format(count=len(ctx.unread), shown=shown, what=stream.what),
+                          fix.format(what=stream.what), retryable=True)
     if ctx.deferred:
         raise ctx.deferred
 
@@ -152,6 +189,8 @@ def _pump(ctx, targets):
     stats = run.stats
     first, rejected = None, 0
     for record in stream.fetch(ctx):
+        if ctx.halted:
+            break
         ctx.received += 1
         stats.received += 1
         if type(record) is BadRecord:   # the source could not read it as a record at all
@@ -190,7 +229,7 @@ def _pump(ctx, targets):
 
 def _deliver(ctx, targets, batch=False):
     """Send what each target holds, count it, and for batches commit the checkpoint they cover."""
-    for target in targets:
+    for target in targets if not (batch and ctx.halted) else ():
         sent = target.send()
         ctx.counts[target.name] = ctx.counts.get(target.name, 0) + sent
         ctx.run.stats.delivered += sent
@@ -281,7 +320,7 @@ class _Wrapped:
         return self.sink.send()
 
     def close(self):
-        self.sink.close()
+        getattr(self.sink, "close", lambda: None)()   # a sink that holds nothing open need not have one
 
 
 class LookupTarget:

@@ -116,6 +116,8 @@ def execute(connector, argv=None):
             logdir = os.path.join(logdir, connector.log_subdir)
             os.makedirs(logdir, exist_ok=True)
         logs.setup(logdir, args.verbosity, paths(connector, args)["log"])
+        if args.log_level in ("ERROR", "CRITICAL"):
+            logging.getLogger().setLevel(args.log_level)
         _check_common(connector)
         run = _configure(connector, args)
         if args.show_config:

@@ -67,7 +67,8 @@ def test_output_params_keys_labels_and_ui_flag():
     params = {p.key: p for p in devo.output_params()}
     assert set(params) >= {"devo_transport", "devo_region", "devo_lookups_url", "devo_token", "devo_domain",
                            "devo_cert", "devo_key", "devo_chain", "devo_host", "devo_port", "devo_tls_delay",
-                           "devo_verify_ssl", "devo_job_timeout"}
+                           "devo_verify_tls", "devo_ca_bundle", "devo_job_timeout"}
+    assert params["devo_verify_tls"].renamed_from == ("devo_verify_ssl",)   # the key before 1.1 keeps working
     assert params["devo_region"].label == "Devo API Region" and params["devo_region"].default == "us"
     assert params["devo_cert"].label == "Devo X.509 Certificate"
     assert params["devo_key"].label == "Devo X.509 Private Key" and params["devo_key"].secret

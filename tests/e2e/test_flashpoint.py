@@ -137,6 +137,15 @@ def test_first_run_delivers_each_type_to_its_lookup_and_the_alerts_to_the_table(
         result.both
 
 
+def test_over_x509_a_certificate_expiring_soon_is_told_once(configure, flashpoint, sandbox, folder):
+    paths = sandbox["devo"].authority.write_client(str(folder / "soon"), DEFAULT_DOMAIN, days=10)
+    configure("tls", devo_cert=paths["cert"], devo_key=paths["key"], devo_chain=paths["chain"])
+    result = flashpoint()
+    assert result.code == 0, result
+    assert result.both.count("expires on") == 1, result       # lookups and alerts: the settings checked once
+    assert len(events(sandbox)) == ALERTS and len(rows(sandbox, DOMAINS)) == PER_TYPE
+
+
 def test_lookups_travel_through_the_x509_collector_as_well(configure, flashpoint, sandbox):
     configure(transport="tls", alerts_enabled=False, indicators_paging="skip")
     result = flashpoint()

@@ -461,6 +461,21 @@ def test_the_devo_collector_config_yaml_as_the_seed_prints_it(cli, sandbox, tmp_
     assert not (collector / "config" / CONFIG).exists()
 
 
+def test_over_x509_a_certificate_expiring_soon_is_told_once_for_all_six_lists(configure, rf, sandbox, folder):
+    paths = sandbox["devo"].authority.write_client(str(folder / "certs"), "sandbox", days=10)
+    host, port = sandbox["devo"].collector_address
+    configure(devo_transport="tls", devo_token=None, devo_domain=None, devo_lookups_url=None, devo_host=host,
+              devo_port=port, devo_cert=paths["cert"], devo_key=paths["key"], devo_chain=paths["chain"])
+    result = rf(env={"TQ_CONN_DEVO_TLS_DELAY": "0"})
+    assert result.code == 0, result
+    assert result.both.count("expires on") == 1, result       # the Devo settings are checked once a run
+    for kind, names in LOOKUPS.items():
+        delivered = {}
+        for name in names:
+            delivered.update(lookup(sandbox, name) or {})
+        assert set(delivered) == {row["Name"] for row in published(sandbox, kind)}, kind
+
+
 def test_no_config_and_no_terminal_exits_2_naming_the_token(rf, folder):
     result = rf()
     assert result.code == 2, result

@@ -68,6 +68,7 @@ def _line(cells, quoted):
        tail=st.binary(max_size=40), cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6))
 @example(kind="ip", header=RF_HEADERS[0], body=[([b"1.2.3.4", b"90", b"x", b"{not json"], True)], tail=b'"5.6',
          cuts=[1, 7])
+@example(kind="ip", header=RF_HEADERS[1], body=[([b"0.0.0.0", b"\x00", b"", b"", b""], False)], tail=b"", cuts=[])
 def test_risk_list_rows(kind, header, body, tail, cuts):
     from tq_conn_common.download import read_csv
     from tq_conn_recorded_future import source
@@ -207,7 +208,8 @@ def test_logrhythm_ioc_extraction(events):
         assert kind in ("ip", "domain", "url", "vulnerability") and isinstance(value, str) and value
         assert field in FIELD_NAMES
         if kind == "ip":
-            assert not indicators.internal_address(ipaddress.ip_address(value))
+            from tq_conn_common.iocs import internal_address
+            assert not internal_address(ipaddress.ip_address(value))
     for event in events:
         if isinstance(event, dict):
             list(indicators.iocs(event))

@@ -13,6 +13,7 @@ from tq_conn_common.config import Param
 log = logging.getLogger(__name__)
 
 WARN_DAYS = 30
+_WARNED = set()   # certificates whose coming expiry this process (one run) has told
 _PEM_HELP = ("Copy & paste the PEM text (or give the path of the file) from Administration -> Credentials -> "
              "X.509 Certificates in Devo.")
 CERT = Param("devo_cert", "Devo X.509 Certificate", multiline=True, help=_PEM_HELP)
@@ -136,7 +137,8 @@ def _dates(cert, labels, now=None):
         return [f"{labels['devo_cert']} is not valid before {before:%Y-%m-%d %H:%M} UTC; check the clock of this "
                 "host, or wait until then."]
     days = (after - now).days
-    if days < WARN_DAYS:
+    if days < WARN_DAYS and cert.serial_number not in _WARNED:   # told once a run, however often it is checked
+        _WARNED.add(cert.serial_number)
         log.warning("%s expires on %s (in %d days); create a new one in Devo and set it before then.",
                     labels["devo_cert"], f"{after:%Y-%m-%d}", days)
     return []

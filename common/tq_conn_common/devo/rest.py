@@ -133,7 +133,7 @@ class RestUpload(Upload):
         if self.nothing_to_send():
             return 0
         client = run.http(LOOKUPS_API, base, timeout=(15, 600),
-                          verify=self.settings.value("devo_ca_bundle") or run.config.get("devo_verify_ssl", True),
+                          verify=self.settings.value("devo_ca_bundle") or bool(run.config.get("devo_verify_tls", True)),
                           headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
                                    "Accept": "application/json"})
         path = f"lookup/{quote(domain, safe='')}/{quote(name, safe='')}"

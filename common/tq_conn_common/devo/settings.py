@@ -4,6 +4,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 
+from tq_conn_common import checks
 from tq_conn_common.config import Param, reveal
 from tq_conn_common.devo import certs
 from tq_conn_common.devo.certs import CERT, CHAIN, KEY, PEM
@@ -30,11 +31,7 @@ LOOKUPS_URL = Param("devo_lookups_url", "Devo Lookups API URL",
 TOKEN = Param("devo_token", "Devo API Token", secret=True,
               help="Devo API token (Administration -> Credentials -> Authentication tokens) for the Lookups API.")
 DOMAIN = Param("devo_domain", "Devo Domain", help="The Devo domain that owns the lookups (needed by the Lookups API).")
-VERIFY = Param("devo_verify_ssl", "Devo Verify SSL", type=bool, default=True,
-               help="Verify the Lookups API TLS certificate (keep true outside tests).")
-CA_BUNDLE = Param("devo_ca_bundle", "Devo CA Bundle",
-                  help="Path of a CA bundle to verify the Lookups API with (a TLS-inspecting proxy); default: system "
-                       "CAs.")
+VERIFY, CA_BUNDLE = checks.tls_params("devo", "Devo Lookups API", renamed_from=("devo_verify_ssl",))
 JOB_TIMEOUT = Param("devo_job_timeout", "Devo Job Timeout", type=int, default=900, range=(1, 86400),
                     help="Seconds to wait for Devo to finish loading an upload before the run fails.")
 HOST = Param("devo_host", "Devo Collector Host",

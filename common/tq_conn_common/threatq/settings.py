@@ -4,6 +4,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from tq_conn_common import checks
 from tq_conn_common.config import Param
 
 TOKEN_KEY = "threatq_token"
@@ -36,10 +37,7 @@ LOGIN_ENCODING = Param("threatq_login_encoding", "ThreatQ Login Encoding", defau
                        help="How the password login is sent to /api/token: query = grant type and client id in the "
                             "URL, email and password as JSON (the vendor SDK's way); json = all four as JSON; form = "
                             "all four form-encoded. Change it only if your ThreatQ refuses the default.")
-VERIFY_TLS = Param("threatq_verify_tls", "ThreatQ Verify TLS", type=bool, default=True,
-                   help="Verify the ThreatQ TLS certificate. Prefer a CA bundle to turning this off.")
-CA_BUNDLE = Param("threatq_ca_bundle", "ThreatQ CA Bundle",
-                  help="Path of a PEM file with the CA that signed a self-signed ThreatQ certificate.")
+VERIFY_TLS, CA_BUNDLE = checks.tls_params("threatq", "ThreatQ")
 PAGING_PARAM = Param("threatq_paging", "ThreatQ Paging", default="offset", choices=PAGING,
                      help="offset: POST /api/indicators/query with limit and offset (every ThreatQ); cursor: the "
                           "collection's cursor endpoint /api/indicators/query/hash/<id> (newer ThreatQ, faster on "

@@ -5,6 +5,7 @@ import json
 import logging
 import time
 
+from tq_conn_common import checks
 from tq_conn_common.config import ui_definition
 from tq_conn_common.errors import AuthError, Declared, SourceError, Stop, stop
 from tq_conn_common.threatq.auth import TokenCache
@@ -101,7 +102,7 @@ def client(run):
     tq = getattr(run, "threatq", None)
     if tq is None:
         config = run.config
-        verify = config.get("threatq_ca_bundle") or bool(config.get("threatq_verify_tls", True))
+        verify = checks.verify(config, "threatq")
         http = run.http(SERVICE, base_url(config.threatq_host), verify=verify)
         tq = run.threatq = ThreatQ(http, config.threatq_client_id, config.threatq_username, config.threatq_password,
                                    client_secret=config.get("threatq_client_secret"),

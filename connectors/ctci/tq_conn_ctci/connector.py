@@ -16,8 +16,8 @@ _OBFUSCATABLE = tuple(name for name, _ in source.FIELDS if name != "cve") + (sou
 
 
 BAD_URL = Declared(ConfigError, "SetupError 3: api_base_url {value!r} must match "
-                   + URL_FORMAT.replace("{", "{{").replace("}", "}}") + "; set the scheme, host and optional port only, "
-                   "e.g. {example}.")
+                   + URL_FORMAT.replace("{", "{{").replace("}", "}}")
+                   + "; set the scheme, host and optional port only, e.g. {example}.")
 BAD_DATE = Declared(ConfigError, "SetupError 15: historical_poll_datetime {value!r} does not match expected format "
                                  f"{DATE_FORMAT}; set a UTC date and time such as {{example}}.")
 FUTURE_DATE = Declared(ConfigError, "SetupError 17: Please enter valid date for historical_poll_datetime less than "
@@ -108,17 +108,15 @@ NO_KEY = Declared(ConfigError, f"{OBFUSCATE.named} is set but {OBFUSCATION_KEY.n
                   "set obfuscation_key (e.g. 'openssl rand -hex 32'), or clear obfuscate_fields.")
 
 
-def load_config(config_dir, name):
-    """Return the settings of a Devo collector config.yaml (inputs.ctci), or None if there is none."""
-    return collector.load(config_dir, "ctci", _credentials)
-
-
 def _credentials(section, raw):
     """The collector form of the token, inputs.ctci.credentials.api_token (SetupError 4 and 5)."""
     if "credentials" not in section and raw.get("api_token") in (None, "") and not os.environ.get("TQ_CONN_API_TOKEN"):
         raise NO_CREDENTIALS()
     if "credentials" in raw:   # left there by the collector reader: not a mapping
         raise BAD_CREDENTIALS()
+
+
+load_config = collector.loader("ctci", _credentials)   # the Devo collector's config.yaml, when the folder has one
 
 
 def streams(run):

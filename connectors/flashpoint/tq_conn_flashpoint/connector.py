@@ -7,8 +7,8 @@ import os
 import time
 from functools import partial
 
-from tq_conn_common import (BadRecord, ConfigError, Declared, flatten, Connector, EventTable, LookupSpec, Param, Stream, checks, clock,
-                            collector, devo)
+from tq_conn_common import (ConfigError, Connector, Declared, EventTable, LookupSpec, Param, Stream, checks, clock,
+                            collector, devo, flatten)
 
 from tq_conn_flashpoint.settings import (DEFAULT_LOOKUP_NAME, TOKEN, TOKEN_MISSING, check_lookups, lookup_names,
                                          parse_lookups, unknown_type_hint)
@@ -20,16 +20,18 @@ DEFAULT_TAG = "threatintel.flashpoint.intelligence.alerts"
 # Pipeline bookkeeping whose keys come and go with Flashpoint's enrichment versions (reference 3.4, 3.9):
 # left out so that a type's column set stays stable.
 BOOKKEEPING = ("_meta", "enrichments")
+V4, ALERTING = "https://fp.tools/api/v4", "https://fp.tools/api/alerting/v1"
 FIRST_PULL_DAYS = 30  # how far back the first run reaches when initial_start_time is not set
 
 
 PARAMS = (
     TOKEN,
     Param("lookups", "Indicator Lookups", type=list, required=True, check=check_lookups,
-          help="The indicator types to pull, as Flashpoint spells them, each with its lookup_key (a flattened key such "
-               "as value.domain or fpid), lookup_status (New: the first pull creates or overwrites the lookup; Created: "
-               "rows are added to and updated in an existing lookup) and an optional lookup_name. YAML: [{domain: "
-               "{lookup_key: value.domain, lookup_status: New}}]; at the prompt: domain:value.domain:New, sha1:fpid."),
+          help="The indicator types to pull, as Flashpoint spells them, each with its lookup_key (a flattened key "
+               "such as value.domain or fpid), lookup_status (New: the first pull creates or overwrites the lookup; "
+               "Created: rows are added to and updated in an existing lookup) and an optional lookup_name. YAML: "
+               "[{domain: {lookup_key: value.domain, lookup_status: New}}]; at the prompt: domain:value.domain:New, "
+               "sha1:fpid."),
     Param("lookup_name", "Lookup Name", default=DEFAULT_LOOKUP_NAME,
           help="The name of every lookup without its own lookup_name; {Type} is replaced by the type "
                "(ip-dst|port gives Ip_dst_port)."),
@@ -38,14 +40,15 @@ PARAMS = (
                "default: 30 days before the first run."),
     Param("alerts_enabled", "Pull Alerts", type=bool, default=True, prompt=True,
           help="Send Flashpoint alerts as events to the Devo table tag (needs the Devo X.509 credentials)."),
-    Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag, help="The Devo table the alerts are sent to."),
-    Param("indicators_url", "Indicators API URL", default="https://fp.tools/api/v4", check=checks.http_url("https://fp.tools/api/v4"),
+    Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag,
+          help="The Devo table the alerts are sent to."),
+    Param("indicators_url", "Indicators API URL", default=V4, check=checks.http_url(V4),
           help="Base URL of the Flashpoint indicators API (Ignite: https://api.flashpoint.io)."),
     Param("indicators_path", "Indicators Path", default="indicators",
           help="Path under indicators_url holding attribute and scroll (Ignite: technical-intelligence/v1)."),
     Param("indicators_paging", "Indicators Paging", default="scroll", choices=("scroll", "skip"),
           help="scroll: one scroll session per type and window (API v4); skip: skip/limit pages (Ignite)."),
-    Param("alerts_url", "Alerts API URL", default="https://fp.tools/api/alerting/v1", check=checks.http_url("https://fp.tools/api/alerting/v1"),
+    Param("alerts_url", "Alerts API URL", default=ALERTING, check=checks.http_url(ALERTING),
           help="Base URL of the Flashpoint alerting API v1 (alerts are read from <alerts_url>/alerts)."),
     Param("page_size", "Indicators Page Size", type=int, default=500, range=(1, 1000),
           help="Indicators per request."),
@@ -67,15 +70,8 @@ NO_KEY = Declared(ConfigError, "The lookup_key '{key}' of the type '{stream}' is
                   "types were delivered.")
 
 
-def load_config(config_dir, name):
-    """Return the settings of the Devo collector config.yaml (inputs.flashpoint), or None if there is none."""
-    return collector.load(config_dir, "flashpoint", extra=_collector_form)
-
-
 def _collector_form(section, raw):
     """Translate what the collector form nests: credentials, and the indicators and alerts services."""
-    raw.pop("enabled", None)  # a service's own switch, lifted by the generic reader
-    raw.pop("request_period_in_seconds", None)  # the collector's own schedule; cron schedules the runs here
     services = section.get("services")
     if isinstance(services, dict):
         alerts = next((services[k] for k in ("alerts", "flashpoint_alert") if k in services), False)
@@ -83,6 +79,9 @@ def _collector_form(section, raw):
     if not raw.get("bearer_token_base64") and not os.environ.get("TQ_CONN_BEARER_TOKEN_BASE64"):
         raise ConfigError(TOKEN_MISSING, "add credentials: {bearer_token_base64: <token in base64>} under "
                                          f"inputs.flashpoint in {collector.FILENAME}.")
+
+
+load_config = collector.loader("flashpoint", _collector_form)   # the Devo collector's config.yaml, if any
 
 
 def streams(run):
@@ -102,24 +101,23 @@ def streams(run):
     flashpoint.check(alerts=config.alerts_enabled)
     found = []
     for entry in lookups:
-        configured = {"lookup_name": names[entry.type], "lookup_key": entry.key, "lookup_status": entry.status}
+        configured = json.dumps({"lookup_name": names[entry.type], "lookup_key": entry.key,
+                                 "lookup_status": entry.status}, sort_keys=True)
         saved = (state.get("indicators") or {}).get(entry.type) or {}
-        saved = saved if saved.get("configured", configured) == configured else {}   # changed: pulled again
+        saved = saved if saved.get("fingerprint", configured) == configured else {}   # as the runner: pulled again
         status = saved.get("status", entry.status)
-        window = {"from_checkpoint_time": saved.get("to_checkpoint_time", initial), "to_checkpoint_time": clock.iso(now),
-                  "status": status, "configured": configured, "columns": saved.get("columns") or {}}
+        window = {"from_checkpoint_time": saved.get("to_checkpoint_time", initial),
+                  "to_checkpoint_time": clock.iso(now), "status": status}
         found.append(Stream(entry.type, fetch=partial(_indicators, flashpoint=flashpoint, window=window, now=now),
                             to_row=partial(flatten, leave_out=BOOKKEEPING, what="indicator", context=("type", "fpid")),
                             to=LookupSpec(key=entry.key, name=names[entry.type]),
                             mode="replace" if status == "New" else "upsert", dedupe="last",
-                            fingerprint=json.dumps(configured, sort_keys=True),
-                            state=("indicators", entry.type), columns=_columns, what="indicator",
-                            title=f"Type '{entry.type}'",
+                            fingerprint=configured, state=("indicators", entry.type), columns=_columns,
+                            what="indicator", title=f"Type '{entry.type}'",
                             messages={"no_key": (NO_KEY.message, NO_KEY.fix)}))
     if config.alerts_enabled:
         found.append(Stream("alerts", fetch=partial(_alerts, flashpoint=flashpoint, initial=initial, now=now),
-                            to=EventTable(tag_from="tag", key="alert_id"), state=("alerts",),
-                            what="alert"))
+                            to=EventTable(tag_from="tag", key="alert_id"), state=("alerts",), what="alert"))
     return found
 
 
@@ -133,13 +131,10 @@ def _indicators(ctx, flashpoint, window, now):
 
 def _columns(ctx, found):
     """Return the lookup's columns: those this run saw, or, once the lookup exists, the ones it was created with."""
-    existing = ctx.checkpoint["columns"] if ctx.stream.mode == "upsert" else {}
-    extra = sorted(set(found) - set(existing)) if existing else []
-    if extra:
-        # The lookup keeps the columns it was created with; new keys wait for a rebuild (see the README).
+    columns = (ctx.saved.get("columns") if ctx.stream.mode == "upsert" else None) or found
+    if set(found) - set(columns):   # the lookup keeps the columns it was created with; new keys wait for a rebuild
         log.warning("Type '%s' has keys the lookup %s lacks, left out: %s. Reset the persistence to rebuild it.",
-                    ctx.stream.name, ctx.stream.to.name, ", ".join(extra))
-    columns = existing or found
+                    ctx.stream.name, ctx.stream.to.name, ", ".join(sorted(set(found) - set(columns))))
     if columns:
         ctx.checkpoint.update(columns=columns, status="Created")
     return columns

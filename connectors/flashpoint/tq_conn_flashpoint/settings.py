@@ -1,7 +1,6 @@
 """The Flashpoint settings that need more than a type: the base64 token, the per-type lookups and their names."""
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ def decode_token(text):
     compact = "".join(str(text).split())
     try:
         raw = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:   # binascii.Error among them
         raw = b""
     token = raw.decode("ascii", "replace").strip()
     if len(token) < 8 or not token.isprintable() or " " in token or "\ufffd" in token:
@@ -66,11 +65,11 @@ def parse_lookups(items):
     for item in items:
         if isinstance(item, str):   # the prompt's form: <type>:<lookup_key>[:New|Created[:<lookup_name>]]
             parts = [part.strip() for part in item.split(":")]
-            if len(parts) < 2 or not parts[0] or not parts[1]:
-                raise ValueError(f"'{item}' has no lookup_key; write <type>:<lookup_key>[:New|Created], e.g. {EXAMPLE}.")
-            if len(parts) > 4:
-                raise ValueError(f"'{item}' has too many parts; write <type>:<lookup_key>[:New|Created[:<lookup_name>]].")
-            item = {parts[0]: dict(zip(("lookup_key", "lookup_status", "lookup_name"), parts[1:] + ["New"][len(parts) - 2:]))}
+            if not 2 <= len(parts) <= 4 or not all(parts[:2]):
+                raise ValueError(f"'{item}' has {'too many parts' if len(parts) > 4 else 'no lookup_key'}; write "
+                                 f"<type>:<lookup_key>[:New|Created[:<lookup_name>]], e.g. {EXAMPLE}.")
+            item = {parts[0]: dict(zip(("lookup_key", "lookup_status", "lookup_name"),
+                                       parts[1:] if len(parts) > 2 else parts[1:] + ["New"]))}
         if not isinstance(item, dict) or not item:
             raise ValueError(f"the entry {item!r} is neither '<type>: {{lookup_key: ..., lookup_status: New}}' "
                              f"nor '<type>:<lookup_key>[:New|Created]'; e.g. {EXAMPLE}.")
@@ -95,15 +94,15 @@ def _entry(type_, spec):
     if not spec.get("lookup_key"):
         raise ValueError(f"the type '{type_}' has no lookup_key; set a flattened key such as value.{type_} or fpid.")
     status, name = str(spec.get("lookup_status") or ""), spec.get("lookup_name")
+    name = str(name).strip() if name is not None else None
     matched = [s for s in STATUSES if s.lower() == status.strip().lower()]
-    if not status:
-        raise ValueError(f"the type '{type_}' has no lookup_status; set New (create or overwrite) or Created.")
     if not matched:
-        raise ValueError(f"the lookup_status {status!r} of '{type_}' is not allowed; set New or Created.")
-    if name is not None and not NAME_RULE.match(str(name).strip()):
+        raise ValueError(f"the lookup_status {status!r} of '{type_}' is not allowed; set New or Created." if status
+                         else f"the type '{type_}' has no lookup_status; set New (create or overwrite) or Created.")
+    if name is not None and not NAME_RULE.match(name):
         raise ValueError(f"the lookup_name {name!r} of '{type_}' is not valid for Devo; "
                          "use only letters, digits and underscore.")
-    return TypeLookup(type_, str(spec["lookup_key"]).strip(), matched[0], str(name).strip() if name is not None else None)
+    return TypeLookup(type_, str(spec["lookup_key"]).strip(), matched[0], name)
 
 
 def type_label(type_):
@@ -118,7 +117,7 @@ def type_label(type_):
 def lookup_names(lookups, global_name):
     """Return {type: Devo lookup name}: per-type name, else the global name ({Type} filled in); ConfigError if
     a name is not valid for Devo or two types would share one lookup."""
-    names, owners = {}, {}
+    owners = {}
     template = global_name or DEFAULT_LOOKUP_NAME
     for entry in lookups:
         name = entry.name or template.replace("{Type}", type_label(entry.type))
@@ -131,8 +130,7 @@ def lookup_names(lookups, global_name):
                               f"{name}.", "put {Type} in lookup_name, or give each type its own "
                               "lookups.<type>.lookup_name.")
         owners[name] = entry.type
-        names[entry.type] = name
-    return names
+    return {type_: name for name, type_ in owners.items()}
 
 
 def unknown_type_hint(type_):

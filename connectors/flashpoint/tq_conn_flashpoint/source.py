@@ -5,7 +5,7 @@ import logging
 import time
 from urllib.parse import parse_qsl, urlsplit
 
-from tq_conn_common import ConfigError, Service, SourceError, clock, cursor_pages, window_pages
+from tq_conn_common import ConfigError, Service, SourceError, clock, cursor_pages, devo, window_pages
 
 from tq_conn_flashpoint.settings import TOKEN, decode_token
 
@@ -44,11 +44,7 @@ PULL_ALERTS = _service("fetch_alerts", "alerts_url")
 
 def updated_at(doc):
     """Return the update time (header_.indexed_at, epoch seconds) of an indicator, or None."""
-    value = (doc.get("header_") or {}).get("indexed_at") if isinstance(doc, dict) else None
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    return devo.cell((doc.get("header_") or {}).get("indexed_at"), "int") if isinstance(doc, dict) else None
 
 
 class Flashpoint:
@@ -63,8 +59,7 @@ class Flashpoint:
                              headers={"Authorization": f"Bearer {decode_token(config.bearer_token_base64.reveal())}",
                                       "Accept": "application/json", "X-FP-IntegrationPlatform": "tq-conn"},
                              requests_per_second=config.get("requests_per_second"))
-        self.paging, self.page_size = config.indicators_paging, config.page_size
-        self.alerts_page_size = config.alerts_page_size
+        self.config = config
 
     def check(self, alerts=True):
         """Make one small request to each API in use: the token and the base URLs work, or a SetupError."""
@@ -74,15 +69,15 @@ class Flashpoint:
             self.http.json("GET", self.alerts_url, service=SETUP_ALERTS, context={"link": self.alerts_url},
                            params={"since": clock.iso(now - 60), "until": clock.iso(now), "size": 1})
 
-    def _get(self, service, method, url, **kwargs):
-        with _pulling(service):
-            return self.http.json(method, url, service=service, context={"link": url}, **kwargs)
+    def _get(self, service, method, url, **kwargs):   # called while a pull iterates: its _pulling names failures
+        return self.http.json(method, url, service=service, context={"link": url}, **kwargs)
 
     def indicators(self, type_, since, until):
         """Yield the attribute documents of one type updated in [since, until) (epoch seconds), oldest first."""
         query = {"types": type_, "updated_since": clock.iso(since), "updated_until": clock.iso(until),
-                 "sort_timestamp": "asc", "limit": self.page_size}
-        pages = self._scroll(type_, query) if self.paging == "scroll" else self._skip(type_, query, since)
+                 "sort_timestamp": "asc", "limit": self.config.page_size}
+        scroll = self.config.indicators_paging == "scroll"
+        pages = self._scroll(type_, query) if scroll else self._skip(type_, query, since)
         with _pulling(PULL):
             for page in pages:
                 for doc in page:
@@ -130,9 +125,9 @@ class Flashpoint:
         def page(start, skip, limit):
             return _items(self._get(PULL, "GET", self.attribute_url,
                                     params={**query, "updated_since": clock.iso(start), "skip": skip}), "indicators")
-        yield from window_pages(page, self.page_size, start=since, window=RESULT_WINDOW, key=updated_at,
-                                service="Flashpoint", what=f"'{type_}' indicators", fix="use indicators_paging: scroll.",
-                                shown=lambda when: f"the update time {clock.iso(when)}")
+        yield from window_pages(page, self.config.page_size, start=since, window=RESULT_WINDOW, key=updated_at,
+                                service="Flashpoint", what=f"'{type_}' indicators", fix="use indicators_paging: "
+                                "scroll.", shown=lambda when: f"the update time {clock.iso(when)}")
 
     def alerts(self, since, until):
         """Yield the alerts created in [since, until] (epoch seconds), following the relative next links."""
@@ -145,7 +140,7 @@ class Flashpoint:
             href = ((body.get("links") or {}).get("next") or {}).get("href")
             following = dict(parse_qsl(urlsplit(href).query, keep_blank_values=True)) if href else None
             return _items(body.get("data") or [], "alerts"), following
-        first = {"since": clock.iso(since), "until": clock.iso(until), "size": self.alerts_page_size}
+        first = {"since": clock.iso(since), "until": clock.iso(until), "size": self.config.alerts_page_size}
         with _pulling(PULL_ALERTS):
             for items in cursor_pages(page, first=first, service="Flashpoint", what="alerts",
                                       repeated="an alerts page link",

@@ -1,27 +1,20 @@
 """The LogRhythm Collective Insights connector: parameters, the flags of seed 004, and one stream from the alarms of
 a time window to Collective Insights detections."""
 
-import argparse
 import logging
 from collections import Counter
 
-from tq_conn_common import BadRecord, Connector, Declared, Param, SourceError, Stream, UsageError, clock
+from tq_conn_common import BadRecord, Connector, Declared, Param, SourceError, Stream, UsageError, checks, cli, clock
 from tq_conn_logrhythm_collective_insights import indicators, insights, source
 
 log = logging.getLogger(__name__)
 
 RECORDED_FUTURE = "Recorded Future"
-_FAILURES_IN_A_ROW = 3
-_LEVELS = {"DEBUG": 3, "INFO": 2, "WARNING": 1, "ERROR": 1, "CRITICAL": 1}
 _TALLY = ("found", "left out", "already submitted", "below priority", "without IOCs", "with IOCs")
 
 PARAMS = (
     insights.RF_KEY, source.LR_KEY, source.LR_URL,
-    Param("logrhythm_verify_tls", "Verify LogRhythm TLS Certificate", type=bool, default=True,
-          help="Check the LogRhythm gateway's certificate (set false only for a self-signed gateway you trust; "
-               "better: give its CA in logrhythm_ca_bundle)."),
-    Param("logrhythm_ca_bundle", "LogRhythm CA Bundle",
-          help="Path of a PEM file with the CA that signed the LogRhythm gateway's certificate."),
+    *checks.tls_params("logrhythm", "LogRhythm"),
     insights.RF_URL,
     Param("organization_ids", "Organization IDs", type=list, default=[],
           help="Multi-organization enterprises: the uhash:... ids the detections belong to (comma-separated)."),
@@ -34,30 +27,13 @@ PARAMS = (
     Param("state_days", "Days Remembered", type=int, default=30, range=(1, 3650),
           help="Days the state remembers submitted alarms, so that reruns over the same window send nothing twice."),
 )
-NO_FILE = Declared(UsageError, "The exclusion file {path} given with -ef does not exist.",
-                   "check the path, or run without -ef.")
 BAD_FILE = Declared(UsageError, "The exclusion file {path} given with -ef cannot be read ({why}).",
-                    "save it as UTF-8 text with one alarm rule name a line.")
+                    "check the path, and save the file as UTF-8 text with one alarm rule name a line; or run without "
+                    "-ef.")
 UNREAD = Declared(SourceError, "{count} alarm(s) could not be read from LogRhythm ({shown}); the others were "
                                "submitted.",
                   "run again with the same window (-lb); state remembers what was sent, so only these are sent.")
 GONE = Declared(BadRecord, "alarm no longer found in LogRhythm")
-
-
-class _LogLevel(argparse.Action):
-    """-l LEVEL sets the verbosity of the common flags: DEBUG is -v 3, INFO -v 2, WARNING and ERROR -v 1."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        namespace.log_level, namespace.verbosity = values, _LEVELS[values]
-
-
-def _whole(low, high, what):
-    def convert(text):
-        value = int(text) if text.strip().lstrip("-").isdecimal() else None
-        if value is None or value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
-        return value
-    return convert
 
 
 def add_arguments(parser):
@@ -65,17 +41,14 @@ def add_arguments(parser):
     group = parser.add_argument_group("LogRhythm Collective Insights")
     group.add_argument("-d", "--debug", dest="dry_run", action="store_true",
                        help="build and log the detections, submit nothing (the same as --dry-run)")
-    group.add_argument("-lb", "--lookback", metavar="DAYS", type=_whole(1, None, "a whole number of days, 1 or more"),
+    group.add_argument("-lb", "--lookback", metavar="DAYS", type=cli.whole(1),
                        help="search alarms of the last DAYS days instead of the previous 24 hours (backfill)")
     group.add_argument("-rf", "--recorded-future", action="store_true",
                        help=f"only alarms whose rule name contains '{RECORDED_FUTURE}'")
-    group.add_argument("-rbp", "--risk-based-priority", metavar="N", type=_whole(0, 100, "a whole number, 0 to 100"),
+    group.add_argument("-rbp", "--risk-based-priority", metavar="N", type=cli.whole(0, 100),
                        help="0 to 100: drop alarms whose Risk Based Priority is lower than N")
     group.add_argument("-ef", "--exclusion-file", metavar="FILE",
                        help="text file of alarm rule names to leave out, one a line")
-    group.add_argument("-l", "--log-level", metavar="LEVEL", action=_LogLevel, type=str.upper, choices=tuple(_LEVELS),
-                       help="DEBUG, INFO (default), WARNING or ERROR; the same as -v 3, -v 2, -v 1")
-    parser.set_defaults(verbosity=2, log_level="INFO")   # seed 004 FAQ 9: INFO unless asked otherwise
 
 
 def read_exclusions(path):
@@ -83,10 +56,8 @@ def read_exclusions(path):
     try:
         with open(path, encoding="utf-8-sig") as fh:
             return {line.strip() for line in fh if line.strip()}
-    except FileNotFoundError:
-        raise NO_FILE(path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BAD_FILE(path=path, why=exc) from None
+        raise BAD_FILE(path=path, why=getattr(exc, "strerror", None) or exc) from None
 
 
 class Alarms:
@@ -105,10 +76,8 @@ class Alarms:
                                                    if v >= keep_after}
         log.info("Searching LogRhythm alarms inserted from %s to %s UTC%s.", source.format_date(start),
                  source.format_date(end), " (debug mode: nothing is submitted)" if ctx.dry_run else "")
-        lr, failed, in_a_row = source.client(ctx), [], 0
+        lr = source.client(ctx)
         for alarm in source.Search(ctx, lr, start, end).alarms():
-            if self.outbox.halted:
-                return
             alarm_id, rule = alarm["alarmId"], str(alarm.get("alarmRuleName") or "")
             left = ("left out" if args.recorded_future and RECORDED_FUTURE not in rule or rule.strip() in
                     self.exclusions else "already submitted" if str(alarm_id) in submitted else None)
@@ -116,27 +85,13 @@ class Alarms:
             if left:
                 self.tally[left] += 1
                 continue
-            try:
-                priority = source.risk_based_priority(source.details(lr, alarm_id))
-                if args.risk_based_priority is not None and (priority or 0) < args.risk_based_priority:
-                    self.tally["below priority"] += 1
-                    continue
-                found, duplicates = indicators.alarm_iocs(source.events(lr, alarm_id))
-            except BadRecord as bad:
-                ctx.skip(bad)
+            read = ctx.read(alarm_id, self._read, lr, alarm_id, gone=GONE)
+            if ctx.halted:   # three alarms in a row could not be read: LogRhythm is failing
+                return
+            if read is None or read[1] is None:   # skipped, left to the next run, or below the priority asked
+                self.tally["below priority"] += read is not None
                 continue
-            except SourceError as exc:
-                if exc.kind == "not_found":
-                    ctx.skip(GONE(context={"alarm_id": alarm_id}))
-                    continue
-                log.warning("Alarm %s could not be read from LogRhythm: %s", alarm_id, exc.message)
-                failed.append(alarm_id)
-                in_a_row += 1
-                if in_a_row >= _FAILURES_IN_A_ROW:   # LogRhythm is failing, not one alarm: stop trying each in turn
-                    ctx.defer(exc)
-                    return
-                continue
-            in_a_row = 0
+            priority, found, duplicates = read
             ctx.run.stats.duplicates += duplicates
             self.tally["with IOCs" if found else "without IOCs"] += 1
             log.debug("Alarm %s (%s), Risk Based Priority %s: %d IOCs.", alarm_id, rule, priority, len(found))
@@ -144,8 +99,13 @@ class Alarms:
                 yield alarm, source.inserted(alarm), found
             else:   # nothing to submit: remembered at once
                 submitted[str(alarm_id)] = int(source.inserted(alarm).timestamp())
-        if failed:
-            ctx.defer(UNREAD(count=len(failed), shown=", ".join(map(str, failed[:10])) + " ..." * (len(failed) > 10)))
+
+    def _read(self, lr, alarm_id):
+        """Return (Risk Based Priority, IOCs, duplicates dropped) of one alarm, IOCs None when it is below -rbp."""
+        priority = source.risk_based_priority(source.details(lr, alarm_id))
+        if self.args.risk_based_priority is not None and (priority or 0) < self.args.risk_based_priority:
+            return priority, None, 0
+        return (priority, *indicators.alarm_iocs(source.events(lr, alarm_id)))
 
     def report(self, ctx):
         """Log the alarm counts, and what Collective Insights processed (in debug mode: what was built)."""
@@ -158,17 +118,15 @@ class Alarms:
 
 def streams(run):
     """The one stream: the alarms of the window to Collective Insights, the detections of an alarm kept together."""
-    if run.args.log_level in ("ERROR", "CRITICAL") and run.args.verbosity == 1:
-        logging.getLogger().setLevel(run.args.log_level)
-    outbox = insights.Outbox(run)
-    alarms = Alarms(run, outbox)
-    return (Stream("alarms", fetch=alarms.fetch, to_row=insights.detections, to=outbox, state=(), what="alarm",
-                   batch_size=run.config.batch_size, done=alarms.report),)
+    alarms = Alarms(run, insights.Outbox(run))
+    return (Stream("alarms", fetch=alarms.fetch, to_row=insights.detections, to=alarms.outbox, state=(), what="alarm",
+                   batch_size=run.config.batch_size, done=alarms.report,
+                   messages={"unread": (UNREAD.message, UNREAD.fix)}),)
 
 
 CONNECTOR = Connector(
     name="logrhythm_collective_insights", title="LogRhythm Collective Insights", params=PARAMS, streams=streams,
-    add_arguments=add_arguments, log_subdir="logs",
+    add_arguments=add_arguments, log_subdir="logs", verbosity=2,   # seed 004 FAQ 9: INFO unless asked otherwise
     description="Send the IOCs of LogRhythm alarms (IPs, domains, URLs, CVEs) to Recorded Future Collective Insights "
                 "as detections.")
 main = CONNECTOR.main

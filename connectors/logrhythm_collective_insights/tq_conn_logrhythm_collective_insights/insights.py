@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from tq_conn_common import BadRecord, ConfigError, Declared, DeliveryError, Param, Service, TqConnError, checks, chunks, clock
+from tq_conn_common import (BadRecord, ConfigError, Declared, DeliveryError, Param, Service, TqConnError, checks,
+                            chunks, clock)
 from tq_conn_logrhythm_collective_insights.source import env_named
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,7 @@ class Outbox:
 
     def __init__(self, run):
         self.run, self.config = run, run.config
-        self.waiting, self.alarms, self.processed = [], [], Counter()
-        self.built, self.halted = 0, False
+        self.waiting, self.alarms, self.processed, self.built = [], [], Counter(), 0
 
     def open(self, ctx):
         config, self.ctx = self.config, ctx
@@ -125,10 +125,9 @@ class Outbox:
             self.alarms.append((rows[0]["incident"]["id"], clock.epoch(rows[0]["timestamp"]), len(self.waiting)))
 
     def send(self):
-        """Submit what waits; return how many went out. Should a batch fail after others went out, the stream fails
-        once these are committed."""
+        """Submit what waits; return how many went out."""
         waiting, alarms, self.waiting, self.alarms = self.waiting, self.alarms, [], []
-        if self.ctx.dry_run or self.halted:
+        if self.ctx.dry_run or self.ctx.halted:
             return 0
         checkpoint, sent, error = self.ctx.checkpoint, 0, None
         for batch in chunks(waiting, self.config.batch_size):
@@ -144,11 +143,8 @@ class Outbox:
             checkpoint["daily"] = {"day": day, "count": used + len(batch)}
             sent += len(batch)
         checkpoint.setdefault("submitted", {}).update((alarm, epoch) for alarm, epoch, end in alarms if end <= sent)
-        if error and not sent:
-            raise error
-        if error:
-            self.halted = True
-            self.ctx.defer(error)
+        if error:   # what went out is committed, then the stream fails
+            self.ctx.halt(error)
         return sent
 
     def _submit(self, batch):
@@ -169,9 +165,6 @@ class Outbox:
         self.processed.update(processed)
         log.info("Collective Insights accepted %d detections%s.", len(batch),
                  f"; processed: {counts(processed)}" if processed else "")
-
-    def close(self):
-        pass
 
 
 def counts(processed):

@@ -34,10 +34,9 @@ BAD_ALARM = Declared(BadRecord, "alarm {what}")
 def client(ctx):
     """Return the HTTP client of the LogRhythm Alarm API (bearer token on every request)."""
     config = ctx.config
-    token = config.logrhythm_api_key.reveal()
-    return ctx.http(LOGRHYTHM, config.logrhythm_api_url + API_PREFIX,
-                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                    verify=config.get("logrhythm_ca_bundle") or config.logrhythm_verify_tls)
+    headers = {"Authorization": f"Bearer {config.logrhythm_api_key.reveal()}", "Accept": "application/json"}
+    return ctx.http(LOGRHYTHM, config.logrhythm_api_url + API_PREFIX, headers=headers,
+                    verify=checks.verify(config, "logrhythm"))
 
 
 def format_date(value):

@@ -20,13 +20,15 @@ _LIST_NAME = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 # Per type: (parameter key, default name as seed 000's data-source table spells it, label). "Ukranie" is the
 # spelling of the existing lookups; Devo queries depend on it.
 _NAMES = (("ip", "ipv4", "IPv4_Address", "IPv4"), ("ip", "ipv6", "IPv6_Address", "IPv6"),
-          ("domain", "domain", "Domain", "Domain"), ("hash", "hash", "File_Hash", "File Hash"), ("url", "url", "URL", "URL"),
+          ("domain", "domain", "Domain", "Domain"), ("hash", "hash", "File_Hash", "File Hash"),
+          ("url", "url", "URL", "URL"),
           ("vulnerability", "vulnerability", "Vulnerability", "Vulnerability"),
           (FUSION, "ukraine_russia_ipv4", "IPv4_Public_Ukranie_Russia_List", "Ukraine/Russia IPv4"),
           (FUSION, "ukraine_russia_ipv6", "IPv6_Public_Ukranie_Russia_List", "Ukraine/Russia IPv6"))
 LOOKUP_NAMES = {kind: tuple((f"{key}_lookup", "Recorded_Future_" + (name if name.endswith("List") else
                                                                        f"{name}_Threat_List"), f"{label} Lookup Name")
-                            for k, key, name, label in _NAMES if k == kind) for kind in dict.fromkeys(k for k, *_ in _NAMES)}
+                            for k, key, name, label in _NAMES if k == kind)
+                for kind in dict.fromkeys(k for k, *_ in _NAMES)}
 # The columns in the order of source.rows()'s tuples: source.COLUMNS, Risk an integer; hash lists add Algorithm.
 _COLUMNS = tuple(Column(name, "int" if name == "Risk" else "str") for name in source.COLUMNS)
 SPECS = {kind: tuple(LookupSpec(key="Name", name_from=key,
@@ -107,9 +109,7 @@ PARAMS = (
       for key, name, label in LOOKUP_NAMES[kind]),
 ) + devo.output_params(asked=devo.ASKED_FIRST)
 
-def load_config(config_dir, name):
-    """Return the values of the Devo collector's config.yaml (inputs.recorded_future), if the folder has one."""
-    return collector.load(config_dir, "recorded_future")
+load_config = collector.loader("recorded_future")   # the Devo collector's config.yaml, when the folder has one
 
 
 def streams(run):

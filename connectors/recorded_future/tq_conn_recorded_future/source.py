@@ -96,7 +96,7 @@ class RiskList:
             raise NOT_A_LIST(list=describe(self.kind), looks=looks)
         self.name, self.risk = columns["name"], columns["risk"]
         self.string, self.evidence = columns.get("riskstring"), columns.get("evidencedetails")
-        self.algorithm = columns.get("algorithm")
+        self.algorithm = columns.get("algorithm") if self.kind == "hash" else None   # only a hash has one
         self.width = max(columns.values()) + 1
 
     def to_row(self, record):

@@ -2,7 +2,8 @@
 
 import pytest
 
-from tq_conn_logrhythm_collective_insights.indicators import alarm_iocs, domain_name, iocs
+from tq_conn_common.iocs import internet_domain as domain_name
+from tq_conn_logrhythm_collective_insights.indicators import alarm_iocs, iocs
 
 
 def event(**fields):
