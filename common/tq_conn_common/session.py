@@ -116,7 +116,7 @@ def execute(connector, argv=None):
             logdir = os.path.join(logdir, connector.log_subdir)
             os.makedirs(logdir, exist_ok=True)
         logs.setup(logdir, args.verbosity, paths(connector, args)["log"])
-        if args.log_level in ("ERROR", "CRITICAL"):
+        if args.log_level in ("ERROR", "CRITICAL") and args.verbosity == 1:   # a later -v 2 or 3 wins
             logging.getLogger().setLevel(args.log_level)
         _check_common(connector)
         run = _configure(connector, args)

@@ -7,6 +7,7 @@ import time
 import uuid
 from urllib.parse import quote
 
+from tq_conn_common import checks
 from tq_conn_common.devo.lookup import query_name
 from tq_conn_common.devo.settings import DOMAIN, JOB_TIMEOUT, LOOKUPS_URL, TOKEN
 from tq_conn_common.devo.transport import Upload, register
@@ -133,7 +134,7 @@ class RestUpload(Upload):
         if self.nothing_to_send():
             return 0
         client = run.http(LOOKUPS_API, base, timeout=(15, 600),
-                          verify=self.settings.value("devo_ca_bundle") or bool(run.config.get("devo_verify_tls", True)),
+                          verify=checks.verify(run.config, "devo"),
                           headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
                                    "Accept": "application/json"})
         path = f"lookup/{quote(domain, safe='')}/{quote(name, safe='')}"
