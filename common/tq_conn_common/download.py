@@ -1,6 +1,7 @@
 """Large lists downloaded as a stream: the body read in blocks (a gzip file inflated on the fly) and read as CSV
 records, so that memory does not grow with the size of the list."""
 
+import codecs
 import csv
 import io
 import logging
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 READ_SIZE = 256 * 1024       # bytes read from the connection at a time
 _INFLATE_LIMIT = 1 << 20     # most bytes one step of decompression gives
 # A record with a field longer than the csv module's limit (128 KiB, about a Devo lookup cell) is a counted skip.
+_FIELD_LIMIT = csv.field_size_limit()
+_SEP = '","'       # between two quoted fields
 _BROKEN = (urllib3.exceptions.HTTPError, OSError, EOFError, zlib.error)
 
 
@@ -61,54 +64,132 @@ class Download:
             yield block
             block = raw.read(READ_SIZE)
 
-    def records(self):
+    def records(self, raw=None):
         """Yield the header (a list of names), then each CSV record (see read_csv) of the body."""
-        return read_csv(self.blocks(), self.what)
+        return read_csv(self.blocks(), self.what, raw)
 
 
-def read_csv(blocks, what):
+def read_csv(blocks, what, raw=None):
     """Yield the header (a list of names), then each CSV record as a list of texts, from blocks of bytes cut
     anywhere; a record that is not CSV comes as a BadRecord. A broken or corrupt body raises SourceError saying how
-    far it got (what: how the message names the list)."""
-    reader = csv.reader(io.TextIOWrapper(io.BufferedReader(_Blocks(blocks), READ_SIZE), encoding="utf-8-sig",
-                                         errors="replace", newline=""), skipinitialspace=True)
-    count = 0
+    far it got (what: how the message names the list).
+
+    raw names one column (case aside) handed over in its CSV form, inner quotes still doubled: a long field that is
+    read with patterns is not unquoted. The usual lines (every field quoted, quotes only in the raw field) are split
+    without the csv module; the others go through it.
+    """
+    count, split, pending, quotes, feed = 0, None, None, 0, _Feed()
     try:
-        while True:
-            try:
-                record = next(reader)
-            except csv.Error as exc:
+        for line in _lines(blocks):
+            if pending is not None:             # the lines of a record whose quoted field goes on
+                pending.append(line)
+                quotes += line.count('"')
+                if quotes % 2:
+                    continue
+                lines, pending = pending, None
+            else:
+                if split is not None:
+                    fields = split(line)
+                    if fields is not None:
+                        count += 1
+                        yield fields
+                        continue
+                quotes = line.count('"')
+                if quotes % 2:
+                    pending = [line]
+                    continue
+                lines = (line,)
+            for record in feed.read(lines, split and split.raw):
                 count += 1
-                yield BadRecord(f"row is not CSV ({exc})", line=reader.line_num)
-                continue
-            except StopIteration:
-                return
-            if record:
-                count += 1
+                if count == 1 and type(record) is list:
+                    split = _splitter(record, raw)
                 yield record
+        if pending is not None:
+            yield from feed.read(pending, split and split.raw)
     except _BROKEN as exc:
         raise SourceError(f"The download of the {what} broke off after {max(0, count - 1)} rows ({_reason(exc)}).",
                           "run again; the lookups were left as they were and the next run pulls the list again.",
                           retryable=True) from None
 
 
-class _Blocks(io.RawIOBase):
-    """The blocks of an iterator as a readable raw stream."""
+def _lines(blocks):
+    """Yield the lines of blocks of UTF-8 bytes (a '\r' before the newline kept)."""
+    decode = codecs.getincrementaldecoder("utf-8-sig")("replace").decode
+    tail = ""
+    for block in blocks:
+        lines = (tail + decode(block)).split("\n")
+        tail = lines.pop()
+        yield from lines
+    tail += decode(b"", True)
+    if tail:
+        yield tail
 
-    def __init__(self, blocks):
-        self._blocks, self._rest = blocks, b""
 
-    def readable(self):
-        return True
+class _Feed:
+    """Lines handed to one csv reader as the file would hand them over: what the quick split leaves is read without
+    a new reader."""
 
-    def readinto(self, buffer):
-        while not self._rest:
-            self._rest = next(self._blocks, b"")
-            if not self._rest:
-                return 0
-        size = min(len(buffer), len(self._rest))
-        buffer[:size], self._rest = self._rest[:size], self._rest[size:]
-        return size
+    def __init__(self):
+        self.lines = iter(())
+        self.reader = csv.reader(self, skipinitialspace=True)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self.lines)
+
+    def read(self, lines, raw):
+        """Return the records of lines (one, or those of a quoted field that goes on), each a BadRecord if it is
+        not CSV; the raw field (an index) with its inner quotes doubled again."""
+        line = lines[0]
+        if len(lines) == 1 and line.find("\r", 0, len(line) - 1) < 0:
+            self.lines = iter((line + "\n",))
+        else:   # a lone '\r' ends a line as well
+            self.lines = iter(io.StringIO("\n".join(lines) + "\n", newline=""))
+        records = []
+        while True:
+            try:
+                record = next(self.reader, None)
+            except csv.Error as exc:
+                records.append(BadRecord(f"row is not CSV ({exc})"))
+                continue
+            if record is None:
+                return records
+            if raw is not None and len(record) > raw:
+                record[raw] = record[raw].replace('"', '""')
+            if record:
+                records.append(record)
+
+
+def _splitter(header, raw):
+    """Return a function splitting a usual line of a list with this header into its fields, None for the others."""
+    names = [str(n).strip().lower() for n in header]
+    index = names.index(raw.lower()) if raw and raw.lower() in names else None
+    width, after = len(names), len(names) - 1 - (index or 0)
+
+    def split(line):
+        if line[-1:] == "\r":
+            line = line[:-1]
+        if not 2 <= len(line) <= _FIELD_LIMIT or line[0] != '"' or line[-1] != '"':
+            return None     # (a longer line may hold a field over the csv module's limit: it decides)
+        if index is None:
+            fields = line[1:-1].split(_SEP)
+            return fields if len(fields) == width and line.count('"') == 2 * width else None
+        fields = line[1:-1].split(_SEP, index)          # the fields before the raw one, then the rest
+        if len(fields) != index + 1:
+            return None
+        tail = fields.pop().rsplit(_SEP, after) if after else [fields.pop()]
+        cell = tail[0]
+        # Every quote outside the raw cell opens, closes or separates; inside it they come in pairs.
+        quotes = cell.count('"')
+        if len(tail) != after + 1 or line.count('"') - quotes != 2 * width or quotes != 2 * cell.count('""'):
+            return None
+        fields += tail
+        return fields
+
+    split.raw = index
+    return split
 
 
 def _gunzip(block, read):

@@ -1,10 +1,13 @@
 """Streamed downloads: a gzip file inflated on the fly like the gzip module reads it, and CSV records of blocks."""
 
+import csv
 import gzip
 import io
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tq_conn_common.download import _INFLATE_LIMIT, _gunzip, _reason, read_csv
 from tq_conn_common.errors import BadRecord, SourceError
@@ -51,3 +54,27 @@ def test_a_record_that_is_not_csv_is_a_bad_record_and_the_rest_is_read():
     body = b'"a","1"\n"b","' + b"x" * 200_000 + b'"\n"c","3"\n'
     records = list(read_csv(iter([body]), "list"))
     assert records[0] == ["a", "1"] and isinstance(records[1], BadRecord) and records[-1] == ["c", "3"]
+
+
+CELLS = st.text(alphabet='ab ,"\n\r\\{}:', max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(st.lists(CELLS, min_size=3, max_size=3), max_size=6), quoting=st.sampled_from(
+    [csv.QUOTE_ALL, csv.QUOTE_MINIMAL]), raw=st.sampled_from([None, "A", "b", "C"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=5))
+def test_the_quick_split_reads_as_the_csv_module_does(records, quoting, raw, cuts):
+    # Recorded Future quotes every field; other writers quote only where needed. Either way, cut anywhere, the
+    # records are those the csv module reads, the raw column in its CSV form (inner quotes doubled).
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, quoting=quoting, lineterminator="\n")
+    writer.writerow(["A", "B", "C"])
+    writer.writerows(records)
+    body = text.getvalue().encode()
+    marks = sorted({0, len(body), *(c for c in cuts if c < len(body))})
+    got = list(read_csv(iter([body[a:b] for a, b in zip(marks, marks[1:])]), "list", raw=raw))
+    index = "abc".index(raw.lower()) if raw else None
+    read = csv.reader(io.StringIO(body.decode(), newline=""), skipinitialspace=True)
+    expected = [[c.replace('"', '""') if i == index and n else c for i, c in enumerate(r)]
+                for n, r in enumerate(read) if r]
+    assert got == expected

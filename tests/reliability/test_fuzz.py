@@ -77,7 +77,7 @@ def test_risk_list_rows(kind, header, body, tail, cuts):
     marks = sorted({0, len(data), *(c for c in cuts if c < len(data))})
     blocks = [data[a:b] for a, b in zip(marks, marks[1:])]    # the body as the network hands it over: cut anywhere
     rlist = source.RiskList(None, kind, "", "", 0)
-    records = read_csv(iter(blocks), "list")
+    records = read_csv(iter(blocks), "list", raw="EvidenceDetails")
     try:
         rlist._header(next(records, []))
     except SourceError:     # not a risk list: the list fails, nothing is read
@@ -102,7 +102,7 @@ def test_risk_list_rows(kind, header, body, tail, cuts):
 def test_risk_list_evidence(raw):
     from tq_conn_recorded_future import source
     _count()
-    summary = source.evidence_summary(raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw)
+    summary = source.evidence_summary(raw.decode("utf-8", "replace").replace('"', '""'))   # the cell's CSV form
     assert summary is None or (isinstance(summary, tuple) and all(isinstance(s, str) for s in summary))
 
 

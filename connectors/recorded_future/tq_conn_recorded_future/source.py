@@ -1,6 +1,5 @@
 """Recorded Future risk lists: their URLs, the streamed csv/splunk download, and one checked lookup row per entity."""
 
-import functools
 import json
 import logging
 import re
@@ -83,11 +82,12 @@ class RiskList:
         """Yield the records of one download of the list (lists of texts), its header read first."""
         with Download(self.client, self.url, describe(self.kind), expect=(200,), context=self.context) as download:
             ctx.version = download.etag or ctx.version
-            records = download.records()
+            records = download.records(raw="EvidenceDetails")
             self._header(next(records, []))
             yield from records
 
     def _header(self, names):
+        names = names if isinstance(names, list) else []
         columns = {str(n).strip().lower(): i for i, n in enumerate(names)}
         if "name" not in columns or "risk" not in columns:
             text = ",".join(names)
@@ -138,29 +138,36 @@ def ip_version(row):
     return 1 if ":" in row[0] else 0
 
 
-# EvidenceDetails: the rule, criticality and label of each evidence item, read in one pass. Items are flat objects
-# one after the other, so the n-th of each key belongs to the n-th item; a key whose value has an escape, or an
-# item without one of the keys, makes the cell be read as JSON. Lists repeat the same few combinations of rules:
+# EvidenceDetails, read in its CSV form (each quote doubled: the cell is not unquoted): the rule, criticality and
+# label of each evidence item, in one pass. Items are flat objects one after the other, so the n-th of each key
+# belongs to the n-th item; a key whose value is not plain (an escape, other spacing: matched without its value), or
+# an item without one of the keys, makes the cell be read as JSON. Lists repeat the same few combinations of rules:
 # what the keys say is kept by the keys found.
-_KEYS = re.compile(r'"(?:Rule": "([^"\\]*)"(?=[,}])|CriticalityLabel": "([^"\\]*)"(?=[,}])'
-                   r'|Criticality": (\d+(?:\.\d+)?)(?=[,}]))')
-_TIMESTAMP = re.compile(r'"Timestamp": "([^"\\]*)"')
+_KEYS = re.compile(r'""(?:Rule|CriticalityLabel|Criticality)"":(?: ""[^"\\]*""(?=[,}])| \d+(?:\.\d+)?(?=[,}]))?')
+_TIMESTAMP = re.compile(r'""Timestamp"": ""([^"\\]*)""')
 _NO_RULES = ("", "", "")
+_readings = {}
 
 
 def evidence_summary(cell):
     """Return (rule names joined by '; ', the most critical rule, its criticality label), or None if not JSON.
 
-    The most critical rule has the highest Criticality; among equals, the most recent Timestamp; among those, the
-    first.
+    cell is the EvidenceDetails field as the CSV carries it, inner quotes doubled. The most critical rule has the
+    highest Criticality; among equals, the most recent Timestamp; among those, the first.
     """
     if not cell:
         return _NO_RULES
-    reading = _reading(tuple(_KEYS.findall(cell)))
-    if reading and cell.count('"Rule":') == len(reading[1]) and cell.count('"Criticality":') == len(reading[1]):
+    found = _KEYS.findall(cell)
+    joined = "".join(found)   # each key starts with its quotes and no value holds one: joined they stay apart
+    reading = _readings.get(joined)
+    if reading is None:
+        if len(_readings) > 4096:
+            _readings.clear()
+        reading = _readings[joined] = _reading(found)
+    if reading:
+        if len(reading) == 3:
+            return reading
         joined, names, labels, best = reading
-        if len(best) == 1:
-            return joined, names[best[0]], labels[best[0]]
         times = _TIMESTAMP.findall(cell)
         if len(times) == len(names):
             pick = max(best, key=times.__getitem__)
@@ -168,21 +175,28 @@ def evidence_summary(cell):
     return _summary_of_json(cell)
 
 
-@functools.lru_cache(maxsize=4096)
 def _reading(found):
-    """Return (rules joined, rule names, labels, indexes of the most critical), or False if the keys do not pair."""
-    rules = [rule for rule, _, _ in found if rule]
-    labels = [label for _, label, _ in found if label]
-    levels = [float(level) for _, _, level in found if level]
-    if not rules or not len(levels) == len(labels) == len(rules) or len(found) != 3 * len(rules):
+    """Return what the keys of a cell say: (rules joined, the most critical, its label) when one is, else (rules
+    joined, rule names, labels, indexes of the most critical); False if the keys do not pair."""
+    values = {"Rule": [], "CriticalityLabel": [], "Criticality": []}
+    for key in found:
+        name, _, value = key[2:].partition('"":')
+        if not value:
+            return False
+        values[name].append(value.strip(' "'))
+    rules, labels, levels = values["Rule"], values["CriticalityLabel"], [float(v) for v in values["Criticality"]]
+    if not rules or not len(levels) == len(labels) == len(rules):
         return False
     top = max(levels)
-    return "; ".join(rules), rules, labels, [i for i, level in enumerate(levels) if level == top]
+    best = [i for i, level in enumerate(levels) if level == top]
+    if len(best) == 1:
+        return "; ".join(rules), rules[best[0]], labels[best[0]]
+    return "; ".join(rules), rules, labels, best
 
 
 def _summary_of_json(cell):
     try:
-        details = json.loads(cell, strict=False)  # control characters in strings are tolerated
+        details = json.loads(cell.replace('""', '"'), strict=False)  # control characters in strings are tolerated
         items = details["EvidenceDetails"] if isinstance(details, dict) else None
     except (ValueError, KeyError, RecursionError):
         return None

@@ -21,7 +21,7 @@ def sample(name):
 def parse(body, kind, version=None, min_risk=0):
     """Return (rows as dicts by column name, tally, skipped) of a body read as the connector reads a download."""
     rlist = source.RiskList(None, kind, "", "", min_risk)
-    records = read_csv(iter([body]), source.describe(kind))
+    records = read_csv(iter([body]), source.describe(kind), raw="EvidenceDetails")
     rlist._header(next(records, []))
     tally, rows, skipped = SimpleNamespace(rows=0, valid=0, rejected=0, ipv6=0), [], []
     for record in records:
@@ -164,7 +164,7 @@ def test_min_risk_leaves_out_lower_scores_without_rejecting_them():
 
 def csv_form(raw):
     """Return a JSON text as the CSV reader hands the cell over."""
-    return raw.decode("utf-8", "replace")
+    return raw.decode("utf-8", "replace").replace('"', '""')
 
 
 TIES = (b'{"EvidenceDetails": [{"Rule": "Old", "Criticality": 3.0, "CriticalityLabel": "Malicious", '
@@ -273,7 +273,7 @@ def test_fusion_urls_use_the_seed_v2_path_and_v3_for_the_etag():
                                   "risklist_hash_csv_excerpt_algorithm_column.csv", "fusion_public_test-ip_csv.csv",
                                   "risklist_url_csv_splunk_excerpt.csv"])
 def test_recorded_evidence_reads_quickly_as_json_would(name):
-    records = list(read_csv(iter([sample(name)]), name))
+    records = list(read_csv(iter([sample(name)]), name, raw="EvidenceDetails"))
     column = [c.lower() for c in records[0]].index("evidencedetails")
     for record in records[1:]:
         summary = source.evidence_summary(record[column])
@@ -294,7 +294,8 @@ def test_blocks_cut_anywhere_give_the_same_rows():
     body = (sample("risklist_ip_csv_splunk_excerpt_ipv4_ipv6.csv")
             + b'"5.6.7.8","72","1/77","{""EvidenceDetails"": [{""Rule"": ""multi\r\nline""}]}"\r\n'
             + b'"9.9.9.9","73","1/77",""')   # no newline at the end
-    whole = list(read_csv(iter([body]), "ip list"))
+    whole = list(read_csv(iter([body]), "ip list", raw="EvidenceDetails"))
     assert [r[0] for r in whole[1:]] == ["1.128.3.4", "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6", "5.6.7.8", "9.9.9.9"]
     for size in (1, 2, 3, 7, 100, 1000):
-        assert list(read_csv(iter([body[i:i + size] for i in range(0, len(body), size)]), "ip list")) == whole, size
+        chunks = iter([body[i:i + size] for i in range(0, len(body), size)])
+        assert list(read_csv(chunks, "ip list", raw="EvidenceDetails")) == whole, size
