@@ -13,6 +13,7 @@ import logging
 
 from tq_conn_common import clock
 from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, texts, upload
+from tq_conn_common.devo.events import BATCH as EVENT_BATCH
 from tq_conn_common.devo.lookup import MAX_CELL, cell, column_type, key_getter, text
 from tq_conn_common.errors import BadRecord, ConfigError, Declared, SourceError, TqConnError
 from tq_conn_common.rows import Dedupe, KeyedSpool, chunks
@@ -249,6 +250,8 @@ def _commit(ctx, final=True):
             entry["etag"], entry["rows"] = ctx.version, ctx.counts
         if ctx.stream.fingerprint is not None:
             entry["fingerprint"] = ctx.stream.fingerprint
+        entry.pop("sent_ids", None)       # the checkpoint now covers the events sent (see EventTarget)
+        entry.pop("in_flight_ids", None)
     if ctx.dry_run:
         return
     _put(ctx.run.state, ctx.stream.path, copy.deepcopy(entry))
@@ -277,7 +280,7 @@ def _target(ctx, to):
     if isinstance(to, LookupSpec):
         return LookupTarget(ctx, to)
     if isinstance(to, EventTable):
-        return _Wrapped(EventUpload(ctx.run, to), to.resolve_tag(ctx.config), ctx, to.key)
+        return EventTarget(ctx, to)
     opened = to.open(ctx)
     return _Wrapped(opened, getattr(opened, "name", type(to).__name__), ctx)
 
@@ -321,6 +324,41 @@ class _Wrapped:
 
     def close(self):
         getattr(self.sink, "close", lambda: None)()   # a sink that holds nothing open need not have one
+
+
+class EventTarget(_Wrapped):
+    """The events of one Devo table, sent in batches. With a key, each batch's ids are committed to the state as in
+    flight before it goes out and as sent once Devo took it: a run after one that died mid-send drops the events
+    sent and sends the in-flight ones again, so at most one batch reaches Devo twice."""
+
+    def __init__(self, ctx, table):
+        super().__init__(EventUpload(ctx.run, table), table.resolve_tag(ctx.config), ctx, table.key)
+        self.sent = list(ctx.saved.get("sent_ids") or ()) if table.key else []
+        ctx.known.update(self.sent)
+        again = ctx.saved.get("in_flight_ids") or ()
+        if again:
+            log.warning("%s: %d events were on their way to %s when the last run ended; they are sent again (once).",
+                        ctx.stream.name, len(again), self.label)
+
+    def send(self):
+        if self.ctx.dry_run:
+            return super().send()
+        events, self.sink.events, sent = self.sink.events, [], 0
+        for batch in chunks(events, EVENT_BATCH):
+            ids = [str(event.get(self.key)) for event in batch] if self.key else []
+            self._note(ids)
+            sent += self.sink.send(batch)
+            self.sent.extend(ids)
+            self._note([])
+        return sent
+
+    def _note(self, in_flight):
+        """Commit the stream's last checkpoint with the ids sent so far and those on their way."""
+        if self.key:
+            ctx = self.ctx
+            _put(ctx.run.state, ctx.stream.path, {**copy.deepcopy(ctx.saved), "sent_ids": self.sent,
+                                                  "in_flight_ids": in_flight})
+            ctx.run.state.commit()
 
 
 class LookupTarget:

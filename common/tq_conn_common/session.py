@@ -30,6 +30,7 @@ class Stats:
         self.skipped = 0
         self.duplicates = 0
         self.delivered = 0
+        self.unconfirmed = []   # lookups sent over the X.509 collector, which confirms nothing
         self.started = time.monotonic()
 
     @property
@@ -42,7 +43,10 @@ class Stats:
         rate = self.delivered / elapsed if elapsed > 0 else 0.0
         return (f"Run statistics: requests made {self.requests}, items received {self.received}, "
                 f"skipped as invalid {self.skipped}, duplicates dropped {self.duplicates}, "
-                f"items delivered {self.delivered}, items per second {rate:.1f}, elapsed {elapsed:.2f} s")
+                f"items delivered {self.delivered}, items per second {rate:.1f}, elapsed {elapsed:.2f} s"
+                + (f"; sent unconfirmed: lookups {', '.join(self.unconfirmed)} went through the X.509 collector "
+                   "(devo_transport: tls), which acknowledges nothing and whose lookup upload Devo announced to end "
+                   "on 2026-01-01" if self.unconfirmed else ""))
 
 
 class Run:

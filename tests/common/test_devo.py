@@ -28,6 +28,8 @@ def settings(**raw):
 
 
 def pem_settings(issued, chain, **extra):
+    """The X.509 credentials, the X.509 transport chosen on purpose unless a token is given."""
+    extra.setdefault("devo_transport", "auto" if "devo_token" in extra else "tls")
     return settings(devo_cert=issued.cert_pem, devo_key=issued.key_pem, devo_chain=chain, **extra)
 
 
@@ -92,7 +94,17 @@ def test_auto_prefers_rest_when_a_token_is_set(ca):
     issued = ca.issue("sandbox")
     assert devo.check_settings(settings(devo_token="t", devo_domain="d")).transport == "rest"
     assert devo.check_settings(pem_settings(issued, ca.cert_pem, devo_token="t", devo_domain="d")).transport == "rest"
-    assert devo.check_settings(pem_settings(issued, ca.cert_pem)).transport == "tls"
+    assert devo.check_settings(pem_settings(issued, ca.cert_pem, devo_transport="tls")).transport == "tls"
+
+
+def test_auto_with_only_x509_credentials_is_refused_naming_the_token_the_domain_and_tls(ca):
+    # Devo announced the end of the X.509 lookup upload for 2026-01-01: it is taken only when chosen on purpose.
+    with pytest.raises(ConfigError) as caught:
+        devo.check_settings(pem_settings(ca.issue("sandbox"), ca.cert_pem, devo_transport="auto"))
+    error = caught.value
+    assert error.exit_code == 2 and "2026-01-01" in error.message
+    assert "(devo_token)" in error.fix and "(devo_domain)" in error.fix and "Authentication tokens" in error.fix
+    assert "(devo_transport) to tls" in error.fix
 
 
 def test_no_credentials_names_both_ways():
@@ -110,15 +122,25 @@ def test_rest_needs_token_and_domain():
 
 def test_tls_names_each_missing_credential(ca):
     with pytest.raises(ConfigError) as caught:
-        devo.check_settings(settings(devo_cert=ca.issue("x").cert_pem))
+        devo.check_settings(settings(devo_cert=ca.issue("x").cert_pem, devo_transport="tls"))
     text = str(caught.value)
     assert "devo_key" in text and "devo_chain" in text and "(devo_cert)" not in text.split(" not set")[0]
     assert "Lookups API" in text
 
 
-def test_events_need_the_x509_credentials_even_with_a_token():
-    with pytest.raises(ConfigError, match="events are sent"):
+def test_events_need_the_http_endpoint_token_or_the_x509_credentials():
+    with pytest.raises(ConfigError, match="events are sent") as caught:
         devo.check_settings(settings(devo_token="t", devo_domain="d"), events=True)
+    assert "(devo_http_token)" in str(caught.value)
+
+
+def test_events_go_through_the_http_endpoint_when_its_token_is_set(ca):
+    assert devo.check_settings(settings(devo_http_token="h", devo_domain="d"), events=True).transport == "http"
+    chosen = pem_settings(ca.issue("sandbox"), ca.cert_pem, devo_http_token="h", devo_domain="d", devo_transport="tls")
+    assert devo.check_settings(chosen, events=True).transport == "tls"
+    with pytest.raises(ConfigError, match=r"\(devo_domain\) is not set"):
+        devo.check_settings(settings(devo_http_token="h"), events=True)
+    assert devo.Settings("http", settings(devo_region="eu")).http_url == "https://http-eu.devo.io"
 
 
 # ---- credential checks ----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import argparse
 import datetime
 import logging
 import os
+import time
 import warnings
 
 import pytest
@@ -17,6 +18,7 @@ from tq_conn_common.state import State
 from tq_conn_sandbox import pki
 from tq_conn_sandbox.services.devo import DEFAULT_TOKEN
 
+_sleep = time.sleep
 SPEC = devo.LookupSpec(name_from="lookup_name", key="value",
                        columns=(devo.Column("value"), devo.Column("type"), devo.Column("score", "int"),
                                 devo.Column("ratio", float), devo.Column("active", bool)))
@@ -44,7 +46,7 @@ def tls(sandbox, issued=None, chain=None, **extra):
     issued = issued or service.client_certificate()
     host, port = service.collector_address
     return {"devo_cert": issued.cert_pem, "devo_key": issued.key_pem, "devo_chain": chain or service.authority.cert_pem,
-            "devo_host": host, "devo_port": port, "devo_tls_delay": 0, **extra}
+            "devo_host": host, "devo_port": port, "devo_tls_delay": 0, "devo_transport": "tls", **extra}
 
 
 TRANSPORTS = {"rest": rest, "tls": tls}
@@ -267,21 +269,29 @@ def test_collector_unreachable_is_a_retryable_delivery_error(sandbox, tmp_path):
     assert caught.value.retryable and "devo_host" in caught.value.fix
 
 
-def test_deprecation_warning_becomes_one_log_line(sandbox, tmp_path, caplog):
+def test_x509_lookups_are_told_unconfirmed_in_the_summary_line(sandbox, tmp_path):
     run = make_run(tmp_path, **tls(sandbox))
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         devo.deliver(run, SPEC, iter(ROWS))
+        devo.deliver(run, SPEC, iter(ROWS), name="Another_Lookup")
     assert not [w for w in caught if issubclass(w.category, DeprecationWarning)]
-    lines = [r for r in caplog.records if "2026-01-01" in r.getMessage()]
-    assert len(lines) == 1 and "Lookups REST API" in lines[0].getMessage()
+    # The run's summary line says, once, which lookups went out unconfirmed and why.
+    line = run.stats.line()
+    assert line.count("sent unconfirmed") == 1 and "2026-01-01" in line and "devo_transport: tls" in line
+    assert f"lookups {run.config.lookup_name}, Another_Lookup went through the X.509 collector" in line
 
 
-def test_collector_closing_idle_sockets_mid_upload(sandbox, tmp_path):
+def test_collector_closing_idle_sockets_mid_upload_fails_the_lookup_whole(sandbox, tmp_path, monkeypatch):
+    # The collector closes the connection during the pause after START; devo-sdk reconnects without a word, so
+    # the rows would go into a connection that never saw the START. The lookup is sent whole again, then fails.
+    monkeypatch.setattr("time.sleep", lambda seconds: None if seconds >= 1 else _sleep(seconds))
     sandbox["devo"].settings["collector_idle_close"] = 0.3
     run = make_run(tmp_path, **tls(sandbox, devo_tls_delay=0.8))
-    assert devo.deliver(run, SPEC, iter(ROWS)) == 3
-    assert rows_of(sandbox) == expected(ROWS)
+    with pytest.raises(DeliveryError, match="the connection broke 3 times") as caught:
+        devo.deliver(run, SPEC, iter(ROWS))
+    assert caught.value.exit_code == 1 and "next run sends it again" in caught.value.fix
+    assert rows_of(sandbox) is None and run.stats.delivered == 0
 
 
 def test_events_to_a_table(sandbox, tmp_path):

@@ -78,7 +78,7 @@ def rest_values(**more):
 def tls_values(sandbox, **more):
     issued = sandbox["devo"].client_certificate()
     return {"devo_cert": issued.cert_pem, "devo_key": issued.key_pem, "devo_chain": sandbox["devo"].authority.cert_pem,
-            "lookup_name": LOOKUP, "collection_name": "Devo Export", "threatq_hostname": HOSTNAME, **more}
+            "devo_transport": "tls", "lookup_name": LOOKUP, "collection_name": "Devo Export", "threatq_hostname": HOSTNAME, **more}
 
 
 @pytest.fixture

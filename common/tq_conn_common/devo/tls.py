@@ -25,7 +25,7 @@ sdk_log = logging.getLogger("tq_conn_common.devo_tls.sdk")
 
 SOCKET_TIMEOUT = 30            # devo-sdk's default; every write must progress within it
 VERDICT_WAIT = 0.5             # at most this long after connecting, for a collector refusing the certificate (TLS 1.3)
-SEND_ATTEMPTS = 3
+ATTEMPTS = 3                   # connections tried for one lookup or batch of events
 _BARE = re.compile(r'^[^",\s\\]+$')
 
 
@@ -72,22 +72,73 @@ def credential_files(settings):
 
 
 @contextlib.contextmanager
-def sender(settings):
-    """Yield a connected devo-sdk Sender for the collector of the Devo settings; close it afterwards."""
+def sender(settings, inactivity=3600):
+    """Yield a connected devo-sdk Sender for the collector of the Devo settings. Leaving the block normally closes
+    the connection so that the collector confirms it read everything (see confirm_close), else raises Broken."""
     host, port = settings.collector
     where = f"{host}:{port}"
     with credential_files(settings) as files:
         try:
             con = Sender(config={"address": host, "port": port, "key": files["key"], "cert": files["cert"],
                                  "chain": files["chain"], "check_hostname": True},
-                         timeout=SOCKET_TIMEOUT, logger=sdk_log)
+                         timeout=SOCKET_TIMEOUT, inactivity_timeout=inactivity, logger=sdk_log)
         except DevoSenderException as exc:
             raise _connect_error(where, exc) from None
         try:
             _verdict(con, where)
             yield con
+            confirm_close(con)
         finally:
             con.close()
+
+
+class Broken(Exception):
+    """The connection to the collector broke: what went into it is not known to have arrived."""
+
+
+def write(con, send):
+    """Call send() (one message through con); raise Broken if it failed or devo-sdk had to reconnect (it does so
+    silently when the collector closed or reset the connection: what was written before is lost)."""
+    try:
+        send()
+    except DevoSenderException as exc:
+        raise Broken(str(exc)) from None
+    if con.reconnection != 1:
+        raise Broken("the collector closed the connection and devo-sdk reconnected")
+
+
+def confirm_close(con):
+    """Close con's connection in a way that shows the collector took everything: our TLS close_notify, answered by
+    the collector's (or its orderly close of the connection). A reset, a TLS error or no answer raises Broken."""
+    sock, con.socket = con.socket, None
+    if sock is None or con.reconnection != 1:
+        raise Broken("the connection was lost before its end")
+    try:
+        sock.settimeout(SOCKET_TIMEOUT)
+        try:
+            sock.unwrap()            # sends close_notify; returns once the collector answered with its own
+        except ssl.SSLEOFError:
+            pass                     # the collector closed the connection in order (FIN) without a close_notify
+    except (ssl.SSLError, OSError) as exc:   # a reset, a timeout
+        raise Broken(f"the collector did not confirm the end of the connection ({exc})") from None
+    finally:
+        sock.close()
+
+
+def attempts(what, where, deliver):
+    """Return deliver(), called again on a new connection when the connection broke, up to ATTEMPTS times; then
+    raise DeliveryError (nothing of what was sent counts as delivered)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return deliver()
+        except Broken as exc:
+            if attempt == ATTEMPTS:
+                raise DeliveryError(f"Sending {what} to the Devo collector at {where} failed: the connection broke "
+                                    f"{ATTEMPTS} times ({exc}).", "run again later; nothing was committed as "
+                                    "delivered, so the next run sends it again.", retryable=True) from None
+            log.warning("The connection to the Devo collector at %s broke while sending %s (%s); sending it again "
+                        "on a new connection (%d of %d).", where, what, exc, attempt, ATTEMPTS - 1)
+            time.sleep(attempt)
 
 
 def _connect_error(where, exc):
@@ -126,22 +177,6 @@ def _verdict(con, where):
                                 "run again later.", retryable=True)
 
 
-def _send(send, where, done, total):
-    """Call send() for one message; devo-sdk reconnects on the next try, up to SEND_ATTEMPTS; then DeliveryError."""
-    for attempt in range(1, SEND_ATTEMPTS + 1):
-        try:
-            send()
-            return
-        except DevoSenderException as exc:
-            if attempt == SEND_ATTEMPTS:
-                raise DeliveryError(f"Sending to the Devo collector at {where} failed after {done} of {total} "
-                                    f"messages ({exc}).", "run again later; nothing was committed as delivered.",
-                                    retryable=True) from None
-            log.warning("Send to the Devo collector at %s failed (%s); reconnecting (%d of %d).", where, exc,
-                        attempt, SEND_ATTEMPTS - 1)
-            time.sleep(0.2 * attempt)
-
-
 def _lines(spool):
     spool.seek(0)
     for raw in spool:
@@ -171,59 +206,59 @@ class TlsUpload(Upload):
         log.info("Spooled %d rows for lookup %s.", count, name)
         if self.nothing_to_send():
             return 0
-        key_index = self.spec.key_index
-        headers = Lookup.list_to_headers(headers=self.spec.names, key_index=key_index, types=self.kinds)
+        headers = Lookup.list_to_headers(headers=self.spec.names, key_index=self.spec.key_index, types=self.kinds)
+        delay = float(run.config.get(TLS_DELAY.key, TLS_DELAY.default))
         started = time.monotonic()
-        with sender(self.settings) as con:
-            lookup = Lookup(name=name, con=con, delay=float(run.config.get(TLS_DELAY.key, TLS_DELAY.default)),
-                            escape_quotes=True, escape_newline=True)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DeprecationWarning)
-                _control(lookup, Lookup.EVENT_START, headers, action, where)
-            if any(issubclass(w.category, DeprecationWarning) for w in caught) \
-                    and not getattr(run, "devo_tls_warned", False):
-                run.devo_tls_warned = True  # one line per run, however many lookups go out
-                log.warning("Devo ends the table-based lookup upload used by the X.509 transport on 2026-01-01; "
-                            "set 'Devo API Token' (devo_token) and 'Devo Domain' (devo_domain) to use the Lookups "
-                            "REST API instead (devo_transport: rest).")
-            delete = mode == "delete"
-            sent = 0
-            for line in _lines(self.spool):
-                _send(lambda: lookup.send_data(row=line, delete=delete), where, sent, count)
-                sent += 1
-                if sent % 100_000 == 0:
-                    log.info("Sent %d of %d rows of lookup %s.", sent, count, name)
-            _control(lookup, Lookup.EVENT_END, headers, action, where)
-        log.info("Sent %d rows to lookup %s in %.1f s; Devo loads them in the background (minutes).",
-                 sent, name, time.monotonic() - started)
+
+        def deliver():   # START, the rows, END on one connection; all again on a new one if it breaks
+            with sender(self.settings) as con:
+                lookup = Lookup(name=name, con=con, delay=delay, escape_quotes=True, escape_newline=True)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", DeprecationWarning)
+                    write(con, lambda: lookup.send_control(event=Lookup.EVENT_START, headers=headers, action=action))
+                if any(issubclass(w.category, DeprecationWarning) for w in caught):
+                    sdk_log.debug("devo-sdk: %s", caught[0].message)
+                delete, sent = mode == "delete", 0
+                for line in _lines(self.spool):
+                    write(con, lambda: lookup.send_data(row=line, delete=delete))
+                    sent += 1
+                    if sent % 100_000 == 0:
+                        log.info("Sent %d of %d rows of lookup %s.", sent, count, name)
+                write(con, lambda: lookup.send_control(event=Lookup.EVENT_END, headers=headers, action=action))
+
+        attempts(f"lookup {name}", where, deliver)
+        run.stats.unconfirmed.append(name)
+        log.info("Sent %d rows to lookup %s in %.1f s; the collector confirmed the connection's end. Devo loads them "
+                 "in the background (minutes) and confirms nothing more.", count, name, time.monotonic() - started)
         return count
 
 
-def _control(lookup, event, headers, action, where):
-    try:
-        lookup.send_control(event=event, headers=headers, action=action)
-    except DevoSenderException as exc:
-        raise DeliveryError(f"Sending the {event} of lookup '{lookup.name}' to the Devo collector at {where} "
-                            f"failed ({exc}).", "run again later; nothing was committed as delivered.",
-                            retryable=True) from None
-
-
 def send_events(run, tag, events):
-    """Send events (dicts as JSON, or text) to the Devo table tag; return how many were sent."""
+    """Send one batch of events (dicts as JSON, or text) to the Devo table tag on one connection, again on a new
+    one if it breaks; return how many were sent once the collector confirmed the connection's end."""
     settings = settings_of(run)
     host, port = settings.collector
     where = f"{host}:{port}"
-    log.info("Devo transport: X.509 collector %s (devo-sdk Sender); events to table %s.", where, tag)
-    lines = [json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
-             if isinstance(event, (dict, list)) else str(event).replace("\n", "\\n") for event in events]
+    lines = [event_line(event).replace("\n", "\\n") for event in events]
     if not lines:
-        log.info("No events for table %s.", tag)
         return 0
-    with sender(settings) as con:
-        for sent, line in enumerate(lines):
-            _send(lambda: con.send(tag, line), where, sent, len(lines))
-    log.info("Sent %d events to table %s.", len(lines), tag)
+
+    def deliver():
+        with sender(settings) as con:
+            for line in lines:
+                write(con, lambda: con.send(tag, line))
+
+    attempts(f"{len(lines)} events to table {tag}", where, deliver)
+    log.info("Sent %d events to table %s through the X.509 collector %s.", len(lines), tag, where)
     return len(lines)
 
 
-__all__ = ["TlsUpload", "send_events", "sender", "credential_files", "wire_field", "wire_row"]
+def event_line(event):
+    """Return the text of one event: a dict or list as compact JSON, anything else as text."""
+    if isinstance(event, (dict, list)):
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
+    return str(event)
+
+
+__all__ = ["TlsUpload", "send_events", "sender", "credential_files", "wire_field", "wire_row", "Broken", "write",
+           "confirm_close", "attempts", "event_line"]

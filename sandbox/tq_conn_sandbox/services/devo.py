@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "sandbox-devo-token"
 DEFAULT_DOMAIN = "sandbox"
+DEFAULT_HTTP_TOKEN = "sandboxHttpEndpointToken0123456789"[:32]   # the HTTP endpoint's tokens: 32 letters and digits
+HTTP_LIMIT = 32 * 1024 * 1024   # bytes of one HTTP endpoint request
 STAGING_TIMEOUT = 3600          # a START without END is dropped after this many seconds
 MAX_EVENTS_PER_TABLE = 200_000
 
@@ -78,6 +80,7 @@ class Devo(Service):
         self.staging = {}       # upload id -> staged table-path upload
         self.collector_log = []  # problems seen on the collector (bad lines, unknown uploads)
         self.settings = {"tokens": list(self.options.get("tokens", [DEFAULT_TOKEN])),
+                         "http_tokens": list(self.options.get("http_tokens", [DEFAULT_HTTP_TOKEN])),
                          "job_delay": float(self.options.get("job_delay", 0.0)),
                          "job_error": None, "collector_refuse": False, "collector_idle_close": 0,
                          "collector_reset_after": 0}
@@ -292,6 +295,31 @@ class Devo(Service):
 
     # ---- inspection and control -------------------------------------------------------------------------------
 
+    # ---- HTTP endpoint (events with a token): <endpoint>/<mode>/<domain>/token!<token>/<host>/<tag>[?message] ----
+
+    @route("POST", r"^/(?P<mode>stream|event)/(?P<domain>[^/]+)/token!(?P<token>[^/]+)/(?P<host>[^/]+)/(?P<tag>[^/]+)$")
+    def http_events(self, request, mode, domain, token, host, tag):
+        return self._http_events(request, mode, unquote(domain), token, unquote(host), unquote(tag))
+
+    @route("GET", r"^/(?P<mode>event)/(?P<domain>[^/]+)/token!(?P<token>[^/]+)/(?P<host>[^/]+)/(?P<tag>[^/]+)$")
+    def http_event(self, request, mode, domain, token, host, tag):
+        return self._http_events(request, mode, unquote(domain), token, unquote(host), unquote(tag))
+
+    def _http_events(self, request, mode, domain, token, host, tag):
+        if token not in self.settings["http_tokens"]:
+            return error(401, "Invalid token")
+        if int(request.headers.get("Content-Length") or 0) > HTTP_LIMIT:
+            return error(413, "Request too large: the limit is 32 MB")
+        body = request.body.decode("utf-8", "replace") if request.method == "POST" else unquote(request.raw_query)
+        lines = [line for line in body.split("\n") if line] if mode == "stream" else [body.rstrip("\n")]
+        now = time.time()
+        with self.lock:
+            events = self.events.setdefault(tag, [])
+            events.extend({"domain": domain, "tag": tag, "pri": 14, "date": None, "host": host, "message": line,
+                           "received": now, "via": "http"} for line in lines)
+            del events[:max(0, len(events) - MAX_EVENTS_PER_TABLE)]
+        return Response(b"", status=200 if mode == "stream" else 204)
+
     def lookup(self, name, domain=DEFAULT_DOMAIN, offset=0, limit=None):
         """Return a lookup's key, columns and current rows (dicts), or None if it does not exist."""
         with self.lock:
@@ -422,8 +450,10 @@ class Devo(Service):
             reset_after = int(self.settings["collector_reset_after"] or 0)
             seen = 0
             while True:
+                ended = False   # the client's close_notify: answered with ours, as a TLS server does
                 try:
                     data = conn.recv(256 * 1024)
+                    ended = not data
                 except socket.timeout:
                     break
                 except (ssl.SSLError, OSError):
@@ -431,6 +461,11 @@ class Devo(Service):
                 if not data:
                     for message in stream.finish():
                         self._message(domain, message)
+                    if ended:
+                        try:
+                            conn.unwrap()
+                        except (ssl.SSLError, OSError):
+                            pass
                     break
                 for message in stream.feed(data):
                     self._message(domain, message)
@@ -565,4 +600,4 @@ def _close(sock):
 
 
 # Stream and parse_fields are also offered here, where they lived before devo_wire (tests of common import them).
-__all__ = ["Devo", "Lookup", "DEFAULT_TOKEN", "DEFAULT_DOMAIN", "Stream", "parse_fields"]
+__all__ = ["Devo", "Lookup", "DEFAULT_TOKEN", "DEFAULT_DOMAIN", "DEFAULT_HTTP_TOKEN", "Stream", "parse_fields"]
