@@ -102,11 +102,13 @@ class Faults:
         self._rules = []
         self._lock = threading.Lock()
 
-    ACTIONS = ("status", "retry_after", "body", "delay", "cut", "malformed", "html")
+    ACTIONS = ("status", "retry_after", "body", "delay", "cut", "malformed", "html", "hold", "after")
 
     def add(self, path=".*", method=None, count=1, **action):
         """Add a rule for the next count matching requests (0: until cleared); action keys: status, retry_after,
-        body, delay, cut, malformed, html. Raise ValueError for an unknown key or a bad value."""
+        body, delay, cut, malformed, html, hold (seconds between handling a request and answering it: a client can
+        be killed in between), after (matching requests let through first). Raise ValueError for an unknown key or
+        a bad value."""
         unknown = sorted(set(action) - set(self.ACTIONS))
         if unknown:
             raise ValueError(f"unknown fault key(s) {', '.join(unknown)}; known: path, method, count, "
@@ -116,8 +118,10 @@ class Faults:
             pattern = re.compile(path)
             if action.get("status") is not None:
                 action["status"] = int(action["status"])
-            if action.get("delay") is not None:
-                action["delay"] = float(action["delay"])
+            for key in ("delay", "hold"):
+                if action.get(key) is not None:
+                    action[key] = float(action[key])
+            action["after"] = int(action.get("after") or 0)
         except (TypeError, ValueError, re.error) as exc:
             raise ValueError(f"bad fault rule: {exc}") from None
         if count < 0:
@@ -137,6 +141,9 @@ class Faults:
             for rule in self._rules:
                 if (rule["method"] and rule["method"] != method) or not rule["path"].search(path):
                     continue
+                if rule["after"] > 0:
+                    rule["after"] -= 1
+                    return None
                 if rule["left"] is not None:
                     rule["left"] -= 1
                     if rule["left"] <= 0:
@@ -253,6 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("stand-in %s failed on %s %s", service.name, request.method, request.path)
             response = error(500, f"stand-in failure: {type(exc).__name__}: {exc}")
         _ = request.body  # drain what the handler did not read, so keep-alive stays in step
+        if fault and fault.get("hold"):
+            time.sleep(fault["hold"])
         self._send(response, cut=bool(fault and fault.get("cut")))
 
     def _send(self, response, cut=False):

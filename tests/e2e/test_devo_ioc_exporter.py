@@ -157,8 +157,9 @@ def test_first_run_on_a_terminal_prompts_registers_the_connector_and_says_set_in
     assert record["category"]["name"] == "Labs" and record["is_active"] is False
     assert record["indicator_status_id"] == 4                      # Review
     labels = [f["label"] for f in record["custom_fields"]]
-    assert labels[:4] == ["Devo API Region", "Devo X.509 Certificate", "Devo X.509 Private Key",
-                          "Devo X.509 Chain CA"]
+    # The Lookups API's token and domain before the X.509 fields (X.509 lookups are unconfirmed, past their end).
+    assert labels[:7] == ["Devo API Region", "Devo API Token", "Devo Domain", "Devo Transport",
+                          "Devo X.509 Certificate", "Devo X.509 Private Key", "Devo X.509 Chain CA"]
     assert "Kill Previous Runs After X Seconds" in labels and "ThreatQ Password" not in labels
     # not yet enabled in the UI: the next run (from cron: no terminal) says so and touches nothing
     result = exporter()

@@ -8,10 +8,11 @@ from tq_conn_common import Column, Connector, LookupSpec, Param, Stream, devo, t
 from tq_conn_devo_ioc_exporter import source
 
 _DEVO = {p.key: p for p in devo.output_params()}
-_DEVO_UI = ("devo_region", "devo_cert", "devo_key", "devo_chain", "devo_token", "devo_domain")
+# The Lookups API token and domain come before the X.509 fields: X.509 lookups are unconfirmed and past their end.
+_DEVO_UI = ("devo_region", "devo_token", "devo_domain", "devo_transport", "devo_cert", "devo_key", "devo_chain")
 _UI_HELP = " Set it in the ThreatQ UI (Configuration tab of the connector) or in the config file."
 
-# The Configuration tab, in the order of the vendor guide (seed 003), the Lookups API token and domain added.
+# The Configuration tab: the vendor guide's fields (seed 003), the Lookups API token and domain first.
 UI_PARAMS = tuple(replace(_DEVO[key], ui=True) for key in _DEVO_UI) + (
     Param("lookup_name", "Lookup Table Name", required=True, ui=True, check=devo.check_name,
           help="Name of the Devo lookup the IOCs are pushed to (letters, digits and underscore)." + _UI_HELP),

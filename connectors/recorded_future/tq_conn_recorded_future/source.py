@@ -138,11 +138,9 @@ def ip_version(row):
     return 1 if ":" in row[0] else 0
 
 
-# EvidenceDetails, read in its CSV form (each quote doubled: the cell is not unquoted): the rule, criticality and
-# label of each evidence item, in one pass. Items are flat objects one after the other, so the n-th of each key
-# belongs to the n-th item; a key whose value is not plain (an escape, other spacing: matched without its value), or
-# an item without one of the keys, makes the cell be read as JSON. Lists repeat the same few combinations of rules:
-# what the keys say is kept by the keys found.
+# EvidenceDetails in its CSV form (quotes doubled): rule, criticality and label of each item in one pass; the n-th of
+# each key belongs to the n-th item. A key whose value is not plain (an escape, other spacing) or an item lacking a
+# key makes the cell be read as JSON. Lists repeat a few combinations of rules: a reading is kept by the keys found.
 _KEYS = re.compile(r'""(?:Rule|CriticalityLabel|Criticality)"":(?: ""[^"\\]*""(?=[,}])| \d+(?:\.\d+)?(?=[,}]))?')
 _TIMESTAMP = re.compile(r'""Timestamp"": ""([^"\\]*)""')
 _NO_RULES = ("", "", "")
@@ -150,11 +148,8 @@ _readings = {}
 
 
 def evidence_summary(cell):
-    """Return (rule names joined by '; ', the most critical rule, its criticality label), or None if not JSON.
-
-    cell is the EvidenceDetails field as the CSV carries it, inner quotes doubled. The most critical rule has the
-    highest Criticality; among equals, the most recent Timestamp; among those, the first.
-    """
+    """Return (rule names joined by '; ', the most critical rule, its criticality label), or None if not JSON; cell
+    as the CSV carries it. The most critical: the highest Criticality, then the latest Timestamp, then the first."""
     if not cell:
         return _NO_RULES
     found = _KEYS.findall(cell)
@@ -164,20 +159,19 @@ def evidence_summary(cell):
         if len(_readings) > 4096:
             _readings.clear()
         reading = _readings[joined] = _reading(found)
-    if reading:
-        if len(reading) == 3:
-            return reading
-        joined, names, labels, best = reading
+    if not reading:
+        return _summary_of_json(cell)
+    joined, names, labels, best = reading
+    if len(best) > 1:
         times = _TIMESTAMP.findall(cell)
-        if len(times) == len(names):
-            pick = max(best, key=times.__getitem__)
-            return joined, names[pick], labels[pick]
-    return _summary_of_json(cell)
+        if len(times) != len(names):
+            return _summary_of_json(cell)
+        best = [max(best, key=times.__getitem__)]
+    return joined, names[best[0]], labels[best[0]]
 
 
 def _reading(found):
-    """Return what the keys of a cell say: (rules joined, the most critical, its label) when one is, else (rules
-    joined, rule names, labels, indexes of the most critical); False if the keys do not pair."""
+    """Return (rules joined, rule names, labels, indexes of the most critical), or False if the keys do not pair."""
     values = {"Rule": [], "CriticalityLabel": [], "Criticality": []}
     for key in found:
         name, _, value = key[2:].partition('"":')
@@ -187,11 +181,7 @@ def _reading(found):
     rules, labels, levels = values["Rule"], values["CriticalityLabel"], [float(v) for v in values["Criticality"]]
     if not rules or not len(levels) == len(labels) == len(rules):
         return False
-    top = max(levels)
-    best = [i for i, level in enumerate(levels) if level == top]
-    if len(best) == 1:
-        return "; ".join(rules), rules[best[0]], labels[best[0]]
-    return "; ".join(rules), rules, labels, best
+    return "; ".join(rules), rules, labels, [i for i, level in enumerate(levels) if level == max(levels)]
 
 
 def _summary_of_json(cell):

@@ -83,7 +83,7 @@ class Devo(Service):
                          "http_tokens": list(self.options.get("http_tokens", [DEFAULT_HTTP_TOKEN])),
                          "job_delay": float(self.options.get("job_delay", 0.0)),
                          "job_error": None, "collector_refuse": False, "collector_idle_close": 0,
-                         "collector_reset_after": 0}
+                         "collector_reset_after": 0, "collector_reset_times": 0}
         if self._connections:
             for conn in list(self._connections):
                 _close(conn)
@@ -472,6 +472,12 @@ class Devo(Service):
                     seen += 1
                     if reset_after and seen >= reset_after:
                         self._problem(f"connection reset after {seen} messages (fault)")
+                        with self.lock:   # collector_reset_times: only so many connections (0: every one)
+                            times = int(self.settings["collector_reset_times"] or 0)
+                            if times:
+                                self.settings["collector_reset_times"] = times - 1
+                                if times == 1:
+                                    self.settings["collector_reset_after"] = 0
                         raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                         return
         finally:

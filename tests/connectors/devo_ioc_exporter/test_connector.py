@@ -14,8 +14,8 @@ def test_the_first_run_prompts_are_the_vendor_guides_five_in_order():
 
 def test_the_ui_parameters_are_the_configuration_tab():
     labels = [p.label for p in PARAMS if p.ui]
-    assert labels == ["Devo API Region", "Devo X.509 Certificate", "Devo X.509 Private Key", "Devo X.509 Chain CA",
-                      "Devo API Token", "Devo Domain", "Lookup Table Name", "ThreatQ Data Collection Name",
+    assert labels == ["Devo API Region", "Devo API Token", "Devo Domain", "Devo Transport", "Devo X.509 Certificate",
+                      "Devo X.509 Private Key", "Devo X.509 Chain CA", "Lookup Table Name", "ThreatQ Data Collection Name",
                       "ThreatQ Hostname", "Batch Size", "Allow Multiple Runs", "Kill Previous Runs After X Seconds"]
 
 
