@@ -5,6 +5,7 @@ import logging
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 import uuid
@@ -478,7 +479,7 @@ class Devo(Service):
                                 self.settings["collector_reset_times"] = times - 1
                                 if times == 1:
                                     self.settings["collector_reset_after"] = 0
-                        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # RST
                         return
         finally:
             self._connections.discard(conn)
