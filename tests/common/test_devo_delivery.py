@@ -53,13 +53,17 @@ TRANSPORTS = {"rest": rest, "tls": tls}
 
 
 def rows_of(sandbox, name="TQ_Test"):
+    """The lookup's rows, each value in its text form: the Lookups API types only whole numbers (INT8), the X.509
+    path every column, and both must carry the same values."""
     view = sandbox["devo"].lookup(name)
-    return None if view is None else sorted(view["rows"], key=lambda r: r["value"])
+    return None if view is None else sorted(({k: devo.text(v) for k, v in row.items()} for row in view["rows"]),
+                                            key=lambda r: r["value"])
 
 
 def expected(rows):
-    return sorted(({"value": r["value"], "type": r.get("type") or "", "score": r.get("score"),
-                    "ratio": r.get("ratio"), "active": r.get("active")} for r in rows), key=lambda r: r["value"])
+    return sorted(({"value": r["value"], "type": r.get("type") or "", "score": devo.text(r.get("score")),
+                    "ratio": devo.text(r.get("ratio")), "active": devo.text(r.get("active"))} for r in rows),
+                  key=lambda r: r["value"])
 
 
 @pytest.fixture(params=sorted(TRANSPORTS))
@@ -94,9 +98,11 @@ def test_both_transports_land_identical_tables(sandbox, tmp_path):
     devo.deliver(make_run(tmp_path, **rest(sandbox)), SPEC, iter(rows), name="Via_REST")
     devo.deliver(make_run(tmp_path, **tls(sandbox)), SPEC, iter(rows), name="Via_TLS")
     via_rest, via_tls = sandbox["devo"].lookup("Via_REST"), sandbox["devo"].lookup("Via_TLS")
-    assert via_rest["columns"] == via_tls["columns"] and via_rest["key"] == via_tls["key"] == "value"
-    assert via_rest["rows"] == via_tls["rows"]
-    assert len(via_rest["rows"]) == len(rows)
+    assert [c["name"] for c in via_rest["columns"]] == [c["name"] for c in via_tls["columns"]]
+    assert via_rest["key"] == via_tls["key"] == "value"
+    # The Lookups API gets only the types Devo documents (STRING, INT8); the values are the same.
+    assert {c["type"] for c in via_rest["columns"]} == {"STRING", "INT8"}
+    assert rows_of(sandbox, "Via_REST") == rows_of(sandbox, "Via_TLS") and len(via_rest["rows"]) == len(rows)
 
 
 def test_awkward_values_arrive_unchanged(sandbox, tmp_path, transport):
@@ -117,7 +123,8 @@ def test_typed_values_are_typed_in_devo(sandbox, tmp_path, transport):
     run = make_run(tmp_path, **TRANSPORTS[transport](sandbox))
     devo.deliver(run, spec, iter([{"ip": "10.0.0.1", "n": -5, "big": 2 ** 40, "when": when}]))
     view = sandbox["devo"].lookup("Typed")
-    assert [c["type"] for c in view["columns"]] == ["IP4", "INT4", "INT8", "STRING"]
+    assert [c["type"] for c in view["columns"]] == (["IP4", "INT4", "INT8", "STRING"] if transport == "tls" else
+                                                    ["STRING", "INT8", "INT8", "STRING"])   # documented types only
     assert view["rows"] == [{"ip": "10.0.0.1", "n": -5, "big": 2 ** 40, "when": "2025-01-31T00:00:00+00:00"}]
 
 
@@ -351,3 +358,41 @@ def test_a_connector_without_devo_settings_exits_2(sandbox, tmp_path, capsys):
     (tmp_path / "tq-conn-devo-check.yaml").write_text(yaml.safe_dump({"lookup_name": "TQ_Test"}))
     assert _connector().execute(["-c", str(tmp_path)]) == 2
     assert "No Devo credentials are set" in capsys.readouterr().err
+
+
+# ---- the Lookups API: an upload counts when Devo says it loaded ------------------------------------------------
+
+def uploads(sandbox):
+    return [r for r in sandbox["devo"].requests if r["path"].endswith("/deploy-csv")]
+
+
+def test_an_upload_without_an_answer_waits_for_the_job_devo_started_instead_of_sending_again(sandbox, tmp_path,
+                                                                                           monkeypatch):
+    run = make_run(tmp_path, **rest(sandbox))
+    devo.deliver(run, SPEC, iter(ROWS[:1]))                       # the lookup exists: the next upload is a PUT
+    monkeypatch.setenv("TQ_CONN_HTTP_TIMEOUT", "0.5")
+    sandbox["devo"].faults.add(path=r"/deploy-csv$", method="PUT", count=1, hold=2)   # taken, then no answer
+    before = len(uploads(sandbox))
+    assert devo.deliver(make_run(tmp_path, **rest(sandbox)), SPEC, iter(ROWS)) == 3
+    assert len(uploads(sandbox)) - before == 1                    # not sent twice
+    assert rows_of(sandbox) == expected(ROWS)
+
+
+def test_an_upload_refused_before_devo_took_it_is_sent_again(sandbox, tmp_path):
+    run = make_run(tmp_path, **rest(sandbox))
+    sandbox["devo"].faults.add(path=r"/deploy-csv$", method="POST", count=1, status=503)
+    assert devo.deliver(run, SPEC, iter(ROWS)) == 3
+    assert len(uploads(sandbox)) == 2 and rows_of(sandbox) == expected(ROWS)
+
+
+@pytest.mark.parametrize("entry,final", [
+    ({"status": "create.ok", "msg": "Lookup successfully created"}, "create.ok"),
+    ({"code": "push.err", "msg": "bad column"}, "push.err"),        # the code under another key
+    ({"state": "create.start"}, "create.start"),
+    ({"msg": "Lookup successfully created"}, "done.ok"),           # Devo's own client checks only this
+    ({"msg": "Lookup creation started"}, ""),
+    ("update.ok", "update.ok"),
+])
+def test_job_statuses_are_read_under_whatever_key_devo_uses(entry, final):
+    from tq_conn_common.devo.rest import _status
+    assert _status(entry) == final

@@ -108,14 +108,14 @@ def test_first_run_delivers_each_type_to_its_lookup_and_the_alerts_to_the_table(
     domains = sandbox["devo"].lookup(DOMAINS)
     assert domains["key"] == "value.domain" and domains["total"] == PER_TYPE
     types = {c["name"]: c["type"] for c in domains["columns"]}
-    assert types["header_.indexed_at"] == "INT8" and types["header_.is_visible"] == "BOOLEAN"
+    assert types["header_.indexed_at"] == "INT8" and types["header_.is_visible"] == "STRING"   # documented types
     assert types["Event.info"] == "STRING" and types["Event.publish_timestamp"] == "STRING"
     assert not any(name.startswith(("_meta", "enrichments")) for name in types)
     row = next(r for r in domains["rows"] if r["value.domain"] == "quasar-c2-0.example.net")
     assert row["type"] == "domain" and row["Event.info"].startswith('Analysis: quasar "')
     assert json.loads(row["Event.Tag"])[1]["name"] == "malware:quasar"       # a list is one JSON column
     assert json.loads(row["Event.Galaxy"])[0]["GalaxyCluster"][0]["meta"]["external_id"] == ["T1116"]
-    assert row["header_.is_visible"] is True and isinstance(row["header_.indexed_at"], int)
+    assert row["header_.is_visible"] == "true" and isinstance(row["header_.indexed_at"], int)
     ports = sandbox["devo"].lookup(PORTS)
     assert ports["key"] == "fpid" and ports["total"] == PER_TYPE
     assert all("|" in r["value.ip-dst|port"] for r in ports["rows"])

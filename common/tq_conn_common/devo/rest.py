@@ -3,6 +3,7 @@
 import itertools
 import json
 import logging
+import re
 import time
 import uuid
 from urllib.parse import quote
@@ -16,9 +17,12 @@ from tq_conn_common.service import Service
 
 log = logging.getLogger(__name__)
 
-# Table-path type names to the Lookups API names (STRING and INT8 are Devo's own examples; the rest inferred).
-REST_TYPES = {"str": "STRING", "int": "INT8", "int8": "INT8", "int4": "INT4", "float": "FLOAT8", "bool": "BOOLEAN",
-              "ip4": "IP4"}
+# Column types to the Lookups API names. Only STRING and INT8 appear in Devo's documents; the other columns travel
+# as text (a number that is not whole, a boolean, an IPv4 address) until their Devo type names are confirmed.
+REST_TYPES = {"str": "STRING", "int": "INT8", "int8": "INT8", "int4": "INT8", "float": "STRING", "bool": "STRING",
+              "ip4": "STRING"}
+UPLOAD_ATTEMPTS = 3   # an upload without an answer is sent again only when Devo started no job for it
+DONE = "successfully"  # in the msg of a finished job ("Lookup successfully created"), when its code is not found
 READ_SIZE = 256 * 1024
 WRITE_ROWS = 1024   # rows written to the spool together
 _CONTROL = bytes(range(32)) + b"\x7f"   # the ASCII characters that are not printable
@@ -145,18 +149,53 @@ class RestUpload(Upload):
             return 0
         body = _Multipart(json.dumps(deploy_config(self.spec, mode)), self.spool, name)
         started = time.monotonic()
-        response = client.request("PUT" if exists else "POST", f"{path}/deploy-csv", data=body,
-                                  headers={"Content-Type": body.content_type, **_stamp()},
-                                  context={**context, "action": "upload"})
+        job = _upload(client, path, exists, body, context)
         log.info("Sent %d rows (%d bytes) to lookup %s in %.1f s; waiting for Devo to load them.",
                  self.count, len(body), name, time.monotonic() - started)
+        _wait(client, path, name, job, int(run.config.get(JOB_TIMEOUT.key) or JOB_TIMEOUT.default))
+        return self.count
+
+
+def _jobs(client, path, context):
+    """Return the ids of the lookup's last jobs, oldest first ([] when it has none)."""
+    response = client.get(f"{path}/job", expect=(200, 404), headers=_stamp(), context={**context, "action": "check"})
+    answer = _json(response) if response.status_code == 200 else None
+    jobs = answer.get("jobs") if isinstance(answer, dict) else None
+    return [str(j.get("id") if isinstance(j, dict) else j) for j in jobs or ()]
+
+
+def _upload(client, path, exists, body, context):
+    """POST (a new lookup) or PUT the upload; return the id of the job Devo started for it. An upload that got no
+    answer is not simply sent again (Devo may have taken it): a job started since then is the one to wait for."""
+    before = set(_jobs(client, path, context)) if exists else set()
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        try:
+            response = client.request("PUT" if exists else "POST", f"{path}/deploy-csv", data=body, retry=False,
+                                      headers={"Content-Type": body.content_type, **_stamp()},
+                                      context={**context, "action": "upload"})
+        except DeliveryError as exc:
+            if not exc.retryable or attempt == UPLOAD_ATTEMPTS:
+                raise
+            started = [j for j in _jobs(client, path, context) if j not in before]
+            if started:
+                log.warning("The upload of lookup %s got no answer (%s), but Devo started job %s since; waiting "
+                            "for it instead of uploading again.", context["name"], exc.message, started[-1])
+                return started[-1]
+            log.warning("The upload of lookup %s failed (%s) and Devo started no job for it; uploading again (%d of "
+                        "%d).", context["name"], exc.message, attempt, UPLOAD_ATTEMPTS - 1)
+            exists = exists or client.get(path, expect=(200, 404), context=context).status_code == 200
+            time.sleep(attempt)
+            continue
         answer = _json(response)
         job = answer.get("id") if isinstance(answer, dict) else None
         if job:
-            _wait(client, path, name, str(job), int(run.config.get(JOB_TIMEOUT.key) or JOB_TIMEOUT.default))
-        else:
-            log.warning("Devo did not return a job id for lookup %s; not waiting for the load to finish.", name)
-        return self.count
+            return str(job)
+        started = [j for j in _jobs(client, path, context) if j not in before]
+        if started:
+            return started[-1]
+        raise DeliveryError(f"Devo answered the upload of lookup '{context['name']}' without a job to follow, and "
+                            "lists none: the load cannot be confirmed.", "check the lookup in Devo and run again; "
+                            "the state was left as it was.", retryable=True)
 
 
 def _stamp():
@@ -171,16 +210,21 @@ def _json(response):
         return None
 
 
+_CODE = re.compile(r"^[a-z_]+\.[a-z_]+$", re.I)   # create.start, create.ok, push.err, ...
+
+
 def _status(entry):
-    """Return the status code of one job status entry (tolerant of the field name)."""
+    """Return the status code of one job status entry (create.ok, push.err, ...) under whatever key Devo puts it,
+    else "done.ok" when its msg says the lookup was loaded ("Lookup successfully created"), else ""."""
     if isinstance(entry, str):
-        return entry
-    if isinstance(entry, dict):
-        for field in ("status", "code", "statusCode", "state", "type"):
-            value = entry.get(field)
-            if isinstance(value, str) and "." in value:
-                return value
-    return ""
+        return entry if _CODE.match(entry) else ""
+    if not isinstance(entry, dict):
+        return ""
+    for value in entry.values():
+        if isinstance(value, str) and _CODE.match(value):
+            return value
+    message = entry.get("msg")
+    return "done.ok" if isinstance(message, str) and DONE in message.lower() else ""
 
 
 def _wait(client, path, name, job, timeout):

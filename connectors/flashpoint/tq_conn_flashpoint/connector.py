@@ -39,7 +39,7 @@ PARAMS = (
           help="Where the first pull of each type and of the alerts starts (UTC, 2023-02-07T00:00:00Z); "
                "default: 30 days before the first run."),
     Param("alerts_enabled", "Pull Alerts", type=bool, default=True, prompt=True,
-          help="Send Flashpoint alerts as events to the Devo table tag (needs the Devo X.509 credentials)."),
+          help="Send Flashpoint alerts as events to the Devo table tag (needs devo_http_token or the X.509 keys)."),
     Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag,
           help="The Devo table the alerts are sent to."),
     Param("indicators_url", "Indicators API URL", default=V4, check=checks.http_url(V4),
