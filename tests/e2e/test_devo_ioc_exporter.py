@@ -195,6 +195,22 @@ def test_values_set_in_the_ui_deliver_the_collection_field_by_field(sandbox, con
     assert all("sort=-updated_at" in r["query"] and "limit=1000" in r["query"] for r in queries)
 
 
+@pytest.mark.parametrize("paging", ["offset", "cursor"])
+def test_attack_phase_threat_type_and_adversary_come_with_fields_from_an_untidy_collection(
+        sandbox, configured, exporter, paging):
+    # ThreatQ (2026) leaves attributes out unless fields asks; the saved query names a retired type and empty clauses.
+    sandbox["threatq"].add_collection("Untidy", 120, seed=31, untidy=True)
+    configured(values=rest_values(collection_name="Untidy"), threatq_paging=paging)
+    result = exporter()
+    assert result.code == 0, result
+    rows = lookup_rows(sandbox)
+    assert rows == expected_rows(sandbox, "Untidy")
+    assert all(row["attack_phase"] and row["threat_type"] and row["adversary"] for row in rows.values())
+    assert "names type 'Retired Type', which this ThreatQ does not have" in result.err + result.out
+    queries = indicator_requests(sandbox)
+    assert paging == "offset" or all("fields=%2A%2Cattributes%2Cadversaries" in r["query"] for r in queries)
+
+
 def test_the_x509_transport_delivers_the_same_rows(sandbox, configured, exporter):
     configured(values=tls_values(sandbox))
     result = exporter("-v", "2")
