@@ -40,8 +40,7 @@ SPECS = {kind: tuple(LookupSpec(key="Name", name_from=key,
 def canonical_type(value):
     """Return the type name as the connector spells it, or raise ValueError naming the choices."""
     text = str(value).strip()
-    kind = {k.lower(): k for k in TYPES}.get(text.lower()) or _MISSPELLED.get(text.lower())
-    if kind:
+    if kind := {k.lower(): k for k in TYPES}.get(text.lower()) or _MISSPELLED.get(text.lower()):
         return kind
     raise ValueError(f"{text!r} is not a data source; use any of {', '.join(TYPES)}.")
 
@@ -64,8 +63,10 @@ def _per_type(convert, what, allowed=TYPES):
 
 
 def _risk(kind, value):
-    if isinstance(value, bool) or not str(value).strip().isdigit() or not 0 <= int(value) <= 99:
-        raise ValueError(f"{kind}: {value!r} is not a risk score; set a whole number from 0 to 99.")
+    whole = not isinstance(value, bool) and str(value).strip().isdigit()
+    if not whole or not 0 <= int(value) <= 99:
+        raise ValueError(f"{kind}: {int(value) if whole else repr(value)} is not a "
+                         f"{'risk score; set 0 to 99' if whole else 'whole number; set a risk score from 0 to 99'}.")
     return int(value)
 
 
