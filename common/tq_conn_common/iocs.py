@@ -133,5 +133,37 @@ def cves_in(text):
     return [match.upper() for match in _CVES.findall(text)]
 
 
+def _public(kind, text):
+    """Return (type, value) of a field's text read as kind (address, host or url); value None when no public IOC."""
+    if kind == "url":
+        return "url", public_url(text)
+    if parse_address(text) is not None:
+        return "ip", public_ip(text)
+    return "domain", internet_domain(text) if kind == "host" else None
+
+
+def in_fields(record, fields):
+    """Yield (IOC type, value, field) for every public IOC in a record's fields, in the order of fields.
+
+    fields is a sequence of (field name, kind): kind address (an IP), host (an IP or a domain name), url, or cve
+    (every CVE id written in the text); internal addresses and names are left out.
+    """
+    for field, kind in fields:
+        raw = record.get(field)
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        found = [("vulnerability", cve) for cve in cves_in(raw)] if kind == "cve" else [_public(kind, raw)]
+        yield from ((type_, value, field) for type_, value in found if value)
+
+
+def first_of_each(found):
+    """Return the (type, value, field) IOCs with the first of each (type, value) kept (case aside but for URLs),
+    and how many repeats were dropped."""
+    first = {}
+    for kind, value, field in found:
+        first.setdefault((kind, value.lower() if kind != "url" else value), (kind, value, field))
+    return list(first.values()), len(found) - len(first)
+
+
 __all__ = ["ip", "domain", "file_hash", "url", "cve", "internal_address", "parse_address", "internet_domain",
-           "public_ip", "public_url", "cves_in", "HASH_LENGTHS"]
+           "public_ip", "public_url", "cves_in", "in_fields", "first_of_each", "HASH_LENGTHS"]

@@ -177,6 +177,44 @@ def test_setup_from_environment_variables_registers_without_a_terminal(sandbox, 
     assert sandbox["threatq"].connector(RECORD) is not None
 
 
+def test_a_refused_registration_still_ends_the_first_run_well(sandbox, folder, exporter):
+    sandbox["threatq"].configure(refuse_registration=403)
+    write_config(folder, sandbox)
+    result = exporter()
+    assert result.code == 0, result
+    lines = [line for line in result.out.splitlines() if line.strip()]
+    assert len(lines) == 1, result.out
+    assert "the connector could not be registered in the ThreatQ UI (ThreatQ answered HTTP 403)" in lines[0]
+    assert "set threatq_ui: false and the parameters" in lines[0] and "lookup_name" in lines[0]
+    written = yaml.safe_load((folder / config_name()).read_text())
+    assert {k: written[k] for k in answers(sandbox)} == answers(sandbox)        # the answers are kept
+    assert sandbox["threatq"].connectors == {}
+    # Done as the line says, the next run exports from the config file alone.
+    write_config(folder, sandbox, threatq_ui=False, **rest_values())
+    again = exporter()
+    assert again.code == 0, again
+    assert len(lookup_rows(sandbox)) == 491
+
+
+def test_a_registration_whose_answer_is_lost_creates_one_record(sandbox, folder, exporter):
+    sandbox["threatq"].configure(create_timeout=3)       # the record is created; the answer comes too late
+    write_config(folder, sandbox)
+    result = exporter(env={"TQ_CONN_HTTP_TIMEOUT": "1"})
+    assert result.code == 0, result
+    assert "Connector configured. Set information in UI" in result.out
+    posts = [r for r in sandbox["threatq"].requests if r["method"] == "POST" and r["path"] == "/api/connectors"]
+    assert len(posts) == 1 and len(sandbox["threatq"].connectors) == 1
+
+
+def test_custom_fields_in_threatqs_mapping_form_are_read(sandbox, configured, exporter):
+    sandbox["threatq"].configure(custom_fields_shape="mapping")
+    configured()
+    result = exporter()
+    assert result.code == 0, result
+    assert lookup_rows(sandbox) == expected_rows(sandbox)
+    assert [r["method"] for r in sandbox["threatq"].requests if r["path"].startswith("/api/connectors/")] == ["PUT"]
+
+
 # ---- runs ---------------------------------------------------------------------------------------------------------
 
 def test_values_set_in_the_ui_deliver_the_collection_field_by_field(sandbox, configured, exporter, folder):
@@ -195,6 +233,22 @@ def test_values_set_in_the_ui_deliver_the_collection_field_by_field(sandbox, con
     assert state["last_count"] == 491 and state["last_run"]
     queries = indicator_requests(sandbox)
     assert all("sort=-updated_at" in r["query"] and "limit=1000" in r["query"] for r in queries)
+
+
+@pytest.mark.parametrize("paging", ["offset", "cursor"])
+def test_attack_phase_threat_type_and_adversary_come_with_fields_from_an_untidy_collection(
+        sandbox, configured, exporter, paging):
+    # ThreatQ (2026) leaves attributes out unless fields asks; the saved query names a retired type and empty clauses.
+    sandbox["threatq"].add_collection("Untidy", 120, seed=31, untidy=True)
+    configured(values=rest_values(collection_name="Untidy"), threatq_paging=paging)
+    result = exporter()
+    assert result.code == 0, result
+    rows = lookup_rows(sandbox)
+    assert rows == expected_rows(sandbox, "Untidy")
+    assert all(row["attack_phase"] and row["threat_type"] and row["adversary"] for row in rows.values())
+    assert "names type 'Retired Type', which this ThreatQ does not have" in result.err + result.out
+    queries = indicator_requests(sandbox)
+    assert paging == "offset" or all("fields=%2A%2Cattributes%2Cadversaries" in r["query"] for r in queries)
 
 
 def test_the_x509_transport_delivers_the_same_rows(sandbox, configured, exporter):

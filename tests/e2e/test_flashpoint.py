@@ -428,6 +428,19 @@ def test_pull_error_102_an_api_error_while_pulling(configure, flashpoint, sandbo
     assert "Flashpoint refused the request for the reason shown" in result.err
 
 
+def test_a_failed_scroll_step_is_not_retried_and_the_next_run_scrolls_again_from_the_checkpoint(
+        configure, flashpoint, sandbox, folder):
+    configure()
+    sandbox.fault("flashpoint", path="/indicators/scroll$", method="POST", status=503, count=1)
+    result = flashpoint()                       # retries allowed for other calls; not for a scroll step
+    assert result.code == 1, result
+    posts = [r for r in fp_requests(sandbox, "/indicators/scroll") if r["method"] == "POST"]
+    assert len(posts) == 1 and not (folder / STATE).exists()
+    again = flashpoint()
+    assert again.code == 0, again
+    assert len(rows(sandbox, DOMAINS)) == PER_TYPE
+
+
 # ---- first run ----------------------------------------------------------------------------------------------------
 
 def test_first_run_on_a_terminal_asks_hides_the_token_and_writes_the_config(sandbox, folder, cli, terminal):

@@ -7,7 +7,7 @@ import pytest
 
 from tq_conn_sandbox.services.collective_insights import NO_CI_TOKEN
 from tq_conn_sandbox.services.collective_insights import TOKEN as RF_TOKEN
-from tq_conn_sandbox.services.logrhythm import NO_RIGHTS_TOKEN
+from tq_conn_sandbox.services.logrhythm import NO_RIGHTS_TOKEN, event
 from tq_conn_sandbox.services.logrhythm import TOKEN as LR_TOKEN
 
 pytestmark = pytest.mark.e2e
@@ -292,9 +292,37 @@ def test_the_daily_limit_stops_the_run_and_keeps_what_was_sent(lrci):
     assert sorted(lrci.iocs()) == sorted(DAY)
 
 
+def test_the_later_events_of_aie_alarms_come_from_the_drilldown(lrci):
+    # /events returns one event per alarm (as LogRhythm does); the second events hold 198.51.100.23 and 192.0.2.55.
+    assert lrci.lr.settings["first_event_only"]
+    result = lrci.run()
+    assert result.code == 0, result
+    assert {("ip", "198.51.100.23"), ("ip", "192.0.2.55")} <= set(lrci.iocs()) and sorted(lrci.iocs()) == sorted(DAY)
+    paths = {r["path"].rstrip("/") for r in lrci.lr.requests}
+    aie = {a["alarmId"] for a in lrci.lr.alarms.values() if a["aie"]}
+    other = {a["alarmId"] for a in lrci.lr.alarms.values() if not a["aie"]}
+    noisy = lrci.alarm_id("Noisy Test Rule")
+    assert f"/lr-alarm-api/alarms/{noisy}/events" in paths                       # not an AIE alarm: 404, then /events
+    assert not any(f"/lr-alarm-api/alarms/{i}/events" in paths for i in aie if i not in other)
+
+
+def test_a_fresh_alarm_whose_drilldown_is_not_filled_is_taken_by_the_next_run(lrci):
+    fresh = lrci.lr.add_alarm("AIE: Recorded Future - C2 IP Communication", hours_ago=0.1, cached=False,
+                              events=[event(originIP="10.1.1.1"), event(originIP="203.0.113.201")])
+    result = lrci.run()
+    assert result.code == 0, result
+    assert sorted(lrci.iocs()) == sorted(DAY)                 # nothing of the fresh alarm, not even half of it
+    assert "drill-down LogRhythm has not filled yet" in result.out + result.err
+    lrci.lr.fill(fresh)
+    again = lrci.run()
+    assert again.code == 0, again
+    assert {d["incident"]["id"] for d in lrci.ci.submissions[-1]["data"]} == {str(fresh)}
+    assert ("ip", "203.0.113.201") in lrci.iocs()
+
+
 def test_an_alarm_whose_events_fail_is_sent_by_the_next_run(lrci):
     failing = lrci.alarm_id("AIE: Recorded Future - Malicious Domain")
-    lrci.sandbox.fault("logrhythm", path=rf"^/lr-alarm-api/alarms/{failing}/events$", status=500, count=0)
+    lrci.sandbox.fault("logrhythm", path=rf"^/lr-drilldown-cache-api/drilldown/{failing}/?$", status=500, count=0)
     result = lrci.run(env={"TQ_CONN_HTTP_RETRIES": "1"})
     assert result.code == 1, result
     assert f"1 alarm(s) could not be read from LogRhythm ({failing})" in result.err
@@ -321,11 +349,11 @@ def test_a_failing_logrhythm_search_fails_the_run_and_keeps_state(lrci):
 
 
 def test_logrhythm_failing_for_every_alarm_stops_the_run_after_three(lrci):
-    lrci.sandbox.fault("logrhythm", path=r"^/lr-alarm-api/alarms/\d+/events$", status=503, count=0)
+    lrci.sandbox.fault("logrhythm", path=r"^/lr-drilldown-cache-api/drilldown/\d+/?$", status=503, count=0)
     result = lrci.run(env={"TQ_CONN_HTTP_RETRIES": "1"})
     assert result.code == 1, result
     assert "LogRhythm answered HTTP 503" in result.err
-    events = [r for r in lrci.lr.requests if r["path"].endswith("/events")]
+    events = [r for r in lrci.lr.requests if "/drilldown/" in r["path"]]
     assert len({r["path"] for r in events}) == 3           # three alarms tried (with retries), then it stopped
     assert lrci.ci.submissions == []
 

@@ -217,7 +217,37 @@ def test_an_unchanged_list_is_not_uploaded_again_a_changed_one_is(configure, rf,
     assert ("GET", GET_PATHS["domain"]) in rf_calls(sandbox) and ("GET", GET_PATHS[FUSION]) not in rf_calls(sandbox)
     after = lookup(sandbox, LOOKUPS["domain"][0])
     assert set(after) != set(before) and len(after) == len(before)
-    assert state(folder)["lists"]["domain"]["etag"] == sandbox["recorded_future"].risk_list("domain").etag()
+    assert state(folder)["lists"]["domain"]["etag"] == sandbox["recorded_future"].risk_list("domain").etag(variant="gzip")
+
+
+def test_the_etag_is_asked_of_the_downloaded_url_gzip_included(configure, rf, sandbox):
+    # The stand-in gives the gzip=true form its own etag: a HEAD without gzip would never see the list unchanged.
+    configure(types=["domain"])
+    assert rf(at=T0).code == 0
+    forget_requests(sandbox)
+    assert rf(at=T0 + datetime.timedelta(hours=2)).code == 0
+    heads = [r for r in sandbox["recorded_future"].requests if r["method"] == "HEAD"]
+    assert len(heads) == 1 and "gzip=true" in heads[0]["query"]
+    assert rf_calls(sandbox, "GET") == [] and uploads(sandbox) == []
+
+
+def test_another_fusion_file_is_pulled_into_its_own_lookups_without_a_v3_etag(configure, rf, sandbox, folder):
+    # OTHER_FUSION: v3 answers 404 for it (no etag, not a failure) and its header spells riskString.
+    from tq_conn_sandbox.services.recorded_future import OTHER_FUSION
+    names = {"ukraine_russia_ipv4_lookup": "C2_IPv4", "ukraine_russia_ipv6_lookup": "C2_IPv6"}
+    configure(types=[FUSION], fusion_path=OTHER_FUSION, **names)
+    result = rf("-v", "2", at=T0)
+    assert result.code == 0, result
+    body = b"".join(sandbox["recorded_future"].risk_list(OTHER_FUSION).chunks()).decode()
+    served = {row["Name"]: row for row in csv.DictReader(io.StringIO(body))}
+    delivered = {**lookup(sandbox, "C2_IPv4"), **lookup(sandbox, "C2_IPv6")}
+    assert set(delivered) == set(served) and any(":" in name for name in delivered)
+    assert all(row["RiskString"] == served[name]["riskString"] for name, row in delivered.items())
+    assert lookup(sandbox, LOOKUPS[FUSION][0]) is None
+    forget_requests(sandbox)
+    again = rf("-v", "2", at=T0 + datetime.timedelta(hours=1))   # due again: v3 answers 404, the file is pulled
+    assert again.code == 0, again
+    assert [m for m, _ in rf_calls(sandbox)] == ["HEAD", "GET"] and "answered HTTP 404" in again.out
 
 
 def test_changed_settings_upload_again_despite_the_etag(configure, rf, sandbox):

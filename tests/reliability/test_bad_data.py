@@ -182,9 +182,10 @@ def rf_not_utf8_and_nul(h):
 
 # ---- LogRhythm Collective Insights ----------------------------------------------------------------------------------
 
-def _lr_alarm(h, *events):
+def _lr_alarm(h, *events, aie=True):
     from tq_conn_sandbox.services.logrhythm import event
-    return h.sandbox["logrhythm"].add_alarm("AIE: Reliability", events=[event(**e) for e in events], hours_ago=1)
+    return h.sandbox["logrhythm"].add_alarm("AIE: Reliability", events=[event(**e) for e in events], hours_ago=1,
+                                            aie=aie)
 
 
 def _lr_iocs(h, alarm_id):
@@ -219,10 +220,16 @@ def lr_bad_alarms_in_the_search(h):
 
 
 def lr_events_of_unexpected_shape(h):
-    alarm = _lr_alarm(h, {"originIP": "198.51.100.79"})
+    alarm = _lr_alarm(h, {"originIP": "198.51.100.79"}, aie=False)      # not an AIE alarm: its events from /events
     h.fault("logrhythm", path=rf"^/lr-alarm-api/alarms/{alarm}/events", count=1, status=200,
             body={"alarmEventsDetails": ["text", 5, None, {"originIP": "198.51.100.80", "nested": _nested(300)}]})
-    return 0, lambda: _lr_iocs(h, alarm) == {("ip", "198.51.100.80")}
+    aie = _lr_alarm(h, {"originIP": "198.51.100.81"})                   # an AIE alarm: its drill-down, odd blocks
+    h.fault("logrhythm", path=rf"^/lr-drilldown-cache-api/drilldown/{aie}/?$", count=1, status=200,
+            body={"Data": {"DrillDownResults": {"RuleBlocks": [
+                None, "text", {"DrillDownLogs": None}, {"DrillDownLogs": '[5, {"originIp": "198.51.100.82"}]'},
+                {"DrillDownLogs": [{"originIp": "198.51.100.83", "nested": _nested(300)}]}]}}})
+    return 0, lambda: (_lr_iocs(h, alarm) == {("ip", "198.51.100.80")} and
+                       _lr_iocs(h, aie) == {("ip", "198.51.100.82"), ("ip", "198.51.100.83")})
 
 
 # ---- Flashpoint -----------------------------------------------------------------------------------------------------

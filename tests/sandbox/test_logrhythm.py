@@ -1,11 +1,12 @@
 """The LogRhythm Alarm API stand-in over HTTP: the contract of reference logrhythm.md section 9 and its switches."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
-from tq_conn_sandbox.services.logrhythm import NO_RIGHTS_TOKEN, TOKEN, lr_date
+from tq_conn_sandbox.services.logrhythm import DRILLDOWN, NO_RIGHTS_TOKEN, TOKEN, event, lr_date, search_log
 
 PREFIX = "/lr-alarm-api"
 
@@ -109,12 +110,47 @@ def test_events_use_empty_strings_and_nulls_and_both_key_spellings(sandbox):
     assert "alarmsEventDetails" in body and "alarmEventsDetails" not in body
 
 
-def test_first_event_only_switch(sandbox):
+def test_events_gives_one_event_unless_switched(sandbox):
     lr = sandbox["logrhythm"]
     two = next(a for a in lr.alarms.values() if len(a["events"]) == 2)["alarmId"]
+    assert len(get(sandbox, f"/alarms/{two}/events").json()["alarmEventsDetails"]) == 1   # as LogRhythm does
+    settings(sandbox, first_event_only=False)
     assert len(get(sandbox, f"/alarms/{two}/events").json()["alarmEventsDetails"]) == 2
-    settings(sandbox, first_event_only=True)
-    assert len(get(sandbox, f"/alarms/{two}/events").json()["alarmEventsDetails"]) == 1
+
+
+def drilldown(sandbox, alarm_id, token=TOKEN):
+    return requests.get(f"{sandbox.url('logrhythm')}{DRILLDOWN}/{alarm_id}", timeout=10,
+                        headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("logs", ["string", "list"])
+def test_the_drilldown_gives_every_event_of_an_aie_alarm_in_search_names(sandbox, logs):
+    lr = sandbox["logrhythm"]
+    settings(sandbox, drilldown_logs=logs)
+    alarm = next(a for a in lr.alarms.values() if len(a["events"]) == 2 and a["alarmRuleName"].startswith("AIE"))
+    found = drilldown(sandbox, alarm["alarmId"]).json()["Data"]["DrillDownResults"]
+    assert found["AlarmID"] == alarm["alarmId"] and len(found["RuleBlocks"]) == 2
+    blocks = [b["DrillDownLogs"] for b in found["RuleBlocks"]]
+    blocks = [json.loads(b) for b in blocks] if logs == "string" else blocks
+    assert [log for block in blocks for log in block] == [search_log(e) for e in alarm["events"]]
+    assert blocks[1][0]["originIp"] == alarm["events"][1]["originIP"] and "originIP" not in blocks[1][0]
+
+
+def test_the_drilldown_is_404_for_other_alarms_and_empty_until_filled(sandbox):
+    lr = sandbox["logrhythm"]
+    other = next(a for a in lr.alarms.values() if not a["alarmRuleName"].startswith("AIE"))["alarmId"]
+    response = drilldown(sandbox, other)
+    assert response.status_code == 404 and response.json()["Data"]["DrillDownResults"] is None
+    fresh = lr.add_alarm("AIE: Fresh", events=[event(originIP="192.0.2.9")], cached=False)
+    assert drilldown(sandbox, fresh).json()["Data"]["DrillDownResults"] is None
+    assert next(a for a in ids_and_cache(sandbox) if a[0] == fresh)[1] == "N"
+    lr.fill(fresh)
+    assert drilldown(sandbox, fresh).json()["Data"]["DrillDownResults"]["RuleBlocks"]
+    assert drilldown(sandbox, fresh, token="wrong").status_code == 401
+
+
+def ids_and_cache(sandbox):
+    return [(a["alarmId"], a["alarmDataCached"]) for a in get(sandbox, "/alarms", count=100).json()["alarmsSearchDetails"]]
 
 
 def test_summary_has_rbp_and_no_iocs(sandbox):

@@ -183,11 +183,34 @@ def test_with_decides_the_related_lists_and_the_score_shape(sandbox):
     plain = page(sandbox, "Devo Export", limit=3, offset=0).json()["data"][0]
     assert "attributes" not in plain and "adversaries" not in plain
     assert isinstance(plain["score"], (int, float)) and isinstance(plain["type"], dict)
+    control(sandbox, "settings", {"lists_by": "with"})    # an older ThreatQ: with= brings attributes too
     full = page(sandbox, "Devo Export", limit=3, offset=0, **{"with": WITH}).json()["data"][0]
     assert isinstance(full["attributes"], list) and isinstance(full["adversaries"], list)
     assert set(full["score"]) >= {"generated_score", "manual_score"}
     assert {k: v for k, v in full.items() if k not in ("attributes", "adversaries", "score")} == \
         {k: v for k, v in plain.items() if k != "score"}
+
+
+def test_attributes_and_sources_come_only_when_fields_asks_for_them(sandbox):
+    _, query = collection(sandbox, "Devo Export")
+    bare = page(sandbox, "Devo Export", limit=3, offset=0, **{"with": WITH}).json()["data"][0]
+    assert "attributes" not in bare and "sources" not in bare and isinstance(bare["adversaries"], list)
+    asked = api(sandbox, "POST", "indicators/query", params={"limit": 3, "with": WITH},
+                json={**query, "fields": ["*", "attributes", "sources"]}).json()["data"][0]
+    assert asked["attributes"] and asked["sources"] and isinstance(asked["type"], dict)
+    assert {k: v for k, v in asked.items() if k not in ("attributes", "sources")} == bare
+    item, _ = collection(sandbox, "Devo Export")
+    cursor = api(sandbox, "GET", f"indicators/query/hash/{item['hash']}",
+                 params={"limit": 3, "fields": "*,attributes"}).json()["data"][0]
+    assert cursor["attributes"] and "sources" not in cursor
+
+
+def test_an_untidy_query_is_refused_until_cleaned(sandbox):
+    sandbox["threatq"].add_collection("Untidy", 40, seed=5, untidy=True)
+    _, query = collection(sandbox, "Untidy")
+    assert {"type_name": "Retired Type"} in query["criteria"]["+or"]
+    refused = api(sandbox, "POST", "indicators/query", params={"limit": 3}, json=query)
+    assert refused.status_code == 400 and "Retired Type" in refused.text
 
 
 def test_fields_narrow_the_payload_with_plain_names(sandbox):
@@ -207,12 +230,13 @@ def test_fields_narrow_the_payload_with_plain_names(sandbox):
     ({"empty_attributes": True}, lambda i: any(a["name"] == "" and a["value"] == "" for a in i["attributes"])),
 ])
 def test_shape_switches(sandbox, switch, check):
-    control(sandbox, "settings", switch)
+    control(sandbox, "settings", {**switch, "lists_by": "with"})
     items = page(sandbox, "Devo Export", limit=5, offset=0, **{"with": WITH}).json()["data"]
     assert all(check(i) for i in items)
 
 
 def test_generated_data_is_realistic_and_the_same_every_time(sandbox):
+    control(sandbox, "settings", {"lists_by": "with"})
     items = page(sandbox, "Devo Export", limit=500, offset=0, **{"with": WITH}).json()["data"]
     again = page(sandbox, "Devo Export", limit=500, offset=0, **{"with": WITH}).json()["data"]
     assert items == again
@@ -228,6 +252,7 @@ def test_generated_data_is_realistic_and_the_same_every_time(sandbox):
 
 
 def test_a_million_indicators_are_served_from_a_seed(sandbox):
+    control(sandbox, "settings", {"lists_by": "with"})
     body = page(sandbox, "All Indicators 1M", limit=1000, offset=998_500, **{"with": WITH}).json()
     assert body["total"] == 1_000_000 and len(body["data"]) == 1000
     assert body["data"][-1]["id"] == sandbox["threatq"].collection("All Indicators 1M").indicator_id(999_499)
@@ -314,6 +339,7 @@ def test_pages_hold_exactly_what_indicator_gives(sandbox, options):
     threatq.add_collection("Check", 300, seed=12, **options)
     source = threatq.collection("Check")
     with_ = tuple(WITH.split(","))
+    control(sandbox, "settings", {"lists_by": "with"})
     body = page(sandbox, "Check", limit=300, offset=0, sort="-id", **{"with": WITH}).json()
     assert body["data"] == [source.indicator(i, with_) for i in reversed(range(300))]
     control(sandbox, "settings", {"score_shape": "number"})

@@ -3,7 +3,7 @@
 from tq_conn_common.threatq.settings import (params, check_host, base_url, ui_base, indicator_link, TOKEN_KEY,  # noqa
                                              PAGING)
 from tq_conn_common.threatq.auth import Login, TokenCache  # noqa
-from tq_conn_common.threatq.client import ThreatQ, SERVICE, WITH  # noqa
+from tq_conn_common.threatq.client import ThreatQ, SERVICE, WITH, FIELDS  # noqa
 from tq_conn_common.threatq.indicator import (name_of, score, attribute_values, attributes_by_name,  # noqa
                                               adversaries, adversary_count, unique)
 from tq_conn_common.threatq.ui import (client, register, on_configured, remote_values, record_run,  # noqa
@@ -13,5 +13,5 @@ from tq_conn_common.threatq.ui import (client, register, on_configured, remote_v
 __all__ = ["ThreatQ", "TokenCache", "Login", "SERVICE", "params", "check_host", "base_url", "ui_base",
            "indicator_link", "name_of", "score", "attribute_values", "attributes_by_name", "adversaries",
            "adversary_count", "unique", "merge_definition", "field_values", "definition_changed", "client",
-           "register", "on_configured", "remote_values", "record_run", "record_name", "WITH", "CONFIGURED",
+           "register", "on_configured", "remote_values", "record_run", "record_name", "WITH", "FIELDS", "CONFIGURED",
            "TOKEN_KEY", "PAGING"]

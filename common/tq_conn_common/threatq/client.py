@@ -16,6 +16,9 @@ from tq_conn_common.threatq.settings import HOST, PAGING_PARAM, PASSWORD, USERNA
 log = logging.getLogger(__name__)
 
 WITH = ("attributes", "adversaries", "score", "status", "type")
+# ThreatQ's default fields (*) plus the related lists a connector reads: since 2026 the Threat Library leaves
+# attributes and sources out of query results unless fields asks for them (reference, 2026 corrections).
+FIELDS = ("*", "attributes", "adversaries")
 SERVICE = Service("ThreatQ", credential=f"the ThreatQ user ({named(USERNAME)} / {named(PASSWORD)})", url=HOST)
 NO_COLLECTION = Declared(ConfigError, "{param}: ThreatQ has no data collection named {name!r}{hint}{listing}",
                          "set the exact name of a data collection (Threat Library > Data Collections) and run again.")
@@ -81,17 +84,22 @@ class ThreatQ:
                             hint=f" (names are case-sensitive; did you mean {close[0]!r}?)" if close else "",
                             listing=f". The data collections are: {shown}." if names else "; it has no data collections.")
 
-    def indicators(self, collection, batch_size=1000, paging="offset", sort="id", with_=WITH):
+    def indicators(self, collection, batch_size=1000, paging="offset", sort="id", with_=WITH, fields=FIELDS):
         """Yield the collection's indicators page by page (batch_size per request), type and status names filled.
 
+        fields goes in the body of the offset query and in the URL of the cursor form, as ThreatQ's SDK and its
+        engineers send it; with= stays for older releases, which read the related lists from it.
         The next page is fetched while the caller works on this one: one page ahead, in a thread that is the only
         user of this client until the last page is in (so the caller must not call the client meanwhile).
         """
         query = collection.get("json", {}).get("api_query") or {}
-        body = {key: query[key] for key in ("criteria", "filters") if key in query}
+        body = self.clean_query({key: query[key] for key in ("criteria", "filters") if key in query},
+                                collection.get("name"))
+        body["fields"] = list(fields)
         params = {"limit": batch_size, "sort": sort, "with": ",".join(with_)}
         if paging == "cursor":
             ident = collection.get("hash") or collection.get("id")
+            params["fields"] = ",".join(fields)
 
             def page(cursor):
                 found = self._page("GET", f"indicators/query/hash/{ident}", params={**params, "cursorMark": cursor})
@@ -108,6 +116,32 @@ class ThreatQ:
                                                          len(items)))
         for page in ahead(self._named(pages)):
             yield from page
+
+    def clean_query(self, query, name=None):
+        """Return a collection's query cleaned as ThreatQ's SDK cleans it before sending (sanitize_payload).
+
+        Type and status names that this ThreatQ does not have are left out (each named in a warning), then empty
+        clauses, repeatedly, keeping the criteria and filters roots.
+        """
+        valid = {"type_name": set(self._names_of("indicator/types").values()),
+                 "status_name": set(self._names_of("indicator/statuses").values())}
+        dropped = []
+        cleaned = {key: _prune(_drop_names(value, valid, dropped)) for key, value in query.items()}
+        for key, value in cleaned.items():
+            if value is _EMPTY:
+                cleaned[key] = {}
+        for field, value in dict.fromkeys(dropped):
+            log.warning("The data collection %r names %s %r, which this ThreatQ does not have; that clause is left "
+                        "out of the query.", name, field.replace("_name", ""), value)
+        return cleaned
+
+    def _names_of(self, endpoint):
+        """Return {id: name} of indicator types or statuses, asked for once per client."""
+        names = self._names.get(endpoint)
+        if names is None:
+            names = self._names[endpoint] = {str(x.get("id")): x.get("name")
+                                             for x in _data_list(self.call("GET", endpoint)) if isinstance(x, dict)}
+        return names
 
     def _named(self, pages):
         """Yield each page with type and status names filled in its items."""
@@ -141,11 +175,7 @@ class ThreatQ:
         """Give type and status their names when ThreatQ sent only type_id / status_id."""
         for field, endpoint in (("type", "indicator/types"), ("status", "indicator/statuses")):
             if item.get(field) in (None, "") and item.get(f"{field}_id") is not None:
-                names = self._names.get(endpoint)
-                if names is None:
-                    names = self._names[endpoint] = {str(x.get("id")): x.get("name")
-                                                     for x in _data_list(self.call("GET", endpoint))
-                                                     if isinstance(x, dict)}
+                names = self._names_of(endpoint)
                 item[field] = {"id": item[f"{field}_id"], "name": names.get(str(item[f"{field}_id"]))}
 
     # Indicator statuses (reference section 4).
@@ -158,6 +188,30 @@ class ThreatQ:
                 return item.get("id")
         names = ", ".join(str(item.get("name")) for item in statuses)
         raise UNKNOWN_STATUS(name=name, names=names)
+
+
+_EMPTY = object()
+
+
+def _drop_names(value, valid, dropped, key=None):
+    """Return value without the type_name / status_name values that are not in valid (each appended to dropped)."""
+    if isinstance(value, dict):
+        return {k: _drop_names(v, valid, dropped, k if k in valid else key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_drop_names(v, valid, dropped, key) for v in value]
+    if key in valid and isinstance(value, str) and value not in valid[key]:
+        dropped.append((key, value))
+        return _EMPTY
+    return value
+
+
+def _prune(value):
+    """Return value with empty dicts and lists (and dropped values) removed, repeatedly; _EMPTY if nothing is left."""
+    if isinstance(value, dict):
+        value = {k: v for k, v in ((k, _prune(v)) for k, v in value.items()) if v is not _EMPTY}
+    elif isinstance(value, list):
+        value = [v for v in map(_prune, value) if v is not _EMPTY]
+    return _EMPTY if value is _EMPTY or value in ({}, []) else value
 
 
 def _decode_json_field(value):
@@ -187,4 +241,4 @@ def _total(body):
         return None
 
 
-__all__ = ["ThreatQ", "SERVICE", "WITH", "data_list"]
+__all__ = ["ThreatQ", "SERVICE", "WITH", "FIELDS", "data_list"]

@@ -22,8 +22,8 @@ HOST = Param("threatq_host", "ThreatQ Host", required=True, prompt=True, check=c
              help="Host name or IP address of the ThreatQ API, as reachable from this host; a full URL such as "
                   "https://tq.example.com:8443 is accepted (https is used unless http:// is given).")
 CLIENT_ID = Param("threatq_client_id", "ThreatQ Client ID", required=True, prompt=True,
-                  help="The OAuth client id shown in ThreatQ under Settings > User Management > API details of the "
-                       "user.")
+                  help="The user's API password, shown as Client ID in the ThreatQ user's profile (My Account / user "
+                       "details); it is not an OAuth client id, and config.js no longer holds it.")
 USERNAME = Param("threatq_username", "ThreatQ Username", required=True, prompt=True,
                  help="The email address of the ThreatQ user this integration logs in as.")
 PASSWORD = Param("threatq_password", "ThreatQ Password", required=True, prompt=True, secret=True,

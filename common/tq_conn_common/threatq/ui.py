@@ -39,7 +39,17 @@ def register_record(tq, name, display_name, definition, *, status=None, descript
         data = tq.call("PUT", f"connectors/{existing['id']}", json=body)
         log.info("Updated the ThreatQ connector record %r (id %s).", name, existing["id"])
     else:
-        data = tq.call("POST", "connectors", json={"name": name, "is_active": False, **body})
+        # A POST that creates is never retried blindly: a retry after a lost answer could create a second record.
+        # After a failure the record is looked up by name; one that is there was created (reference, 2026 corrections).
+        try:
+            data = tq.call("POST", "connectors", json={"name": name, "is_active": False, **body}, retry=False)
+        except SourceError as exc:
+            if exc.kind not in ("failing", "unreachable", "unreadable"):
+                raise
+            data = {"data": connector_record(tq, name)}
+            if not data["data"]:
+                raise
+            log.info("ThreatQ did not confirm the registration of %r, but the record exists.", name)
         log.info("Registered the ThreatQ connector record %r.", name)
     record = data.get("data") if isinstance(data, dict) else None
     if isinstance(record, list):
@@ -132,12 +142,33 @@ NOT_ENABLED = Declared(Stop, "Skipped: the connector {title!r} ({name}) is not e
 
 
 def on_configured(run):
-    """After the first-run answers: register the connector record in ThreatQ and stop with the vendor's message."""
+    """After the first-run answers: register the connector record in ThreatQ and stop with the vendor's message.
+
+    If ThreatQ refuses the registration (a 4xx answer), the answers are kept and the run still ends well, saying how
+    to set the same parameters in the config file instead.
+    """
     if not run.config.get("threatq_ui", True):
         stop(f"Configuration written to {run.paths['config']}. Set the remaining parameters there "
              "(see --print-config-template).")
-    register(run)
+    _first_registration(run)
+
+
+def _first_registration(run):
+    """Register the connector record, then stop with the vendor's message; a refusal stops saying what to do."""
+    try:
+        register(run)
+    except (SourceError, AuthError) as exc:
+        if exc.kind not in _REFUSALS:
+            raise
+        log.info("ThreatQ refused the registration of the connector: %s", exc.message)
+        keys = ", ".join(p.key for p in run.connector.params if p.ui)
+        stop(f"Configuration written to {run.paths['config']}, but the connector could not be registered in the "
+             f"ThreatQ UI (ThreatQ answered HTTP {exc.status}); set threatq_ui: false and the parameters {keys} in "
+             "that file instead (see --print-config-template), then run again.")
     raise SET_UP()
+
+
+_REFUSALS = ("permission", "not_found", "refused")   # 403, 404, other 4xx: the server will not take the record
 
 
 def register(run):
@@ -154,8 +185,7 @@ def remote_values(run):
     name = record_name(run)
     record = connector_record(tq, name)
     if record is None:
-        register(run)
-        raise SET_UP()
+        _first_registration(run)
     if definition_changed(_as_fields(record.get("custom_fields")), _definition(run)):
         log.info("The UI definition of %r changed; updating the connector record.", name)
         record = register_record(tq, name, _display_name(run), _definition(run),
@@ -169,11 +199,15 @@ def remote_values(run):
 
 
 def _as_fields(custom_fields):
+    """Return a record's custom_fields as a list of fields: ThreatQ's records carry a mapping ({} by default), ours
+    may carry a list, either possibly as JSON text."""
     if isinstance(custom_fields, str):
         try:
-            return json.loads(custom_fields) if custom_fields.strip() else []
+            custom_fields = json.loads(custom_fields) if custom_fields.strip() else []
         except ValueError:
             return []
+    if isinstance(custom_fields, dict):
+        return [{"name": k, **v} if isinstance(v, dict) else {"name": k, "value": v} for k, v in custom_fields.items()]
     return custom_fields if isinstance(custom_fields, list) else []
 
 

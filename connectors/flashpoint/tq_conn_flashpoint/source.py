@@ -99,7 +99,9 @@ class Flashpoint:
                                 "skip.", type_)
                     return _items(body, "indicators"), None
             else:
-                body = self._get(PULL, "POST", self.scroll_url, json={"scroll_id": scroll_id})
+                # Never retried: a retried cursor step can skip a page; a failed step fails the pull, and the next
+                # run scrolls again from the checkpoint (reference, 2026 corrections).
+                body = self._get(PULL, "POST", self.scroll_url, json={"scroll_id": scroll_id}, retry=False)
             if not isinstance(body, dict):
                 raise SourceError("the scroll answer is not a JSON object", "check indicators_url and indicators_path.")
             sessions[:] = [body.get("scroll_id") or scroll_id]

@@ -1,5 +1,4 @@
-"""The LogRhythm Collective Insights connector: parameters, the flags of seed 004, and one stream from the alarms of
-a time window to Collective Insights detections."""
+"""LogRhythm Collective Insights: parameters, seed 004's flags, one stream from a window's alarms to detections."""
 
 import logging
 from collections import Counter
@@ -30,8 +29,7 @@ PARAMS = (
 BAD_FILE = Declared(UsageError, "The exclusion file {path} given with -ef cannot be read ({why}).",
                     "check the path, and save the file as UTF-8 text with one alarm rule name a line; or run without "
                     "-ef.")
-UNREAD = Declared(SourceError, "{count} alarm(s) could not be read from LogRhythm ({shown}); the others were "
-                               "submitted.",
+UNREAD = Declared(SourceError, "{count} alarm(s) could not be read from LogRhythm ({shown}); the others were sent.",
                   "run again with the same window (-lb); state remembers what was sent, so only these are sent.")
 GONE = Declared(BadRecord, "alarm no longer found in LogRhythm")
 

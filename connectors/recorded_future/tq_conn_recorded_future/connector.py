@@ -40,11 +40,8 @@ SPECS = {kind: tuple(LookupSpec(key="Name", name_from=key,
 def canonical_type(value):
     """Return the type name as the connector spells it, or raise ValueError naming the choices."""
     text = str(value).strip()
-    for kind in TYPES:
-        if text.lower() == kind.lower():
-            return kind
-    if text.lower() in _MISSPELLED:
-        return _MISSPELLED[text.lower()]
+    if kind := {k.lower(): k for k in TYPES}.get(text.lower()) or _MISSPELLED.get(text.lower()):
+        return kind
     raise ValueError(f"{text!r} is not a data source; use any of {', '.join(TYPES)}.")
 
 
@@ -57,21 +54,19 @@ def _types(values):
 
 def _per_type(convert, what, allowed=TYPES):
     def check(mapping):
-        out = {}
-        for key, value in mapping.items():
-            kind = canonical_type(key)
-            if kind not in allowed:
-                raise ValueError(f"{what} does not apply to {kind}; remove it.")
-            out[kind] = convert(kind, value)
-        return out
+        kinds = {canonical_type(key): value for key, value in mapping.items()}
+        wrong = next((kind for kind in kinds if kind not in allowed), None)
+        if wrong:
+            raise ValueError(f"{what} does not apply to {wrong}; remove it.")
+        return {kind: convert(kind, value) for kind, value in kinds.items()}
     return check
 
 
 def _risk(kind, value):
-    if isinstance(value, bool) or not isinstance(value, int) and not str(value).strip().isdigit():
-        raise ValueError(f"{kind}: {value!r} is not a whole number; set a risk score from 0 to 99.")
-    if not 0 <= int(value) <= 99:
-        raise ValueError(f"{kind}: {value} is not a risk score; set 0 to 99.")
+    whole = not isinstance(value, bool) and str(value).strip().isdigit()
+    if not whole or not 0 <= int(value) <= 99:
+        raise ValueError(f"{kind}: {int(value) if whole else repr(value)} is not a "
+                         f"{'risk score; set 0 to 99' if whole else 'whole number; set a risk score from 0 to 99'}.")
     return int(value)
 
 
@@ -99,6 +94,9 @@ PARAMS = (
           check=_per_type(_list_name, "risk_list", tuple(t for t in TYPES if t != FUSION)),
           help="Optional mapping of type to a Recorded Future risk list (list=), e.g. {domain: cncSite, ip: large}; "
                "default: the default list. Not for PublicUkraineRussiaIps (a Fusion file)."),
+    Param("fusion_path", "Fusion File Path", default=source.FUSION_PATH, check=checks.url_path(source.FUSION_PATH),
+          help="The Fusion file of IPs pulled as PublicUkraineRussiaIps into the ukraine_russia_ipv4/ipv6 lookups; "
+               "another Fusion IP file (risk-list CSV) can be pulled into lookups of its own by an instance (-n)."),
     Param("gzip", "Download Compressed", type=bool, default=True,
           help="Ask for the risk lists gzip-compressed (gzip=true); they are decompressed while streaming."),
     *(Param(key, label, default=name, check=devo.check_name,
@@ -124,8 +122,10 @@ def streams(run):
                       requests_per_second=config.requests_per_second)
     found = []
     for kind in config.types:
-        url, head_url = source.list_urls(config.base_url, kind, (config.risk_list or {}).get(kind), config.gzip)
-        rlist = source.RiskList(client, kind, url, head_url, (config.min_risk or {}).get(kind, 0))
+        url, head_url = source.list_urls(config.base_url, kind, (config.risk_list or {}).get(kind), config.gzip,
+                                         config.fusion_path)
+        title = source.describe(kind, config.fusion_path)
+        rlist = source.RiskList(client, kind, url, head_url, (config.min_risk or {}).get(kind, 0), title)
         specs = SPECS[kind]
         # What shapes the lookups: a change uploads again even if the etag did not move.
         fingerprint = hashlib.sha256(json.dumps([head_url, rlist.min_risk, [config[k] for k, _, _ in
@@ -133,20 +133,15 @@ def streams(run):
         found.append(Stream(kind, fetch=rlist.fetch, to_row=rlist.to_row, to=specs, state=("lists", kind),
                             split=source.ip_version if len(specs) == 2 else None, refresh=REFRESH[kind],
                             version=rlist.version, fingerprint=fingerprint[:16], allow_empty=True, done=rlist.report,
-                            what="row", title=source.describe(kind),
+                            what="row", title=title,
                             messages={"rejected": (source.REJECTED.message, source.REJECTED.fix)}))
     return found
 
 
-CONNECTOR = Connector(
-    name="recorded_future",
-    title="Recorded Future risk lists into Devo lookups",
-    description="Pulls the Recorded Future risk lists (ip, hash, domain, url, vulnerability) and the Ukraine/Russia "
-                "IP Fusion file into Devo lookups, each on its refresh time.",
-    params=PARAMS,
-    streams=streams,
-    load_config=load_config,
-)
+CONNECTOR = Connector(name="recorded_future", title="Recorded Future risk lists into Devo lookups", params=PARAMS,
+                      description="Pulls the Recorded Future risk lists (ip, hash, domain, url, vulnerability) and a "
+                                  "Fusion file of IPs (Ukraine/Russia) into Devo lookups, each on its refresh time.",
+                      streams=streams, load_config=load_config)
 main = CONNECTOR.main
 
 __all__ = ["CONNECTOR", "main", "PARAMS", "SPECS", "TYPES", "REFRESH", "LOOKUP_NAMES", "DEFAULT_URL", "canonical_type"]

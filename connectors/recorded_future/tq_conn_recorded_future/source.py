@@ -39,35 +39,34 @@ NOT_A_LIST = Declared(SourceError, "The {list} is not a csv/splunk risk list: Re
 
 
 
-def describe(kind):
-    """Return how messages name a list: "ip risk list", "Ukraine/Russia IP Fusion file"."""
-    return "Ukraine/Russia IP Fusion file" if kind == FUSION else f"{kind} risk list"
+def describe(kind, path=FUSION_PATH):
+    """Return how messages name a list: "ip risk list", "Ukraine/Russia IP Fusion file", "Fusion file /x.csv"."""
+    return f"{kind} risk list" if kind != FUSION else (
+        "Ukraine/Russia IP Fusion file" if path == FUSION_PATH else f"Fusion file {path}")
 
 
-def list_urls(base_url, kind, risk_list=None, compressed=False):
-    """Return (GET url, HEAD url) of a type's risk list, or of the Ukraine/Russia Fusion file."""
+def list_urls(base_url, kind, risk_list=None, compressed=False, fusion_path=FUSION_PATH):
+    """Return (GET url, HEAD url) of a risk list (one URL, gzip included) or of a Fusion file (v2 GET, v3 HEAD)."""
+    # The etag is asked of what is downloaded: the same URL (reference, 2026 corrections).
     if kind == FUSION:
         parts = urlsplit(base_url)
         root = urlunsplit((parts.scheme, parts.netloc, parts.path.split("/v2/")[0] if "/v2/" in parts.path else "",
                            "", "")).rstrip("/")
         # The seed's v2 URL (with its trailing slash) for the file; v3 for the etag (reference section 4).
-        return f"{root}/v2/fusion/files/?path={FUSION_PATH}", f"{root}/fusion/v3/files/{quote(FUSION_PATH, safe='')}"
+        return (f"{root}/v2/fusion/files/?path={quote(fusion_path, safe='/')}",
+                f"{root}/fusion/v3/files/{quote(fusion_path, safe='')}")
     parts = urlsplit(base_url.replace("{0}", kind))
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("list", "gzip")]
-    if risk_list:
-        query.append(("list", risk_list))
-    head = urlunsplit(parts._replace(query=urlencode(query, safe="/")))
-    if compressed:
-        query.append(("gzip", "true"))
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/"))), head
+    query += [("list", risk_list)] * bool(risk_list) + [("gzip", "true")] * bool(compressed)
+    return (urlunsplit(parts._replace(query=urlencode(query, safe="/"))),) * 2
 
 
 class RiskList:
     """One list being pulled: where from, its columns once the header is read, and what its rows told."""
 
-    def __init__(self, client, kind, url, head_url, min_risk):
+    def __init__(self, client, kind, url, head_url, min_risk, title=None):
         self.client, self.kind, self.url, self.head_url, self.min_risk = client, kind, url, head_url, min_risk
-        self.context = {"kind": kind, "list": describe(kind)}
+        self.context = {"kind": kind, "list": title or describe(kind)}
         self.check = {"hash": iocs.file_hash, "domain": iocs.domain, "url": iocs.url,
                       "vulnerability": iocs.cve}.get(kind, iocs.ip)
         self.below = self.malformed = 0
@@ -76,11 +75,13 @@ class RiskList:
 
     def version(self, ctx):
         """Return the etag a HEAD of the list announces, or None when the server gives none."""
-        return etag(self.client, self.head_url, context=self.context)
+        # A Fusion v3 HEAD may answer 403 or 404 for a path v2 serves: no etag (reference, 2026 corrections).
+        quiet = ("failing", "refused") + (("permission", "not_found") if self.kind == FUSION else ())
+        return etag(self.client, self.head_url, quiet=quiet, context=self.context)
 
     def fetch(self, ctx):
         """Yield the records of one download of the list (lists of texts), its header read first."""
-        with Download(self.client, self.url, describe(self.kind), expect=(200,), context=self.context) as download:
+        with Download(self.client, self.url, self.context["list"], expect=(200,), context=self.context) as download:
             ctx.version = download.etag or ctx.version
             records = download.records(raw="EvidenceDetails")
             self._header(next(records, []))
@@ -93,7 +94,7 @@ class RiskList:
             text = ",".join(names)
             looks = ("an HTML page" if text.lower().lstrip().startswith(("<!doctype", "<html")) else
                      f"a body starting {(text[:80] + ('...' if len(text) > 80 else ''))!r}")
-            raise NOT_A_LIST(list=describe(self.kind), looks=looks)
+            raise NOT_A_LIST(list=self.context["list"], looks=looks)
         self.name, self.risk = columns["name"], columns["risk"]
         self.string, self.evidence = columns.get("riskstring"), columns.get("evidencedetails")
         self.algorithm = columns.get("algorithm") if self.kind == "hash" else None   # only a hash has one

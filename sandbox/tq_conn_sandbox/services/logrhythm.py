@@ -1,7 +1,9 @@
 """LogRhythm Alarm API stand-in: alarms over time with details, events and summaries, behind a bearer token."""
 
 import itertools
+import json
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from tq_conn_sandbox.server import Response, Service, route
@@ -9,6 +11,7 @@ from tq_conn_sandbox.server import Response, Service, route
 TOKEN = "lr-sandbox-api-key"
 NO_RIGHTS_TOKEN = "lr-sandbox-no-rights"
 PREFIX = "/lr-alarm-api"
+DRILLDOWN = "/lr-drilldown-cache-api/drilldown"
 _DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:?\d{2})?$")
 
 _STATUS_NAMES = ("New", "Opened", "Working", "Escalated", "Closed", "Closed: False Alarm", "Closed: Resolved",
@@ -19,7 +22,9 @@ DEFAULT_SETTINGS = {
     "max_count": 100,                      # server-side cap on count (seed 004 FAQ 8)
     "ignore_offset": False,                # seed 004's world: every page starts at the first alarm
     "events_key": "alarmEventsDetails",    # or "alarmsEventDetails", the spec's spelling
-    "first_event_only": False,             # XSOAR's note: the endpoint returned one event only
+    "first_event_only": True,              # /events returns one event, whatever the alarm has (XSOAR's note);
+                                           # False: every event, as the spec describes it
+    "drilldown_logs": "string",            # DrillDownLogs as JSON text (string) or as a list (list), by version
     "default_count": 100,
 }
 
@@ -52,6 +57,15 @@ def parse_date(text):
         digits = zone[1:].replace(":", "")
         parsed -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     return parsed
+
+
+_SEARCH_NAMES = {"impactedIP": "impactedIp", "originIP": "originIp", "impactedHostName": "impactedHost",
+                 "originHostName": "originHost", "domain": "domainOrigin"}
+
+
+def search_log(alarm_event):
+    """Return an alarm event as a drill-down log: the Search API's field names (logrhythm.md 5.1, 2026 corrections)."""
+    return {_SEARCH_NAMES.get(k, k): v for k, v in alarm_event.items() if k not in ("impactedName", "originName")}
 
 
 def event(**fields):
@@ -91,15 +105,20 @@ class LogRhythm(Service):
             self._seed()
 
     def configure(self, **settings):
-        """Change switches: max_count, ignore_offset, events_key, first_event_only, default_count."""
+        """Change switches: max_count, ignore_offset, events_key, first_event_only, drilldown_logs, default_count."""
         unknown = set(settings) - set(DEFAULT_SETTINGS)
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         with self.lock:
             self.settings.update(settings)
 
-    def add_alarm(self, rule, inserted=None, events=(), rbp=50, status=0, entity="Primary Site", hours_ago=None):
-        """Add one alarm inserted at inserted (or hours_ago hours before now); return its id."""
+    def add_alarm(self, rule, inserted=None, events=(), rbp=50, status=0, entity="Primary Site", hours_ago=None,
+                  aie=None, cached=True):
+        """Add one alarm inserted at inserted (or hours_ago hours before now); return its id.
+
+        aie: an AI Engine alarm, with a drill-down (default: its rule name starts with AIE); cached: its drill-down
+        is filled (False: a fresh alarm whose drill-down the cache service has not filled yet; see fill()).
+        """
         if inserted is None:
             inserted = datetime.now(timezone.utc) - timedelta(hours=hours_ago or 0)
         if inserted.tzinfo is None:
@@ -114,8 +133,14 @@ class LogRhythm(Service):
                     e["logDate"] = lr_date(inserted - timedelta(seconds=2))
             self.alarms[alarm_id] = {"alarmId": alarm_id, "alarmRuleName": rule, "alarmStatus": status,
                                      "entityName": entity, "inserted": inserted, "rbpMax": rbp,
-                                     "rbpAvg": rbp, "events": evs}
+                                     "rbpAvg": rbp, "events": evs, "cached": bool(cached),
+                                     "aie": rule.startswith("AIE") if aie is None else bool(aie)}
         return alarm_id
+
+    def fill(self, alarm_id):
+        """Let the drill-down cache service fill an alarm's drill-down."""
+        with self.lock:
+            self.alarms[int(alarm_id)]["cached"] = True
 
     def add_burst(self, count, start=None, minutes=60, rule="AIE: Recorded Future - C2 IP Communication",
                   rbp=80):
@@ -167,7 +192,8 @@ class LogRhythm(Service):
     # --- the Alarm API --------------------------------------------------------------------------
     def _search_item(self, alarm):
         return {"alarmId": alarm["alarmId"], "alarmRuleName": alarm["alarmRuleName"],
-                "alarmStatus": alarm["alarmStatus"], "alarmDataCached": "N", "associatedCases": [],
+                "alarmStatus": alarm["alarmStatus"], "alarmDataCached": "Y" if alarm["aie"] and alarm["cached"] else "N",
+                "associatedCases": [],
                 "entityName": alarm["entityName"], "dateInserted": lr_date(alarm["inserted"])}
 
     @route("GET", rf"^{PREFIX}/alarms/?$")
@@ -238,6 +264,35 @@ class LogRhythm(Service):
         evs = alarm["events"][:1] if self.settings["first_event_only"] else alarm["events"]
         return _ok(**{self.settings["events_key"]: evs})
 
+    # --- the AIE drill-down cache API (logrhythm.md, 2026 corrections) -----------------------------
+    @route("GET", rf"^{DRILLDOWN}/(?P<alarm_id>\d+)/?$")
+    def drilldown(self, request, alarm_id):
+        refused = self._refused(request)
+        if refused:
+            return refused
+        alarm = self._alarm(alarm_id)
+        if alarm is None or not alarm["aie"]:
+            # Not an AI Engine alarm (or none at all): 404 with an empty result, as LogRhythm.Tools reads it.
+            return Response({"Data": {"DrillDownResults": None}, "statusCode": 404, "statusMessage": "Not Found",
+                             "responseMessage": f"No drilldown found for alarm {alarm_id}."}, status=404)
+        if not alarm["cached"]:
+            return _ok(Data={"DrillDownResults": None})   # the cache service has not filled it yet
+        logs = [search_log(e) for e in alarm["events"]]
+        blocks = [logs[:1], logs[1:]] if len(logs) > 1 else [logs]
+        as_text = self.settings["drilldown_logs"] == "string"
+        inserted = lr_date(alarm["inserted"])
+        return _ok(Data={"DrillDownResults": {
+            "AlarmID": alarm["alarmId"], "AlarmGuid": str(uuid.uuid5(uuid.NAMESPACE_OID, str(alarm["alarmId"]))),
+            "Priority": alarm["rbpMax"], "AIERuleName": alarm["alarmRuleName"].removeprefix("AIE: "),
+            "AIERuleID": 1000 + len(alarm["alarmRuleName"]), "Status": 4, "RetryCount": 0, "NotificationSent": False,
+            "EventID": alarm["alarmId"] * 7, "NormalMessageDate": inserted,
+            "AIEMsgXml": f'<aie v="1"><_0 FactType="Observed" NormalMsgDate="{inserted}" /></aie>',
+            "WebConsoleIds": [], "RuleBlocks": [
+                {"RuleBlockID": n + 1, "RuleBlockType": 1, "DrillDownLogs": json.dumps(block) if as_text else block,
+                 "DDSummaries": [{"PIFType": 17, "DrillDownSummaryLogs": json.dumps([
+                     {"field": log["originIp"] or "", "value": 1} for log in block])}]}
+                for n, block in enumerate(blocks)]}})
+
     @route("GET", rf"^{PREFIX}/alarms/(?P<alarm_id>\d+)/summary/?$")
     def summary(self, request, alarm_id):
         refused = self._refused(request)
@@ -272,7 +327,7 @@ class LogRhythm(Service):
             inserted = parse_date(spec["dateInserted"]) if spec.get("dateInserted") else None
             ids = [self.add_alarm(spec.get("alarmRuleName", "Sandbox Rule"), inserted=inserted,
                                   events=[event(**e) for e in spec.get("events", [])], rbp=int(spec.get("rbpMax", 50)),
-                                  hours_ago=spec.get("hours_ago"))]
+                                  hours_ago=spec.get("hours_ago"), cached=spec.get("cached", True))]
         return Response({"ids": ids}, status=201)
 
     @route("POST", r"^/_sandbox/logrhythm/settings$")
@@ -284,4 +339,4 @@ class LogRhythm(Service):
         return Response({"settings": self.settings})
 
 
-__all__ = ["LogRhythm", "event", "lr_date", "TOKEN", "NO_RIGHTS_TOKEN"]
+__all__ = ["LogRhythm", "event", "search_log", "lr_date", "TOKEN", "NO_RIGHTS_TOKEN", "DRILLDOWN"]

@@ -16,6 +16,7 @@ from tq_conn_sandbox.server import Response, Service, route
 TOKEN = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 TYPES = ("ip", "domain", "hash", "url", "vulnerability")
 UKRAINE_RUSSIA = "/public/ukraine/ukraine_russia_{}.csv"
+OTHER_FUSION = "/public/c2/known_c2_servers_ip.csv"
 # Rules available per type: the denominator of RiskString ("1/77", "3/52", "2/17", "4/24" in the samples).
 RULES_AVAILABLE = {"ip": 77, "domain": 52, "hash": 17, "url": 24, "vulnerability": 22}
 
@@ -122,12 +123,16 @@ DEFAULTS = {
     "corrupt_gzip": False,          # gzip=true bodies are damaged in the middle
     "slow": 0.0,             # seconds to wait between body chunks
     "risk_floor": 65,        # the default list carries indicators scored 65 and up
+    "header": "RiskString",  # the name of the RiskString column ("riskString" as in RF's Sentinel playbook)
+    "v3_status": 0,          # Fusion files: the v3 endpoint answers this status (403, 404) instead of the file
 }
 _LIST_DEFAULTS = {"ip": {"rows": 60, "ipv6_every": 7, "cidr_every": 29}, "domain": {}, "hash": {"rows": 40},
                   "url": {"rows": 40}, "vulnerability": {"rows": 30},
                   UKRAINE_RUSSIA.format("ip"): {"rows": 40, "ipv6_every": 4, "evidence": "2021"},
                   UKRAINE_RUSSIA.format("domain"): {"rows": 20}, UKRAINE_RUSSIA.format("hash"): {"rows": 20},
-                  UKRAINE_RUSSIA.format("url"): {"rows": 20}}
+                  UKRAINE_RUSSIA.format("url"): {"rows": 20},
+                  # Another Fusion file of IPs, pulled by setting fusion_path; v3 does not serve it.
+                  OTHER_FUSION: {"rows": 24, "ipv6_every": 6, "header": "riskString", "v3_status": 404}}
 
 
 def _mix(i, seed):
@@ -221,12 +226,13 @@ class RiskList:
         """Return what decides the bytes of the list: its key, version, options and rules."""
         return self.key, self.kind, self.version, json.dumps(self.options, sort_keys=True), self._rules
 
-    def etag(self, length=32):
-        digest = hashlib.sha256(json.dumps([self.key, self.version, self.options], sort_keys=True).encode())
+    def etag(self, length=32, variant=""):
+        """Return the list's etag; a variant (the gzip=true form) has its own, as another resource would."""
+        digest = hashlib.sha256(json.dumps([self.key, self.version, self.options, variant], sort_keys=True).encode())
         return digest.hexdigest()[:length]
 
     def header(self):
-        cols = ["Name", "Risk", "RiskString", "EvidenceDetails"]
+        cols = ["Name", "Risk", self.options["header"], "EvidenceDetails"]
         if self.kind == "hash":
             cols.insert(1 if self.options["algorithm_column"] == "second" else 4, "Algorithm")
         return ",".join(f'"{c}"' for c in cols) + "\n"
@@ -436,7 +442,10 @@ class RecordedFuture(Service):
             rlist.key = f"{kind}:{name}"
             rlist._set_rules((rule,))
         # Any other name gives the default list (reference 3.1).
-        return self._body(request, rlist, "text/plain;charset=utf-8", {"etag": rlist.etag()}, True)
+        # The compressed form is another body: it has its own etag (so a HEAD must ask for the same URL as the GET).
+        gzipped = request.query.get("gzip", "").lower() == "true"
+        return self._body(request, rlist, "text/plain;charset=utf-8", {"etag": rlist.etag(variant="gzip" * gzipped)},
+                          True)
 
     @route("GET", r"^/v2/(?P<kind>ip|domain|hash|url|vulnerability)/riskrules/?$")
     def riskrules(self, request, kind):
@@ -447,7 +456,7 @@ class RecordedFuture(Service):
                     "relatedEntities": []} for r in _RULES[kind]]
         return Response({"data": {"results": results}, "counts": {"returned": len(results), "total": len(results)}})
 
-    def _fusion(self, request, path):
+    def _fusion(self, request, path, v3=False):
         refused = self._refused(request)
         if refused:
             return refused
@@ -458,6 +467,8 @@ class RecordedFuture(Service):
         if path not in self.lists:
             return _rf_error(404, f"File not found: {path}")
         rlist = self.risk_list(path)
+        if v3 and rlist.options["v3_status"]:
+            return _rf_error(int(rlist.options["v3_status"]), f"Not available in Fusion v3: {path}")
         filename = path.rsplit("/", 1)[-1]
         headers = {"etag": rlist.etag(64), "last-modified": formatdate(1715245527 + 3600 * rlist.version, usegmt=True),
                    "content-disposition": f'attachment; filename="{filename}"'}
@@ -469,7 +480,7 @@ class RecordedFuture(Service):
 
     @route("GET", r"^/fusion/v3/files/(?P<encoded>[^/]+)$")
     def fusion_v3(self, request, encoded):
-        return self._fusion(request, unquote(encoded))
+        return self._fusion(request, unquote(encoded), v3=True)
 
 
-__all__ = ["RecordedFuture", "RiskList", "TOKEN", "TYPES", "UKRAINE_RUSSIA", "DEFAULTS"]
+__all__ = ["RecordedFuture", "RiskList", "TOKEN", "TYPES", "UKRAINE_RUSSIA", "OTHER_FUSION", "DEFAULTS"]

@@ -62,7 +62,12 @@ SETTINGS = {
     "empty_attributes": False,   # add attributes with an empty name and an empty value to every indicator
     "last_page": "object",       # the cursor endpoint's final page: data {} (object) or [] (list)
     "is_active_shape": "bool",   # bool, or string ("True" / "" as some releases send)
-    "custom_fields_shape": "list",  # list, or string (JSON text)
+    "custom_fields_shape": "list",  # list, string (JSON text), or mapping ({name: field}, the form ThreatQ's has)
+    "custom_fields_default": "list",  # what a new record's custom_fields start as: list, or mapping ({} as ThreatQ's)
+    "lists_by": "fields",        # fields: query results carry attributes and sources only when fields asks for them
+                                 # (ThreatQ since 2026); with: an older release, where with= brings them too
+    "refuse_registration": 0,    # POST and PUT /api/connectors answer this status (e.g. 403) instead of writing
+    "create_timeout": 0,         # POST /api/connectors creates the record, then answers this late (seconds)
 }
 CATEGORY = {"id": 3, "name": "Labs"}
 SORTS = ("id", "-id", "updated_at", "-updated_at")
@@ -144,10 +149,10 @@ class Collection:
     """
 
     def __init__(self, ident, name, size, seed, *, duplicate_every=0, empty_value_every=0, json_as_string=False,
-                 sparse=False):
+                 sparse=False, untidy=False):
         self.id, self.name, self.size, self.seed = ident, name, int(size), int(seed)
         self.duplicate_every, self.empty_value_every = int(duplicate_every or 0), int(empty_value_every or 0)
-        self.json_as_string, self.sparse = bool(json_as_string), bool(sparse)
+        self.json_as_string, self.sparse, self.untidy = bool(json_as_string), bool(sparse), bool(untidy)
         self.hash = hashlib.md5(f"collection:{ident}:{name}".encode()).hexdigest()
         self.api_query = {"criteria": {"+or": [{"type_name": t[1]} for t in TYPES[:9]]},
                           "filters": {"+and": [{"tags": {"+or": [name]}}, {"status_name": {"+nin": ["Whitelisted"]}}]}}
@@ -156,8 +161,15 @@ class Collection:
 
     def listing(self):
         """Return the collection as GET /api/search/query lists it."""
-        query = {"ui_query": {"criteria": self.api_query["criteria"], "filters": self.api_query["filters"]},
-                 "api_query": self.api_query}
+        api_query = self.api_query
+        if self.untidy:
+            # What ThreatQ's SDK cleans before sending (sanitize_payload): a type that no longer exists and empty
+            # clauses; sent as they are, the query is refused.
+            api_query = json.loads(json.dumps(api_query))
+            api_query["criteria"]["+or"] += [{"type_name": "Retired Type"}, {}, {"+and": []}]
+            api_query["filters"]["+and"] += [{"tags": {}}, {"status_name": {"+in": ["Gone"]}}]
+        query = {"ui_query": {"criteria": api_query["criteria"], "filters": api_query["filters"]},
+                 "api_query": api_query}
         return {"id": self.id, "name": self.name, "hash": self.hash, "user_id": 1,
                 "json": json.dumps(query) if self.json_as_string else query,
                 "created_at": self.created_at, "updated_at": self.created_at}
@@ -491,6 +503,10 @@ class ThreatQ(Service):
         sort = request.query.get("sort", "id")
         if sort not in SORTS:
             return _field_errors(400, "sort", f"The stand-in sorts by {', '.join(SORTS)} only.")
+        unknown = _unknown_names(body)
+        if unknown:
+            return _field_errors(400, unknown[0], f"The selected {unknown[0].replace('_', ' ')} {unknown[1]!r} is "
+                                                  "invalid.")
         wanted = _canonical(body)
         collection = next((c for c in self.collections.values() if _canonical(c.api_query) == wanted), None)
         limit = max(0, min(limit, int(self.settings["max_limit"])))
@@ -499,8 +515,9 @@ class ThreatQ(Service):
         misbehaving = self._page_misbehaviour()
         if misbehaving:
             return misbehaving
+        fields = body.get("fields") if "fields" in body else _url_fields(request)
         return Response(self._page({"total": size, "limit": limit, "offset": offset}, collection, positions, sort,
-                                   request, body.get("fields")))
+                                   request, fields))
 
     @route("GET", r"^/api/indicators/query/hash/(?P<ident>[^/]+)$")
     def query_hash(self, request, ident):
@@ -531,7 +548,7 @@ class ThreatQ(Service):
             return misbehaving
         positions = range(position, min(position + limit, collection.size))
         return Response(self._page({**head, "nextCursorMark": _cursor(positions.stop, sort)}, collection, positions,
-                                   sort, request, None))
+                                   sort, request, _url_fields(request)))
 
     def _page_misbehaviour(self):
         """Return the error a misbehaviour switch gives this page request, or None (counts pages served)."""
@@ -558,10 +575,16 @@ class ThreatQ(Service):
         """Return the body of a page: the head's keys, then the indicators at positions.
 
         They are shaped by with=, fields= and the shape switches; in the default shapes the generated text is sent
-        as it is, else it is decoded, reshaped and encoded again.
+        as it is, else it is decoded, reshaped and encoded again. fields with * keeps the default fields and adds the
+        related lists it names; fields without * narrows the payload to what it names.
         """
-        with_ = tuple(w.strip() for w in request.query.get("with", "").split(",") if w.strip())
+        asked = tuple(w.strip() for w in request.query.get("with", "").split(",") if w.strip())
         settings = dict(self.settings)
+        fields = [f for f in fields or () if isinstance(f, str)]
+        with_ = tuple(w for w in asked if settings["lists_by"] == "with" or w not in ("attributes", "sources"))
+        with_ += tuple(f for f in fields if f in _EVERY_LIST + ("tags",) and f not in with_)
+        if "*" in fields:
+            fields = None
         indexes = [collection.position_index(p, sort) for p in positions] if collection else []
         texts = collection.texts(indexes, with_) if collection else ()
         shape = settings["score_shape"]
@@ -633,7 +656,7 @@ class ThreatQ(Service):
 
     @route("POST", r"^/api/connectors$")
     def create_connector(self, request):
-        denied = self._unauthorized(request)
+        denied = self._unauthorized(request) or self._refused()
         if denied:
             return denied
         body = request.json()
@@ -645,7 +668,8 @@ class ThreatQ(Service):
             ident = max(self.connectors, default=0) + 1
             now = _now()
             record = {"id": ident, "name": body["name"], "display_name": body["name"], "namespace": None,
-                      "description": "", "custom_fields": [], "frequency": None, "category_id": None,
+                      "description": "", "custom_fields": {} if self.settings["custom_fields_default"] == "mapping"
+                      else [], "frequency": None, "category_id": None,
                       "category": None, "indicator_status_id": None, "tlp_id": None,
                       "gate_oauth2_client_id": None, "last_import_at": None, "last_import_count": None,
                       "is_active": False, "created_at": now, "updated_at": now}
@@ -653,11 +677,14 @@ class ThreatQ(Service):
             if problem:
                 return problem
             self.connectors[ident] = record
-            return Response({"data": self._record_out(record)}, status=201)
+            out = self._record_out(record)
+        if self.settings["create_timeout"]:
+            time.sleep(float(self.settings["create_timeout"]))   # created, but the answer comes too late
+        return Response({"data": out}, status=201)
 
     @route("PUT", r"^/api/connectors/(?P<ident>\d+)$")
     def update_connector(self, request, ident):
-        denied = self._unauthorized(request)
+        denied = self._unauthorized(request) or self._refused(request.json())
         if denied:
             return denied
         body = request.json()
@@ -673,12 +700,22 @@ class ThreatQ(Service):
             record["updated_at"] = _now()
             return Response({"data": self._record_out(record)})
 
+    def _refused(self, body=None):
+        """Return the refusal of a connector write when refuse_registration is set (a run's bookkeeping passes)."""
+        status = int(self.settings["refuse_registration"] or 0)
+        if not status or (isinstance(body, dict) and set(body) <= {"last_import_at", "last_import_count"}):
+            return None
+        return _errors(status, "This action is unauthorized.")
+
     def _record_out(self, record):
         out = json.loads(json.dumps(record))
         if self.settings["is_active_shape"] == "string":
             out["is_active"] = "True" if record["is_active"] else ""
         if self.settings["custom_fields_shape"] == "string":
             out["custom_fields"] = json.dumps(record["custom_fields"])
+        elif self.settings["custom_fields_shape"] == "mapping" and isinstance(out["custom_fields"], list):
+            out["custom_fields"] = {f["name"]: {k: v for k, v in f.items() if k != "name"}
+                                    for f in out["custom_fields"]}
         return out
 
     # Sandbox control: play the user in the UI, change the data and the misbehaviour switches.
@@ -701,7 +738,7 @@ class ThreatQ(Service):
     def _sandbox_collections(self, request):
         return Response({"data": [{"id": c.id, "name": c.name, "hash": c.hash, "size": c.size, "seed": c.seed,
                                    "duplicate_every": c.duplicate_every, "empty_value_every": c.empty_value_every,
-                                   "json_as_string": c.json_as_string, "sparse": c.sparse}
+                                   "json_as_string": c.json_as_string, "sparse": c.sparse, "untidy": c.untidy}
                                   for c in self.collections.values()]})
 
     @route("POST", r"^/_sandbox/threatq/collections$")
@@ -711,7 +748,7 @@ class ThreatQ(Service):
             collection = self.add_collection(body.pop("name"), body.pop("size"), **body)
         except (KeyError, TypeError, ValueError) as exc:
             return _errors(400, f"give name, size and optionally seed, duplicate_every, empty_value_every, "
-                                f"json_as_string, sparse ({exc})")
+                                f"json_as_string, sparse, untidy ({exc})")
         return Response({"data": {"id": collection.id, "name": collection.name, "hash": collection.hash}}, status=201)
 
     @route("GET", r"^/_sandbox/threatq/collections/(?P<name>[^/]+)/indicators$")
@@ -783,6 +820,8 @@ def _apply(record, body):
             record[key] = body[key]
     if "custom_fields" in body:
         fields = body["custom_fields"]
+        if fields == {}:
+            fields = []
         if isinstance(fields, str):
             try:
                 fields = json.loads(fields)
@@ -798,6 +837,32 @@ def _apply(record, body):
     if "is_active" in body:
         value = body["is_active"]
         record["is_active"] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    return None
+
+
+def _url_fields(request):
+    """Return the fields URL parameter as a list (comma-separated), or None."""
+    text = request.query.get("fields")
+    return [f.strip() for f in text.split(",") if f.strip()] if text else None
+
+
+_NAMES = {"type_name": {t[1] for t in TYPES}, "status_name": {s[1] for s in STATUSES}}
+
+
+def _unknown_names(value, key=None):
+    """Return (field, name) of the first type or status name in a query that does not exist, or None [I]."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _unknown_names(v, k if k in _NAMES else key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _unknown_names(v, key)
+            if found:
+                return found
+    elif key in _NAMES and isinstance(value, str) and value not in _NAMES[key]:
+        return key, value
     return None
 
 

@@ -257,14 +257,17 @@ def test_list_urls_follow_base_url():
     get, head = source.list_urls(base, "domain")
     assert get == head == "https://api.recordedfuture.com/v2/domain/risklist?format=csv/splunk"
     get, head = source.list_urls(base, "ip", "cncSite", compressed=True)
-    assert get == "https://api.recordedfuture.com/v2/ip/risklist?format=csv/splunk&list=cncSite&gzip=true"
-    assert head == "https://api.recordedfuture.com/v2/ip/risklist?format=csv/splunk&list=cncSite"
+    # The etag is asked of the very URL downloaded, gzip included (reference, 2026 corrections).
+    assert get == head == "https://api.recordedfuture.com/v2/ip/risklist?format=csv/splunk&list=cncSite&gzip=true"
 
 
 def test_fusion_urls_use_the_seed_v2_path_and_v3_for_the_etag():
     get, head = source.list_urls("http://127.0.0.1:9/rf/v2/{0}/risklist?format=csv/splunk", FUSION, "x", True)
     assert get == "http://127.0.0.1:9/rf/v2/fusion/files/?path=/public/ukraine/ukraine_russia_ip.csv"
     assert head == "http://127.0.0.1:9/rf/fusion/v3/files/%2Fpublic%2Fukraine%2Fukraine_russia_ip.csv"
+    get, head = source.list_urls("https://rf.example/v2/{0}/risklist", FUSION, fusion_path="/home/x/c2 ips.csv")
+    assert get == "https://rf.example/v2/fusion/files/?path=/home/x/c2%20ips.csv"
+    assert head == "https://rf.example/fusion/v3/files/%2Fhome%2Fx%2Fc2%20ips.csv"
 
 
 # ---- the recorded samples read whole --------------------------------------------------------------------------
