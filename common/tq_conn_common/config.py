@@ -67,6 +67,7 @@ class Param:
     range: tuple = ()
     help: str = ""
     prompt: bool = None          # asked on first run; default: when required and without default
+    ask_if: Callable = None      # asked only when ask_if(the values answered so far, converted) is true
     ui: bool = False             # set by the user in the ThreatQ UI (ThreatQ connectors)
     env: str = None              # environment variable that may carry the value
     renamed_from: tuple = ()     # older keys migrated on load
@@ -363,7 +364,11 @@ def prompt(params, raw, *, ask=input, ask_secret=getpass.getpass, out=None):
     """Ask for each param in turn (defaults shown, secrets hidden, bad answers re-asked); return raw values."""
     out = out or sys.stdout
     answers = dict(raw)
+    known = {p.key: p for p in params}
     for param in params:
+        if param.ask_if is not None and not param.ask_if(
+                {k: check_value(known[k], v)[0] if k in known else v for k, v in answers.items()}):
+            continue
         while True:
             shown = f" [{_shown_default(param)}]" if param.default not in (None, "") and not param.secret else ""
             question = f"{param.label}{shown}: "
