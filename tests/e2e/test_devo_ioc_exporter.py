@@ -1,5 +1,6 @@
 """tq-conn-devo-ioc-exporter end to end: the installed command against the ThreatQ and Devo stand-ins."""
 
+import getpass
 import json
 import os
 import signal
@@ -285,6 +286,17 @@ def test_missing_ui_values_are_named(sandbox, configured, exporter):
     assert "Lookup Table Name (lookup_name)" in result.err and "collection_name" in result.err
 
 
+def test_a_bad_value_set_in_the_ui_is_named_as_the_ui_field_not_the_local_file(sandbox, configured, exporter, folder):
+    configured(values=rest_values(batch_size="0"))
+    result = exporter()
+    assert result.code == 2, result
+    assert "Error: The configuration has 1 problem(s):" in result.err     # the local file is not blamed
+    assert ("Batch Size (batch_size): 0 is below the minimum 1; set 1 to 10000. (set in the ThreatQ UI "
+            "(Configuration tab of the connector, field 'Batch Size'))") in result.err
+    assert str(folder) not in result.err
+    assert "Run statistics:" in result.out
+
+
 def test_empty_values_are_skipped_and_counted(sandbox, configured, exporter):
     sandbox["threatq"].add_collection("With Gaps", 100, seed=21, empty_value_every=10)
     configured(values=rest_values(collection_name="With Gaps"))
@@ -389,7 +401,7 @@ def test_a_cron_entry_from_cron_works_when_uncommented(sandbox, configured, expo
     written = exporter("--cron", "0 */2 * * *", "--cron-dir", cron_dir, "-ll", folder)
     assert written.code == 0, written
     entry = (cron_dir / CMD).read_text().splitlines()[-1]
-    assert entry.startswith("#0 */2 * * * root ")
+    assert entry.startswith(f"#0 */2 * * * {getpass.getuser()} ")
     command = entry.lstrip("#").split(None, 6)[6]               # after the five fields and the user
     assert command.startswith(bin_path()) and f"-c {folder}" in command
     ran = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120,
