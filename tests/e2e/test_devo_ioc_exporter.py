@@ -297,6 +297,16 @@ def test_a_bad_value_set_in_the_ui_is_named_as_the_ui_field_not_the_local_file(s
     assert "Run statistics:" in result.out
 
 
+def test_dry_run_fetches_and_maps_everything_delivers_nothing_and_records_no_run(sandbox, configured, exporter):
+    configured()
+    result = exporter("--dry-run", "-v", "2")
+    assert result.code == 0, result
+    assert f"Dry run: 491 rows would go to lookup {LOOKUP} (replace); nothing was sent." in result.out
+    assert sandbox["devo"].lookup(LOOKUP) is None and "items delivered 0" in result.out
+    assert "Recorded the run in ThreatQ" not in result.out                  # the connector record is left alone
+    assert exporter("-v", "2").code == 0 and len(lookup_rows(sandbox)) == 491
+
+
 def test_empty_values_are_skipped_and_counted(sandbox, configured, exporter):
     sandbox["threatq"].add_collection("With Gaps", 100, seed=21, empty_value_every=10)
     configured(values=rest_values(collection_name="With Gaps"))

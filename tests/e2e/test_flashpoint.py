@@ -428,6 +428,18 @@ def test_pull_error_102_an_api_error_while_pulling(configure, flashpoint, sandbo
     assert "Flashpoint refused the request for the reason shown" in result.err
 
 
+def test_dry_run_fetches_and_maps_everything_delivers_nothing_and_keeps_no_state(configure, flashpoint, sandbox,
+                                                                                 folder):
+    configure()
+    result = flashpoint("--dry-run", "-v", "2")
+    assert result.code == 0, result
+    assert f"Dry run: {PER_TYPE} rows would go to lookup {DOMAINS} (replace); nothing was sent." in result.out
+    assert f"Dry run: {ALERTS} rows would go to {TAG}; nothing was sent." in result.out
+    assert rows(sandbox, DOMAINS) is None and events(sandbox) == [] and "items delivered 0" in result.out
+    assert not (folder / STATE).exists() or "alerts" not in json.loads((folder / STATE).read_text())
+    assert flashpoint().code == 0 and len(rows(sandbox, DOMAINS)) == PER_TYPE and len(events(sandbox)) == ALERTS
+
+
 # ---- first run ----------------------------------------------------------------------------------------------------
 
 def test_the_first_run_prompts_ask_what_alerts_need_and_the_next_run_works(sandbox, folder, cli, terminal):
