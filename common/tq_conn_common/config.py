@@ -345,6 +345,33 @@ def merge_sources(params, file_values, environ=None, origins=None):
     return {k: v for k, v in raw.items() if k in known}
 
 
+def migrate_file(path, params):
+    """Rewrite the renamed keys of a config file (top-level 'old_key:' lines) to their new names, the rest of the
+    file (comments, order) kept; warn once for each. An upgrade never means editing the file by hand."""
+    renames = {old: p.key for p in params for old in p.renamed_from}
+    if not renames or not os.path.isfile(path) or os.path.islink(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return   # read_file says what is wrong with it
+    present = {line.split(":", 1)[0] for line in lines if ":" in line and not line[:1].isspace()}
+    changed = []
+    for i, line in enumerate(lines):
+        old = line.split(":", 1)[0]
+        if ":" in line and old in renames and renames[old] not in present:
+            lines[i] = renames[old] + line[len(old):]
+            changed.append(old)
+    if changed:
+        try:
+            write_private(path, "\n".join(lines))
+        except ConfigError:   # a read-only file: the old keys are still read under their new names (merge_sources)
+            return
+        for old in changed:
+            log.warning("Config key '%s' is now '%s'; rewritten in %s.", old, renames[old], path)
+
+
 def ui_origin(param):
     """Return how a problem names a value set in the ThreatQ UI: the field by its label."""
     return f"the ThreatQ UI (Configuration tab of the connector, field '{param.label}')"
@@ -522,4 +549,4 @@ def markdown_table(params):
 
 
 __all__ = ["Param", "Secret", "Config", "reveal", "validate", "check_value", "read_file", "merge_sources",
-           "ui_origin", "dump", "missing", "prompt", "write_file", "template", "ui_definition", "markdown_table"]
+           "ui_origin", "dump", "migrate_file", "missing", "prompt", "write_file", "template", "ui_definition", "markdown_table"]

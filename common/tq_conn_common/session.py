@@ -160,6 +160,7 @@ def _configure(connector, args, stats=None):
         raise UsageError(f"The config folder {where['dir']} does not exist.",
                          f"create it (mkdir -p {where['dir']}) or give another with -c.")
     first_run = not os.path.exists(where["config"])
+    cfg.migrate_file(where["config"], connector.params)
     file_values = cfg.read_file(where["config"])
     origins = {}
     if connector.load_config:
