@@ -466,7 +466,7 @@ def dump(config, params, origins=None, header=""):
     for param in params:
         value = config.get(param.key) if param.key in config else None
         if isinstance(value, Secret):
-            lines.append(f"# {param.key}:   # secret, set but not shown: write it here or set "
+            lines.append(f"# {param.key}: '****'   # secret, set but not shown: write it here or set "
                          f"{param.env or 'TQ_CONN_' + param.key.upper()}")
             continue
         if value is None:

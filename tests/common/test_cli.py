@@ -138,7 +138,7 @@ def test_show_config_hides_secrets_and_is_a_config_file_the_command_reads_back(t
     result = toy.run("--show-config", env={"TQ_CONN_TOTAL": "12"})
     assert result.code == 0, result
     assert "sandbox-token" not in result.both and "key-value-1234" not in result.both
-    assert "# token:   # secret, set but not shown: write it here or set TQ_CONN_TOKEN" in result.out
+    assert "# token: '****'   # secret, set but not shown: write it here or set TQ_CONN_TOKEN" in result.out
     assert "batch_size: 7\n" in result.out
     assert "total: 12\n# (total above is set in the environment variable TQ_CONN_TOTAL)" in result.out
     assert "Run statistics" not in result.out
