@@ -144,7 +144,9 @@ def test_first_run_on_a_terminal_prompts_registers_the_connector_and_says_set_in
         ("ThreatQ Host: ", sandbox.url("threatq")), ("ThreatQ Client ID: ", CLIENT_ID),
         ("ThreatQ Username: ", USERNAME), ("ThreatQ Password: ", PASSWORD), ("Status [Review]: ", "")])
     assert code == 0, screen
-    assert screen.rstrip().endswith("Connector configured. Set information in UI"), screen
+    said = screen.rstrip().splitlines()
+    assert said[-2].strip() == "Connector configured. Set information in UI", screen   # the guide's words, then
+    assert "Run statistics: requests made " in said[-1], screen                        # the statistics line
     order = [screen.index(p) for p in ("ThreatQ Host:", "ThreatQ Client ID:", "ThreatQ Username:",
                                        "ThreatQ Password:", "Status [Review]:")]
     assert order == sorted(order)
@@ -172,7 +174,9 @@ def test_setup_from_environment_variables_registers_without_a_terminal(sandbox, 
     env = {f"TQ_CONN_{k.upper()}": str(v) for k, v in answers(sandbox).items()}
     result = exporter(env=env)
     assert result.code == 0, result
-    assert result.out.strip() == "Connector configured. Set information in UI"
+    said = result.out.strip().splitlines()
+    assert said[0] == "Connector configured. Set information in UI" and len(said) == 2, result
+    assert said[1].startswith("Run statistics: requests made ") or " Run statistics: " in said[1], result
     assert sandbox["threatq"].connector(RECORD) is not None
 
 
