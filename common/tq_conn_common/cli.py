@@ -1,6 +1,9 @@
 """The command line every connector shares: its standard flags, and the connector's own added to them."""
 
 import argparse
+import importlib.metadata
+
+from tq_conn_common.version import __version__
 
 LEVELS = {"DEBUG": 3, "INFO": 2, "WARNING": 1, "ERROR": 1, "CRITICAL": 1}
 
@@ -46,8 +49,11 @@ def parser(connector):
     parser.add_argument("-n", "--name", metavar="NAME", default=None,
                         help="instance name: several instances on one host, each with its own config, state and lock")
     parser.add_argument("--cron", metavar="SCHEDULE", default=None,
-                        help='write a commented-out cron.d entry with this schedule, e.g. "0 */2 * * *", and exit')
+                        help='write the cron.d entry with this schedule, e.g. "0 */2 * * *" or @hourly, and exit: '
+                             'commented out when new, kept enabled if you enabled it; no config needed yet')
     parser.add_argument("--cron-dir", metavar="DIR", default="/etc/cron.d", help="where --cron writes (default /etc/cron.d)")
+    parser.add_argument("--cron-user", metavar="USER", default=None,
+                        help="the user the cron entry runs as (default: the user running --cron)")
     parser.add_argument("--print-config-template", action="store_true",
                         help="print every parameter with its help as a YAML template and exit")
     parser.add_argument("--show-config", action="store_true", help="print the effective config (secrets masked) and exit")
@@ -57,9 +63,20 @@ def parser(connector):
                         help="pull and deliver everything now, whatever the refresh times and versions say")
     parser.add_argument("--dry-run", action="store_true",
                         help="fetch and map everything, deliver nothing and change no state; say what would be sent")
+    parser.add_argument("--version", action="version", version=version(connector),
+                        help="print the versions of this connector and of tq-conn-common, and exit")
     if connector.add_arguments:
         connector.add_arguments(parser)
     return parser
 
 
-__all__ = ["parser", "whole", "EPILOG", "LEVELS"]
+def version(connector):
+    """Return the version line of a connector command: its own version and that of tq-conn-common."""
+    try:
+        own = importlib.metadata.version(connector.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        own = "(not installed as a distribution)"
+    return f"{connector.command} {own} (tq-conn-common {__version__})"
+
+
+__all__ = ["parser", "whole", "version", "EPILOG", "LEVELS"]

@@ -30,7 +30,7 @@ def load(config_dir, input_name, extra=None):
     data = read_file(path)
     if not isinstance(data.get("inputs"), dict) or input_name not in data["inputs"]:
         return None
-    raw = {}
+    raw = Values()
     output = ((data.get("outputs") or {}).get("devo_1") or {}).get("config") or {}
     if output:
         if output.get("address"):
@@ -64,8 +64,33 @@ def load(config_dir, input_name, extra=None):
     if extra:
         extra(section, raw)
     raw.pop("_debug", None)
+    raw.origins = {key: f"{path} ({_where(key, input_name, section)})" for key in raw}
     log.info("Read the collector configuration %s (input '%s').", path, input_name)
     return raw
 
 
-__all__ = ["loader", "load", "FILENAME"]
+class Values(dict):
+    """Raw values read from config.yaml; origins names, for each key, where it is set there."""
+
+    origins = {}
+
+
+def _where(key, input_name, section):
+    """Return the path in config.yaml of the value of one of our keys: a key of the input, of one of its services,
+    of its credentials, or of the Devo output."""
+    if key in section:
+        return f"inputs.{input_name}.{key}"
+    for service, values in (section.get("services") or {}).items() if isinstance(section.get("services"), dict) else ():
+        if isinstance(values, dict) and key in values:
+            return f"inputs.{input_name}.services.{service}.{key}"
+    if isinstance(section.get("credentials"), dict) and key in section["credentials"]:
+        return f"inputs.{input_name}.credentials.{key}"
+    output = {"devo_host": "address", "devo_port": "port", "devo_cert": "cert", "devo_key": "key", "devo_chain": "chain"}
+    if key in output:
+        return "outputs.devo_1.config." + output[key]
+    if key == "devo_transport":
+        return "outputs.devo_1"
+    return f"inputs.{input_name}"
+
+
+__all__ = ["loader", "load", "FILENAME", "Values"]

@@ -1,5 +1,6 @@
 """Declared parameters: one declaration drives prompts, validation, the config file, the UI definition and docs."""
 
+import difflib
 import getpass
 import logging
 import os
@@ -66,6 +67,7 @@ class Param:
     range: tuple = ()
     help: str = ""
     prompt: bool = None          # asked on first run; default: when required and without default
+    ask_if: Callable = None      # asked only when ask_if(the values answered so far, converted) is true
     ui: bool = False             # set by the user in the ThreatQ UI (ThreatQ connectors)
     env: str = None              # environment variable that may carry the value
     renamed_from: tuple = ()     # older keys migrated on load
@@ -238,17 +240,23 @@ def _check_value(param, value):
     return converted, None
 
 
-def validate(params, raw, path=None):
-    """Return a Config from raw values, or raise ConfigError listing every problem at once."""
-    values, problems = {}, []
+def validate(params, raw, path=None, origins=None):
+    """Return a Config from raw values, or raise ConfigError listing every problem at once.
+
+    origins maps a key to where its value was set when that is not the file at path (the ThreatQ UI, the
+    environment, the collector config.yaml): a problem with such a value says so, and the file is not blamed."""
+    origins = origins or {}
+    values, found = {}, []
     for param in params:
         value, problem = check_value(param, raw.get(param.key))
         if problem:
-            problems.append(problem)
+            found.append((problem, None if raw.get(param.key) is None else origins.get(param.key, path)))
         else:
             values[param.key] = value
-    if problems:
-        where = f" in {path}" if path else ""
+    if found:
+        elsewhere = any(origin not in (None, path) for _, origin in found)
+        problems = [f"{problem} (set in {origin})" if elsewhere and origin else problem for problem, origin in found]
+        where = f" in {path}" if path and not elsewhere else ""
         raise ConfigError(f"The configuration{where} has {len(problems)} problem(s):\n  " + "\n  ".join(problems),
                           problems=problems)
     return Config(values, params, path)
@@ -308,9 +316,12 @@ def _expanded_size(value, limit):
     return count
 
 
-def merge_sources(params, file_values, environ=None):
-    """Return raw values: the file, then environment variables, older keys migrated; warn on unknown keys."""
+def merge_sources(params, file_values, environ=None, origins=None):
+    """Return raw values: the file, then environment variables, older keys migrated; warn on unknown keys (with
+    the known key they most look like). origins, if given, learns the environment variable of each value set
+    there, and follows a migrated key."""
     environ = os.environ if environ is None else environ
+    origins = {} if origins is None else origins
     known = {p.key for p in params}
     raw = dict(file_values)
     for param in params:
@@ -318,15 +329,52 @@ def merge_sources(params, file_values, environ=None):
             if old in raw and param.key not in raw:
                 log.warning("Config key '%s' is now '%s'; migrated.", old, param.key)
                 raw[param.key] = raw.pop(old)
+                if old in origins:
+                    origins[param.key] = origins.pop(old)
             else:
                 raw.pop(old, None)
     for key in sorted(set(raw) - known):
-        log.warning("Unknown config key '%s' ignored; see --print-config-template for the known keys.", key)
+        near = difflib.get_close_matches(str(key).lower(), sorted(known), n=1, cutoff=0.75)
+        log.warning("Unknown config key '%s' ignored; %s", key, f"did you mean '{near[0]}'?" if near else
+                    "see --print-config-template for the known keys.")
     for param in params:
         name = param.env or f"TQ_CONN_{param.key.upper()}"
         if environ.get(name):
             raw[param.key] = environ[name]
+            origins[param.key] = f"the environment variable {name}"
     return {k: v for k, v in raw.items() if k in known}
+
+
+def migrate_file(path, params):
+    """Rewrite the renamed keys of a config file (top-level 'old_key:' lines) to their new names, the rest of the
+    file (comments, order) kept; warn once for each. An upgrade never means editing the file by hand."""
+    renames = {old: p.key for p in params for old in p.renamed_from}
+    if not renames or not os.path.isfile(path) or os.path.islink(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return   # read_file says what is wrong with it
+    present = {line.split(":", 1)[0] for line in lines if ":" in line and not line[:1].isspace()}
+    changed = []
+    for i, line in enumerate(lines):
+        old = line.split(":", 1)[0]
+        if ":" in line and old in renames and renames[old] not in present:
+            lines[i] = renames[old] + line[len(old):]
+            changed.append(old)
+    if changed:
+        try:
+            write_private(path, "\n".join(lines))
+        except ConfigError:   # a read-only file: the old keys are still read under their new names (merge_sources)
+            return
+        for old in changed:
+            log.warning("Config key '%s' is now '%s'; rewritten in %s.", old, renames[old], path)
+
+
+def ui_origin(param):
+    """Return how a problem names a value set in the ThreatQ UI: the field by its label."""
+    return f"the ThreatQ UI (Configuration tab of the connector, field '{param.label}')"
 
 
 def missing(params, raw):
@@ -343,7 +391,11 @@ def prompt(params, raw, *, ask=input, ask_secret=getpass.getpass, out=None):
     """Ask for each param in turn (defaults shown, secrets hidden, bad answers re-asked); return raw values."""
     out = out or sys.stdout
     answers = dict(raw)
+    known = {p.key: p for p in params}
     for param in params:
+        if param.ask_if is not None and not param.ask_if(
+                {k: check_value(known[k], v)[0] if k in known else v for k, v in answers.items()}):
+            continue
         while True:
             shown = f" [{_shown_default(param)}]" if param.default not in (None, "") and not param.secret else ""
             question = f"{param.label}{shown}: "
@@ -406,6 +458,39 @@ def _plain(value):
     return reveal(value)
 
 
+def dump(config, params, origins=None, header=""):
+    """Return the effective config as a YAML config file the command reads back: unset values commented out,
+    secrets never shown (commented, to be set again), and where a value came from when it was not this file."""
+    origins = origins or {}
+    lines = [header] if header else []
+    for param in params:
+        value = config.get(param.key) if param.key in config else None
+        if isinstance(value, Secret):
+            lines.append(f"# {param.key}: '****'   # secret, set but not shown: write it here or set "
+                         f"{param.env or 'TQ_CONN_' + param.key.upper()}")
+            continue
+        if value is None:
+            lines.append(f"# {param.key}:")
+            continue
+        text = yaml.safe_dump({param.key: _yaml_safe(value)}, sort_keys=False, allow_unicode=True,
+                              default_flow_style=False).rstrip()
+        if param.key in origins:
+            text += f"\n# ({param.key} above is set in {origins[param.key]})"
+        lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_safe(value):
+    """Return value as plain YAML data (a checked value may be of a richer type: written as its text)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_yaml_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _yaml_safe(v) for k, v in value.items()}
+    return str(value)
+
+
 def template(params, command=""):
     """Return a YAML template with every parameter, commented with its help, type and default."""
     lines = [f"# Configuration of {command}" if command else "# Configuration", "#"]
@@ -464,4 +549,4 @@ def markdown_table(params):
 
 
 __all__ = ["Param", "Secret", "Config", "reveal", "validate", "check_value", "read_file", "merge_sources",
-           "missing", "prompt", "write_file", "template", "ui_definition", "markdown_table"]
+           "ui_origin", "dump", "migrate_file", "missing", "prompt", "write_file", "template", "ui_definition", "markdown_table"]

@@ -52,16 +52,17 @@ class Stats:
 class Run:
     """Everything one run of a connector needs: its config, state, HTTP clients, counters and paths."""
 
-    def __init__(self, connector, args, config, state, paths):
+    def __init__(self, connector, args, config, state, paths, stats=None):
         self.connector = connector
         self.args = args
         self.config = config
         self.raw = {}
+        self.origins = {}     # key -> where its value was set, when not in the config file (see config.validate)
         self.state = state
         self.paths = paths
-        self.stats = Stats()
+        self.stats = stats or Stats()
         self.devo = None      # the Devo settings, checked once when the run starts
-        self.started = False  # set once the lock is taken: from then on the run ends with its statistics line
+        self.started = False  # set once the lock is taken
         self._clients = []
 
     @property
@@ -108,12 +109,14 @@ def execute(connector, argv=None):
         sys.stdout.write(cfg.template(connector.params, connector.command) + "\n")
         return EXIT_OK
     run = None
+    stats = Stats()   # every run ends with its statistics line, a configuration error or a lock skip too
     try:
         if args.name and not args.name.replace("-", "").replace("_", "").isalnum():
             raise UsageError(f"The instance name {args.name!r} may hold only letters, digits, '-' and '_'.",
                              "choose another -n NAME.")
         if args.cron:  # before any prompt, so that a typo does not cost the answers
             cron.check_schedule(args.cron)
+            cron.check_user(args.cron_user)
             cron.check_dir(args.cron_dir)
         logdir = args.loglocation
         if logdir != "stdout" and connector.log_subdir:
@@ -123,10 +126,11 @@ def execute(connector, argv=None):
         if args.log_level in ("ERROR", "CRITICAL") and args.verbosity == 1:   # a later -v 2 or 3 wins
             logging.getLogger().setLevel(args.log_level)
         _check_common(connector)
-        run = _configure(connector, args)
+        run = _configure(connector, args, stats)
         if args.show_config:
-            for key, value in run.config.masked().items():
-                sys.stdout.write(f"{key}: {value}\n")
+            sys.stdout.write(cfg.dump(run.config, connector.params, run.origins,
+                                      f"# {connector.command}: the effective configuration (usable as "
+                                      f"{os.path.basename(run.paths['config'])}; secrets are not shown)"))
             return EXIT_OK
         log.debug("Effective config: %s", run.config.masked())
         return _run(run)
@@ -149,29 +153,37 @@ def execute(connector, argv=None):
     finally:
         if run is not None:
             run.close()
-            if run.started:
-                _summary(run)
+        if not (args.show_config or args.cron):
+            _summary(run.stats if run is not None else stats)
 
 
-def _configure(connector, args):
+def _configure(connector, args, stats=None):
     """Load, prompt for and validate the config; return a Run ready to start."""
     where = paths(connector, args)
     if not os.path.isdir(where["dir"]):
         raise UsageError(f"The config folder {where['dir']} does not exist.",
                          f"create it (mkdir -p {where['dir']}) or give another with -c.")
     first_run = not os.path.exists(where["config"])
+    cfg.migrate_file(where["config"], connector.params)
     file_values = cfg.read_file(where["config"])
+    origins = {}
     if connector.load_config:
         foreign = connector.load_config(where["dir"], args.name)
         if foreign:
+            origins = {k: v for k, v in getattr(foreign, "origins", {}).items() if k not in file_values}
             file_values = {**foreign, **file_values}
             first_run = False
-    raw = cfg.merge_sources(connector.params, file_values)
+    raw = cfg.merge_sources(connector.params, file_values, origins=origins)
     local = tuple(p for p in connector.params if not p.ui)
     needed = [p for p in cfg.missing(local, raw) if p.asked] or cfg.missing(local, raw)
     prompted = False
+    if args.cron:
+        _write_cron(connector, args)
+        if needed and not sys.stdin.isatty():   # laid before the configuration (automation): finish it later
+            stop(f"Configure {connector.command} before enabling the entry: run it once by hand, write "
+                 f"{where['config']} (see --print-config-template), or set TQ_CONN_<KEY> variables in the entry.")
     if needed:
-        _other_problems(local, raw, where["config"], needed)  # those first: prompting would not fix them
+        _other_problems(local, raw, where["config"], needed, origins)  # those first: prompting would not fix them
         if not sys.stdin.isatty():
             names = ", ".join(f"{p.label} ({p.key})" for p in needed)
             ids = "".join(f"\n  {p.messages['missing']}" for p in needed if p.messages.get("missing"))
@@ -182,7 +194,7 @@ def _configure(connector, args):
         ask = [p for p in local if p.asked] if first_run else needed
         raw = cfg.prompt(ask, raw)
         prompted = True
-    config = cfg.validate(local, raw, where["config"])
+    config = cfg.validate(local, raw, where["config"], origins)
     logs.add_secrets(config.secrets())
     if prompted or (first_run and args.cron):
         # typed values (500, not '500'; true, not 'y'), as validation converted them
@@ -191,20 +203,17 @@ def _configure(connector, args):
         cfg.write_file(where["config"], connector.params, typed, f"# {connector.command} configuration (mode 0600)")
         log.info("Configuration written to %s", where["config"])
     state = State(where["state"])
-    run = Run(connector, args, config, state, where)
-    run.raw = raw
-    if args.cron:
-        line = cron.line(args.cron, connector.command, args.config, args.loglocation, args.verbosity, args.name)
-        path = cron.write(args.cron_dir, connector.command, line, args.name)
-        sys.stdout.write(f"Cron entry written (commented out) to {path}:\n#{line}\n")
+    run = Run(connector, args, config, state, where, stats)
+    run.raw, run.origins = raw, origins
     if prompted or args.cron:
         if connector.on_configured:
             connector.on_configured(run)
         stop(f"Configuration written to {where['config']}." if prompted and not connector.on_configured else "")
     if connector.remote_values:
-        remote = connector.remote_values(run) or {}
-        raw = {**raw, **{k: v for k, v in remote.items() if v not in (None, "")}}
-    run.config = cfg.validate(connector.params, raw, where["config"])
+        remote = {k: v for k, v in (connector.remote_values(run) or {}).items() if v not in (None, "")}
+        raw = {**raw, **remote}
+        origins.update((p.key, cfg.ui_origin(p)) for p in connector.params if p.key in remote)
+    run.config = cfg.validate(connector.params, raw, where["config"], origins)
     run.raw = raw
     logs.add_secrets(run.config.secrets())
     if any(p.key == devo_settings.TRANSPORT.key for p in connector.params):
@@ -253,10 +262,25 @@ def _reset_if_changed(run):
         run.state[param.key] = value
 
 
-def _other_problems(params, raw, path, missing):
+def _write_cron(connector, args):
+    """Write the cron entry (kept enabled if the user enabled it) and say where, and where it logs."""
+    line = cron.line(args.cron, connector.command, args.config, args.loglocation, args.verbosity, args.name,
+                     args.cron_user)
+    path, enabled = cron.write(args.cron_dir, connector.command, line, args.name)
+    sys.stdout.write(f"Cron entry updated in {path}; it stays enabled:\n{line}\n" if enabled else
+                     f"Cron entry written (commented out) to {path}:\n#{line}\n")
+    if args.loglocation == "stdout":
+        folder = cron.DEFAULT_LOG_DIR
+        ready = os.path.isdir(folder) and os.access(folder, os.W_OK)
+        sys.stdout.write(f"It logs into {folder} (no -ll given)" + ("" if ready else
+                         f", which cron's user must be able to write: mkdir -p {folder} && chown "
+                         f"{cron.check_user(args.cron_user)} {folder}") + ".\n")
+
+
+def _other_problems(params, raw, path, missing, origins=None):
     """Raise the ConfigError of validation if it finds problems other than the missing params."""
     try:
-        cfg.validate(params, raw, path)
+        cfg.validate(params, raw, path, origins)
     except ConfigError as exc:
         heads = tuple(f"{p.label} ({p.key}):" for p in missing) + tuple(
             p.messages["missing"] for p in missing if p.messages.get("missing"))
@@ -268,9 +292,9 @@ def _logging_to_file():
     return any(isinstance(h, logging.FileHandler) for h in logging.getLogger().handlers)
 
 
-def _summary(run):
+def _summary(stats):
     """Log the run statistics line; print it too when the log goes to a file."""
-    line = run.stats.line()
+    line = stats.line()
     summary_log.info("%s", line)
     if _logging_to_file():
         sys.stdout.write(line + "\n")

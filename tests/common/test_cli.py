@@ -95,6 +95,35 @@ def test_unknown_keys_warn_and_renamed_keys_are_not_needed(toy):
     assert "Unknown config key 'colour' ignored" in result.out
 
 
+def test_unknown_keys_get_a_did_you_mean(toy):
+    toy.configure(batchsize=5, totl=3)
+    result = toy.run()
+    assert result.code == 0
+    assert "Unknown config key 'batchsize' ignored; did you mean 'batch_size'?" in result.out
+    assert "Unknown config key 'totl' ignored; did you mean 'total'?" in result.out
+
+
+def test_version_names_the_connector_and_common(toy):
+    from tq_conn_common import __version__
+    result = toy.run("--version")
+    assert result.code == 0, result
+    assert result.out.startswith("tq-conn-toy ") and f"(tq-conn-common {__version__})" in result.out
+
+
+def test_a_configuration_error_ends_with_the_statistics_line_and_names_where_a_value_was_set(toy):
+    toy.configure(total=-1)
+    result = toy.run(env={"TQ_CONN_BATCH_SIZE": "0"})
+    assert result.code == 2, result
+    assert "Error: The configuration has 2 problem(s):" in result.err   # not all of them are in the file
+    assert ("Batch Size (batch_size): 0 is below the minimum 1; set 1 to 1000. (set in the environment variable "
+            "TQ_CONN_BATCH_SIZE)") in result.err
+    assert f"Total (total): -1 is below the minimum 0; set 0 to 100000. (set in {toy.config_path})" in result.err
+    assert len(summaries(result.out)) == 1
+    only_file = toy.run()
+    assert f"Error: The configuration in {toy.config_path} has 1 problem(s):" in only_file.err
+    assert len(summaries(only_file.out)) == 1
+
+
 def test_print_config_template_lists_every_parameter(toy):
     result = toy.run("--print-config-template")
     assert result.code == 0
@@ -104,13 +133,22 @@ def test_print_config_template_lists_every_parameter(toy):
     assert "secret" in result.out
 
 
-def test_show_config_masks_secrets(toy):
-    toy.configure(api_key="key-value-1234")
-    result = toy.run("--show-config")
+def test_show_config_hides_secrets_and_is_a_config_file_the_command_reads_back(toy, tmp_path):
+    toy.configure(api_key="key-value-1234", batch_size=7)
+    result = toy.run("--show-config", env={"TQ_CONN_TOTAL": "12"})
     assert result.code == 0, result
-    assert "token: ****" in result.out and "api_key: ****" in result.out
     assert "sandbox-token" not in result.both and "key-value-1234" not in result.both
-    assert "batch_size: 10" in result.out
+    assert "# token: '****'   # secret, set but not shown: write it here or set TQ_CONN_TOKEN" in result.out
+    assert "batch_size: 7\n" in result.out
+    assert "total: 12\n# (total above is set in the environment variable TQ_CONN_TOTAL)" in result.out
+    assert "Run statistics" not in result.out
+    # the output is a config file: with the secret given again, the command runs on it
+    with open(toy.config_path, "w") as fh:
+        fh.write(result.out)
+    again = toy.run(env={"TQ_CONN_TOKEN": "sandbox-token"})
+    assert again.code == 0, again
+    assert "Unknown config key" not in again.both
+    assert toy.state()["next"] == 12
 
 
 def test_a_failed_run_exits_1_with_the_fix_and_leaves_state_alone(toy, sandbox):

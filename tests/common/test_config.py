@@ -305,3 +305,18 @@ def test_a_config_with_other_problems_is_not_prompted_over(toy):
         term.close()
     assert "Batch Size (batch_size): 0 is below the minimum 1" in term.output
     assert "Echo URL: " not in term.output
+
+
+def test_migrate_file_rewrites_renamed_keys_and_keeps_the_rest(tmp_path, caplog):
+    from tq_conn_common.config import migrate_file
+    params = (Param("devo_verify_tls", "Verify", type=bool, renamed_from=("devo_verify_ssl",)),
+              Param("other", "Other"))
+    path = tmp_path / "x.yaml"
+    path.write_text("# my notes\ndevo_verify_ssl: false   # self-signed relay\nother: devo_verify_ssl: kept\n")
+    caplog.set_level("WARNING")
+    migrate_file(str(path), params)
+    assert path.read_text() == "# my notes\ndevo_verify_tls: false   # self-signed relay\nother: devo_verify_ssl: kept\n"
+    assert f"Config key 'devo_verify_ssl' is now 'devo_verify_tls'; rewritten in {path}." in caplog.text
+    path.write_text("devo_verify_ssl: false\ndevo_verify_tls: true\n")   # both: the new one wins, the file is left
+    migrate_file(str(path), params)
+    assert path.read_text() == "devo_verify_ssl: false\ndevo_verify_tls: true\n"

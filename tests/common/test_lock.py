@@ -57,6 +57,7 @@ def test_a_second_run_is_skipped_at_once_with_exit_3(toy, holder):
     assert first.poll() is None  # the second run did not wait for the first one
     assert f"Error: Skipped: process {first.pid} has held the lock" in second.err
     assert "allow multiple runs (allow_multiple_runs)" in second.err
+    assert "Run statistics: requests made 0," in second.out   # a skipped run ends with its statistics line too
     assert first.wait(timeout=15) == 0
     assert toy.run().code == 0  # free again once the first one ended
 

@@ -89,3 +89,24 @@ def test_config_template_lists_every_parameter(cli, folder, package, command, re
     assert result.code == 0, result
     for param in load(package).params:
         assert f"{param.key}:" in result.out
+
+
+@pytest.mark.parametrize("folder,package,command,readme", CONNECTORS, ids=IDS)
+def test_version_names_the_connector_and_common(cli, folder, package, command, readme):
+    from importlib.metadata import version
+    result = cli(command, "--version")
+    assert result.code == 0, result
+    assert result.out.strip() == f"{command} {version(command)} (tq-conn-common {version('tq-conn-common')})"
+
+
+@pytest.mark.parametrize("folder,package,command,readme", CONNECTORS, ids=IDS)
+def test_cron_before_any_configuration_and_without_a_terminal(cli, tmp_path, folder, package, command, readme):
+    crondir, config = tmp_path / "cron.d", tmp_path / "conf"
+    crondir.mkdir()
+    config.mkdir()
+    env = {"RF_API_KEY": "", "LOGRHYTHM_API_KEY": "", "LOGRHYTHM_API_URL": ""}
+    result = cli(command, "-c", config, "--cron", "@hourly", "--cron-dir", crondir, "--cron-user", "tqsvc", env=env)
+    assert result.code == 0, result
+    last = (crondir / command).read_text().splitlines()[-1]
+    assert last.startswith("#@hourly tqsvc /") and f" -c {config} -ll " in last and " -ll stdout" not in last
+    assert "before enabling the entry" in result.out

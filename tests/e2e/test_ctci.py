@@ -74,6 +74,16 @@ def ctci_requests(sandbox):
     return [r for r in sandbox["ctci"].requests if r["path"] == "/api/v1/cewl"]
 
 
+def test_dry_run_fetches_and_maps_everything_delivers_nothing_and_keeps_no_state(configure, ctci, sandbox, folder):
+    configure()
+    result = ctci("--dry-run", "-v", "2")
+    assert result.code == 0, result
+    assert f"Dry run: {CURATED} rows would go to lookup {LOOKUP} (replace); nothing was sent." in result.out
+    assert sandbox["devo"].lookup(LOOKUP) is None and not (folder / STATE).exists()
+    assert "items delivered 0" in result.out
+    assert ctci().code == 0 and sandbox["devo"].lookup(LOOKUP)["total"] == CURATED
+
+
 # ---- the normal runs ----------------------------------------------------------------------------------------------
 
 def test_first_run_delivers_the_cewl_as_a_typed_lookup_keyed_by_cve(configure, ctci, sandbox, folder):

@@ -1,5 +1,6 @@
 """tq-conn-devo-ioc-exporter end to end: the installed command against the ThreatQ and Devo stand-ins."""
 
+import getpass
 import json
 import os
 import signal
@@ -144,7 +145,9 @@ def test_first_run_on_a_terminal_prompts_registers_the_connector_and_says_set_in
         ("ThreatQ Host: ", sandbox.url("threatq")), ("ThreatQ Client ID: ", CLIENT_ID),
         ("ThreatQ Username: ", USERNAME), ("ThreatQ Password: ", PASSWORD), ("Status [Review]: ", "")])
     assert code == 0, screen
-    assert screen.rstrip().endswith("Connector configured. Set information in UI"), screen
+    said = screen.rstrip().splitlines()
+    assert said[-2].strip() == "Connector configured. Set information in UI", screen   # the guide's words, then
+    assert "Run statistics: requests made " in said[-1], screen                        # the statistics line
     order = [screen.index(p) for p in ("ThreatQ Host:", "ThreatQ Client ID:", "ThreatQ Username:",
                                        "ThreatQ Password:", "Status [Review]:")]
     assert order == sorted(order)
@@ -173,7 +176,9 @@ def test_setup_from_environment_variables_registers_without_a_terminal(sandbox, 
     env = {f"TQ_CONN_{k.upper()}": str(v) for k, v in answers(sandbox).items()}
     result = exporter(env=env)
     assert result.code == 0, result
-    assert result.out.strip() == "Connector configured. Set information in UI"
+    said = result.out.strip().splitlines()
+    assert said[0] == "Connector configured. Set information in UI" and len(said) == 2, result
+    assert said[1].startswith("Run statistics: requests made ") or " Run statistics: " in said[1], result
     assert sandbox["threatq"].connector(RECORD) is not None
 
 
@@ -345,6 +350,27 @@ def test_missing_ui_values_are_named(sandbox, configured, exporter):
     assert "Lookup Table Name (lookup_name)" in result.err and "collection_name" in result.err
 
 
+def test_a_bad_value_set_in_the_ui_is_named_as_the_ui_field_not_the_local_file(sandbox, configured, exporter, folder):
+    configured(values=rest_values(batch_size="0"))
+    result = exporter()
+    assert result.code == 2, result
+    assert "Error: The configuration has 1 problem(s):" in result.err     # the local file is not blamed
+    assert ("Batch Size (batch_size): 0 is below the minimum 1; set 1 to 10000. (set in the ThreatQ UI "
+            "(Configuration tab of the connector, field 'Batch Size'))") in result.err
+    assert str(folder) not in result.err
+    assert "Run statistics:" in result.out
+
+
+def test_dry_run_fetches_and_maps_everything_delivers_nothing_and_records_no_run(sandbox, configured, exporter):
+    configured()
+    result = exporter("--dry-run", "-v", "2")
+    assert result.code == 0, result
+    assert f"Dry run: 491 rows would go to lookup {LOOKUP} (replace); nothing was sent." in result.out
+    assert sandbox["devo"].lookup(LOOKUP) is None and "items delivered 0" in result.out
+    assert "Recorded the run in ThreatQ" not in result.out                  # the connector record is left alone
+    assert exporter("-v", "2").code == 0 and len(lookup_rows(sandbox)) == 491
+
+
 def test_empty_values_are_skipped_and_counted(sandbox, configured, exporter):
     sandbox["threatq"].add_collection("With Gaps", 100, seed=21, empty_value_every=10)
     configured(values=rest_values(collection_name="With Gaps"))
@@ -449,7 +475,7 @@ def test_a_cron_entry_from_cron_works_when_uncommented(sandbox, configured, expo
     written = exporter("--cron", "0 */2 * * *", "--cron-dir", cron_dir, "-ll", folder)
     assert written.code == 0, written
     entry = (cron_dir / CMD).read_text().splitlines()[-1]
-    assert entry.startswith("#0 */2 * * * root ")
+    assert entry.startswith(f"#0 */2 * * * {getpass.getuser()} ")
     command = entry.lstrip("#").split(None, 6)[6]               # after the five fields and the user
     assert command.startswith(bin_path()) and f"-c {folder}" in command
     ran = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120,

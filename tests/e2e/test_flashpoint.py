@@ -441,7 +441,50 @@ def test_a_failed_scroll_step_is_not_retried_and_the_next_run_scrolls_again_from
     assert len(rows(sandbox, DOMAINS)) == PER_TYPE
 
 
+def test_dry_run_fetches_and_maps_everything_delivers_nothing_and_keeps_no_state(configure, flashpoint, sandbox,
+                                                                                 folder):
+    configure()
+    result = flashpoint("--dry-run", "-v", "2")
+    assert result.code == 0, result
+    assert f"Dry run: {PER_TYPE} rows would go to lookup {DOMAINS} (replace); nothing was sent." in result.out
+    assert f"Dry run: {ALERTS} rows would go to {TAG}; nothing was sent." in result.out
+    assert rows(sandbox, DOMAINS) is None and events(sandbox) == [] and "items delivered 0" in result.out
+    assert not (folder / STATE).exists() or "alerts" not in json.loads((folder / STATE).read_text())
+    assert flashpoint().code == 0 and len(rows(sandbox, DOMAINS)) == PER_TYPE and len(events(sandbox)) == ALERTS
+
+
 # ---- first run ----------------------------------------------------------------------------------------------------
+
+def test_the_first_run_prompts_ask_what_alerts_need_and_the_next_run_works(sandbox, folder, cli, terminal):
+    # where the stand-ins listen: what a real installation takes from the defaults
+    devo = devo_settings(sandbox, folder)
+    env = {"TQ_CONN_INDICATORS_URL": sandbox.url("flashpoint") + "/api/v4",
+           "TQ_CONN_ALERTS_URL": sandbox.url("flashpoint") + "/api/alerting/v1",
+           "TQ_CONN_DEVO_LOOKUPS_URL": devo["devo_lookups_url"], "TQ_CONN_DEVO_HOST": devo["devo_host"],
+           "TQ_CONN_DEVO_PORT": str(devo["devo_port"]), "TQ_CONN_DEVO_TLS_DELAY": "0"}
+    code, screen = terminal(CMD, ["-c", folder], [
+        ("Bearer Token (base64): ", TOKEN_BASE64), ("Indicator Lookups: ", "domain:value.domain"),
+        ("Pull Alerts [yes]: ", ""), ("Devo API Region [us]: ", ""),
+        ("Devo API Token: ", DEFAULT_TOKEN), ("Devo Domain: ", DEFAULT_DOMAIN),
+        ("Devo X.509 Certificate: ", devo["devo_cert"]), ("Devo X.509 Private Key: ", devo["devo_key"]),
+        ("Devo X.509 Chain CA: ", devo["devo_chain"])], env=env)
+    assert code == 0, screen
+    written = yaml.safe_load((folder / CONFIG).read_text())
+    assert written["devo_cert"] == devo["devo_cert"] and written["devo_chain"] == devo["devo_chain"]
+    result = cli(CMD, "-c", folder, env=env)   # the first real run after the prompts
+    assert result.code == 0, result
+    assert len(rows(sandbox, DOMAINS)) == PER_TYPE and len(events(sandbox)) == ALERTS
+    # no alerts: the certificates are not asked for
+    other = folder / "indicators-only"
+    other.mkdir()
+    code, screen = terminal(CMD, ["-c", other], [
+        ("Bearer Token (base64): ", TOKEN_BASE64), ("Indicator Lookups: ", "domain:value.domain"),
+        ("Pull Alerts [yes]: ", "no"), ("Devo API Region [us]: ", ""),
+        ("Devo API Token: ", DEFAULT_TOKEN), ("Devo Domain: ", DEFAULT_DOMAIN)], env=env)
+    assert code == 0, screen
+    assert "X.509" not in screen
+    assert cli(CMD, "-c", other, env=env).code == 0
+
 
 def test_first_run_on_a_terminal_asks_hides_the_token_and_writes_the_config(sandbox, folder, cli, terminal):
     code, screen = terminal(CMD, ["-c", folder], [
@@ -449,7 +492,9 @@ def test_first_run_on_a_terminal_asks_hides_the_token_and_writes_the_config(sand
         ("Bearer Token (base64): ", TOKEN_BASE64),
         ("Indicator Lookups: ", "domain:value.domain, ip-dst|port:fpid:Created"),
         ("Pull Alerts [yes]: ", ""), ("Devo API Region [us]: ", ""),
-        ("Devo API Token: ", "typed-devo-token-5432"), ("Devo Domain: ", DEFAULT_DOMAIN)])
+        ("Devo API Token: ", "typed-devo-token-5432"), ("Devo Domain: ", DEFAULT_DOMAIN),
+        ("Devo X.509 Certificate: ", "cert.pem"), ("Devo X.509 Private Key: ", "key.pem"),
+        ("Devo X.509 Chain CA: ", "chain.pem")])
     assert code == 0, screen
     assert TOKEN_BASE64 not in screen and "typed-devo-token-5432" not in screen      # not echoed
     assert "SetupError 2: Please ensure the bearer token is prepared" in screen

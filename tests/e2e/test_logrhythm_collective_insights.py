@@ -2,6 +2,7 @@
 
 import json
 import sys
+import time
 
 import pytest
 
@@ -168,21 +169,22 @@ def test_lookback_must_be_a_positive_number_of_days(lrci, value):
     assert result.code == 2 and "-lb" in result.err
 
 
-def test_log_levels_and_the_rotating_log_under_logs(lrci, tmp_path):
+def test_log_levels_and_the_rotating_log_in_the_log_folder(lrci, tmp_path):
     quiet = lrci.run("-d", "-l", "WARNING")
     assert quiet.code == 0 and " INFO tq_conn_logrhythm" not in quiet.out and "Run statistics" in quiet.out
     logdir = tmp_path / "logplace"
     logdir.mkdir()
     loud = lrci.run("-d", "-l", "DEBUG", "-ll", logdir)
     assert loud.code == 0, loud
-    logfile = logdir / "logs" / (COMMAND + ".log")
+    logfile = logdir / (COMMAND + ".log")     # in the -ll folder itself, as every connector's
     text = logfile.read_text(encoding="utf-8")
     assert " DEBUG " in text and "Detection (debug mode, not submitted)" in text
     assert "Run statistics" in loud.out                     # the summary still reaches the console
-    real = lrci.run("-l", "DEBUG", "-ll", logdir)          # psengine's own debug lines included
+    real = lrci.run("-l", "DEBUG", "-ll", logdir)
     assert real.code == 0, real
     text = logfile.read_text(encoding="utf-8")
-    assert "DEBUG psengine" in text and "Collective Insights accepted 12 detections" in text
+    assert "Collective Insights accepted 12 detections" in text
+    assert not (logdir / "logs").exists()
     for secret in (RF_TOKEN, LR_TOKEN):
         assert secret not in text and secret not in loud.both and secret not in real.both
 
@@ -209,12 +211,30 @@ def test_403_says_the_key_lacks_collective_insights_and_keeps_state(lrci):
     (429, 1, "rate limiting (HTTP 429)"),
     (503, 1, "answered HTTP 503")])
 def test_collective_insights_failures_are_explained_and_nothing_is_remembered(lrci, status, code, words):
-    lrci.sandbox.fault("collective_insights", path="^/collective-insights/detections$", status=status)
-    result = lrci.run()
+    retried = status in (429, 503)                         # by TQ_CONN_HTTP_RETRIES: once here, then it fails
+    lrci.sandbox.fault("collective_insights", path="^/collective-insights/detections$", status=status,
+                       count=2 if retried else 1)
+    result = lrci.run(env={"TQ_CONN_HTTP_RETRIES": "1", "TQ_CONN_HTTP_BACKOFF": "0.1"})
     assert result.code == code, result
     assert words in result.err
     assert lrci.run().code == 0                            # the rerun sends everything
     assert sorted(lrci.iocs()) == sorted(DAY)
+
+
+def test_the_submission_follows_the_http_retry_settings_and_logs_as_every_call(lrci):
+    lrci.sandbox.fault("collective_insights", path="^/collective-insights/detections$", status=503, count=2)
+    began = time.monotonic()
+    result = lrci.run(env={"TQ_CONN_HTTP_RETRIES": "2", "TQ_CONN_HTTP_BACKOFF": "0.1"})
+    assert result.code == 0, result                        # two failures, two retries: delivered
+    assert time.monotonic() - began < 10
+    assert "HTTP 503 on POST /collective-insights/detections from Collective Insights; retry 1 of 2" in result.out
+    assert "Retrying(" not in result.both and "urllib3" not in result.both
+    assert sorted(lrci.iocs()) == sorted(DAY)
+    lrci.sandbox.fault("collective_insights", path="^/collective-insights/detections$", status=503, count=0)
+    began = time.monotonic()
+    failed = lrci.run("--reset-state", env={"TQ_CONN_HTTP_RETRIES": "0"})
+    assert failed.code == 1 and "answered HTTP 503" in failed.err, failed
+    assert time.monotonic() - began < 10                   # no retry: at once, not after 30 s
 
 
 def test_a_refused_logrhythm_key_is_named(lrci):

@@ -102,6 +102,18 @@ def forget_requests(sandbox):
             sandbox[name].requests.clear()
 
 
+def test_dry_run_fetches_and_maps_everything_delivers_nothing_and_keeps_no_state(configure, rf, sandbox, folder):
+    configure()
+    result = rf("--dry-run", "-v", "2")
+    assert result.code == 0, result
+    for names in LOOKUPS.values():
+        for name in names:
+            assert f" rows would go to lookup {name} (replace); nothing was sent." in result.out, name
+            assert lookup(sandbox, name) is None
+    assert not (folder / STATE).exists() and "items delivered 0" in result.out
+    assert rf().code == 0 and all(lookup(sandbox, n) is not None for names in LOOKUPS.values() for n in names)
+
+
 # ---- the normal runs ----------------------------------------------------------------------------------------------
 
 def test_first_run_delivers_all_six_types_into_the_seed_lookups(configure, rf, sandbox, folder):

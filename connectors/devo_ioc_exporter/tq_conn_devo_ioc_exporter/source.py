@@ -25,8 +25,9 @@ def fetch(ctx):
 
 
 def record_run(ctx):
-    """Write the run into the connector record in ThreatQ, once Devo holds the lookup."""
-    threatq.record_run(ctx.run, sum(ctx.counts.values()))
+    """Write the run into the connector record in ThreatQ, once Devo holds the lookup (a dry run changes nothing)."""
+    if not ctx.dry_run:
+        threatq.record_run(ctx.run, sum(ctx.counts.values()))
 
 
 def to_row(indicator, links):

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import replace
 from functools import partial
 
 from tq_conn_common import (ConfigError, Connector, Declared, EventTable, LookupSpec, Param, Stream, checks, clock,
@@ -40,8 +41,7 @@ PARAMS = (
                "default: 30 days before the first run."),
     Param("alerts_enabled", "Pull Alerts", type=bool, default=True, prompt=True,
           help="Send Flashpoint alerts as events to the Devo table tag (needs devo_http_token or the X.509 keys)."),
-    Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag,
-          help="The Devo table the alerts are sent to."),
+    Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag, help="The Devo table the alerts are sent to."),
     Param("indicators_url", "Indicators API URL", default=V4, check=checks.http_url(V4),
           help="Base URL of the Flashpoint indicators API (Ignite: https://api.flashpoint.io)."),
     Param("indicators_path", "Indicators Path", default="indicators",
@@ -50,8 +50,7 @@ PARAMS = (
           help="scroll: one scroll session per type and window (API v4); skip: skip/limit pages (Ignite)."),
     Param("alerts_url", "Alerts API URL", default=ALERTING, check=checks.http_url(ALERTING),
           help="Base URL of the Flashpoint alerting API v1 (alerts are read from <alerts_url>/alerts)."),
-    Param("page_size", "Indicators Page Size", type=int, default=500, range=(1, 1000),
-          help="Indicators per request."),
+    Param("page_size", "Indicators Page Size", type=int, default=500, range=(1, 1000), help="Indicators per request."),
     Param("alerts_page_size", "Alerts Page Size", type=int, default=100, range=(1, 100), help="Alerts per request."),
     Param("alerts_overlap_seconds", "Alerts Overlap", type=int, default=300, range=(0, 86400),
           help="Seconds each alerts window reaches back before the last checkpoint, for alerts indexed late; "
@@ -62,7 +61,8 @@ PARAMS = (
                                "over from initial_start_time."},
           help="Change this to any new text to forget the checkpoints once: every type and the alerts are pulled "
                "again from initial_start_time (as --reset-state does)."),
-) + devo.output_params(asked=devo.ASKED_FIRST)
+) + tuple(replace(p, prompt=True, ask_if=lambda answers: answers.get("alerts_enabled") is not False) if p.multiline
+          else p for p in devo.output_params(asked=devo.ASKED_FIRST))   # the X.509 PEMs, asked when alerts need them
 
 NO_KEY = Declared(ConfigError, "The lookup_key '{key}' of the type '{stream}' is not in its flattened Flashpoint "
                                "data; the keys are: {keys}.",

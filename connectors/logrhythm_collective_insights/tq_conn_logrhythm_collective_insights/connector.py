@@ -124,7 +124,7 @@ def streams(run):
 
 CONNECTOR = Connector(
     name="logrhythm_collective_insights", title="LogRhythm Collective Insights", params=PARAMS, streams=streams,
-    add_arguments=add_arguments, log_subdir="logs", verbosity=2,   # seed 004 FAQ 9: INFO unless asked otherwise
+    add_arguments=add_arguments, verbosity=2,   # seed 004 FAQ 9: INFO unless asked otherwise
     description="Send the IOCs of LogRhythm alarms (IPs, domains, URLs, CVEs) to Recorded Future Collective Insights "
                 "as detections.")
 main = CONNECTOR.main

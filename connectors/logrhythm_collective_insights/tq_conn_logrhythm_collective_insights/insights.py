@@ -1,16 +1,14 @@
-"""Recorded Future Collective Insights: one detection per alarm IOC, validated by psengine and submitted through it
-in batches within the daily limit."""
+"""Recorded Future Collective Insights: one detection per alarm IOC, validated by psengine's models and submitted in
+batches within the daily limit, by the same HTTP client (retries, timeouts, logging) as every other call."""
 
 import json
 import logging
-import os
 from collections import Counter
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from psengine.collective_insights.insight import Insight, InsightsIn, InsightsOut
 
-from tq_conn_common import (BadRecord, ConfigError, Declared, DeliveryError, Param, Service, TqConnError, checks,
-                            chunks, clock)
+from tq_conn_common import BadRecord, Declared, DeliveryError, Param, Service, TqConnError, checks, chunks, clock
 from tq_conn_logrhythm_collective_insights.source import env_named
 
 log = logging.getLogger(__name__)
@@ -51,8 +49,6 @@ COLLECTIVE_INSIGHTS = Service(
 DAILY = Declared(DeliveryError, "Stopped at the daily limit of {limit} Collective Insights submissions ({used} sent on "
                                 "{day} UTC); the remaining alarms were not submitted.",
                  "run again after 00:00 UTC with -lb covering them; state keeps what was sent, nothing goes twice.")
-LOADED = Declared(ConfigError, "psengine was already loaded for {loaded}, not {wanted}.",
-                  "run the command in its own process.")
 REFUSED = Declared(BadRecord, "detection refused by psengine: {why}")
 
 
@@ -71,18 +67,6 @@ def detections(record):
     return [detection(record[0], record[1], *ioc) for ioc in record[2]]
 
 
-def _psengine(base_url):
-    """Import psengine with its endpoints on base_url; return its CollectiveInsights, error and Insight classes."""
-    # psengine computes every endpoint from RF_BASE_URL once, when first imported (recorded-future.md 7.2).
-    os.environ["RF_BASE_URL"] = base_url
-    from psengine import endpoints
-    from psengine.collective_insights import CollectiveInsights, CollectiveInsightsError
-    from psengine.collective_insights.insight import Insight
-    if endpoints.BASE_URL != base_url:
-        raise LOADED(loaded=endpoints.BASE_URL, wanted=base_url)
-    return CollectiveInsights, CollectiveInsightsError, Insight
-
-
 class Outbox:
     """Collective Insights as the stream's destination: the detections of whole alarms, validated by psengine as
     they come, submitted in POSTs of at most batch_size within the daily limit. An alarm is remembered as submitted
@@ -97,12 +81,10 @@ class Outbox:
 
     def open(self, ctx):
         config, self.ctx = self.config, ctx
-        self._client, self._error, self._insight = _psengine(config.rf_api_url)
-        if not logging.getLogger().isEnabledFor(logging.DEBUG):
-            # psengine logs every failure at ERROR before raising; the error raised here says it once, with the fix.
-            logging.getLogger("psengine").setLevel(logging.CRITICAL)
-        self.client = None if ctx.dry_run else self._client(rf_token=config.rf_api_key.reveal())
-        self.errors = ctx.http(COLLECTIVE_INSIGHTS, config.rf_api_url)  # reads psengine's failed responses
+        # psengine's own client retries by its own settings and logs urllib3's raw lines (recorded-future.md 5):
+        # its models shape and check the detections; the POST goes through the run's client, as every call does.
+        self.client = ctx.http(COLLECTIVE_INSIGHTS, config.rf_api_url,
+                               headers={"X-RFToken": config.rf_api_key.reveal(), "Accept": "application/json"})
         return self
 
     @property
@@ -113,7 +95,7 @@ class Outbox:
         """Take the detections of one alarm."""
         for det in rows:
             try:
-                self.waiting.append(self._insight.model_validate(det))
+                self.waiting.append(Insight.model_validate(det))
             except ValidationError as exc:
                 self.run.skip(REFUSED(context={"alarm_id": det["incident"]["id"], "ioc": det["ioc"]["value"]},
                                       why=exc.errors()[0].get("msg", exc)), "detection")
@@ -148,17 +130,15 @@ class Outbox:
         return sent
 
     def _submit(self, batch):
-        """Submit one batch with debug off (psengine's default is on); log what Collective Insights processed."""
-        self.run.stats.requests += 1
+        """Submit one batch with debug off (it would not be saved: recorded-future.md 6.1); log what Collective
+        Insights processed."""
+        body = InsightsOut.model_validate({"options": {"debug": False, "summary": True}, "data": batch,
+                                           **({"organization_ids": ids} if (ids := self.config.organization_ids)
+                                              else {})})
+        response = self.client.post("/collective-insights/detections", json=body.json())
         try:
-            answer = self.client.submit(batch, debug=False, organization_ids=self.config.organization_ids or None)
-        except self._error as exc:
-            log.debug("Collective Insights submission failed: %s", exc)
-            if getattr(exc.__cause__, "response", None) is not None:
-                raise self.errors.error(exc.__cause__.response) from None
-            raise COLLECTIVE_INSIGHTS.error("unreachable", {"host": urlsplit(self.config.rf_api_url).netloc,
-                                                            "reason": type(exc.__cause__).__name__}) from None
-        except ValidationError:   # accepted, but the answer is not the documented summary
+            answer = InsightsIn.model_validate(response.json())
+        except (ValueError, ValidationError):   # accepted, but the answer is not the documented summary
             answer = None
         got = answer.result.summary.processed if answer and answer.result.summary else None
         processed = {kind: getattr(got, kind.replace("hash", "hash_")) for kind in _KINDS} if got else {}
