@@ -265,12 +265,12 @@ class HttpClient:
                     "method": method, "path": _path(response.url), "what": "JSON nested too deeply to be read",
                     **(kwargs.get("context") or {})}) from None
             except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, ValueError) as exc:
-                if attempt <= min(self.retries, 2) and kwargs.get("retry", True):
+                html = "html" in response.headers.get("Content-Type", "") or body[:20].lstrip().startswith(b"<")
+                if attempt <= min(self.retries, 2) and kwargs.get("retry", True) and not html:
                     self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} "
                                                f"{_path(response.url)}", service)
                     continue
-                ctype = response.headers.get("Content-Type", "")
-                what = ("an HTML page" if "html" in ctype or body[:20].lstrip().startswith(b"<") else
+                what = ("an HTML page (a proxy's or a login page?)" if html else
                         "malformed JSON" if body else "a cut response")
                 log.debug("%s %s -> HTTP %s, unreadable body: %r", method, _path(response.url),
                           response.status_code, body[:300])
