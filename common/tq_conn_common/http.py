@@ -270,7 +270,7 @@ class HttpClient:
                     self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} "
                                                f"{_path(response.url)}", service)
                     continue
-                what = ("an HTML page (a proxy's or a login page?)" if html else
+                what = ("an HTML page" if html else
                         "malformed JSON" if body else "a cut response")
                 log.debug("%s %s -> HTTP %s, unreadable body: %r", method, _path(response.url),
                           response.status_code, body[:300])
