@@ -201,7 +201,7 @@ class HttpClient:
                     raise _too_large(service, where, f"more than the limit of {self.max_bytes // _MIB} MiB",
                                      "TQ_CONN_MAX_RESPONSE_MB")
                 if size > 16 * _MIB and size > MAX_INFLATE * max(raw.tell(), 1):
-                    raise _too_large(service, where, f"a compressed body inflating more than {MAX_INFLATE} times",
+                    raise _too_large(service, where, f"a compressed body inflating more than {MAX_INFLATE:g} times",
                                      "TQ_CONN_MAX_INFLATE_RATIO")
                 if time.monotonic() - started > limit:
                     raise service.error("unreachable", {
@@ -233,10 +233,12 @@ class HttpClient:
                 why = (f"longer than the {self.max_wait:g} s a run waits" if retry_after > self.max_wait else
                        f"longer than the {max(left, 0):.0f} s left before the run's deadline")
                 where = where or {}
+                asked = f"asked to wait {retry_after:.0f} s (Retry-After), {why}; the run stopped"
+                method, path = where.get("method", "GET"), where.get("path", "/")
                 raise service.error(where.get("kind", "rate_limited"), {
-                    **where, "message": f"{service.name} asked to wait {retry_after:.0f} s (Retry-After) before "
-                                        f"{where.get('method', 'GET')} {where.get('path', '/')} again, {why}; "
-                                        "the run stopped."})
+                    **where, "reason": asked, "said": f": {asked}", "body": asked,
+                    "message": f"{service.name} asked to wait {retry_after:.0f} s (Retry-After) before {method} "
+                               f"{path} again, {why}; the run stopped."})
             wait = retry_after
         else:
             wait = min(self.backoff * (2 ** (attempt - 1)), 60.0) * (0.5 + random.random() / 2)

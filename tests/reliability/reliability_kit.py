@@ -32,6 +32,7 @@ class Tally:
         self.fuzz_cases = 0         # hypothesis examples run against the vendor-data parsers
         self.iocs_lost = 0          # keys of the reference delivery missing after the rerun
         self.secrets_leaked = 0     # secret values found in output, logs or the cron entry
+        self.key_files_left = 0     # files holding a line of the X.509 private key, after a signal and the next run
         self.outputs_scanned = 0    # stdout/stderr/log/cron texts scanned for secrets
         self.matrix = {}            # connector -> Counter(scenario -> "ok" / "FAILED")
 
