@@ -140,7 +140,7 @@ class HttpClient:
                                   "config.") from None
             except _BROKEN as exc:  # refused, reset, timed out, or cut mid-body (the body is read inside request())
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
-                    raise _tls_error(service, where, exc, self.ca_param) from None   # not a network error: retrying cannot help
+                    raise _tls_error(service, where, exc, self.ca_param) from None   # retrying cannot help
                 if attempt <= retries:
                     self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}", service)
                     continue
@@ -268,7 +268,7 @@ class HttpClient:
                     **(kwargs.get("context") or {})}) from None
             except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, ValueError) as exc:
                 html = "html" in response.headers.get("Content-Type", "") or body[:20].lstrip().startswith(b"<")
-                if attempt <= min(self.retries, 2) and kwargs.get("retry", True) and not html:
+                if attempt <= min(self.retries, 2) and kwargs.get("retry", True):
                     self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} "
                                                f"{_path(response.url)}", service)
                     continue

@@ -214,4 +214,5 @@ def _issued_by(cert, ca):
     return True
 
 
-__all__ = ["check", "read", "is_pem_text", "in_memory", "private_folder", "sweep", "WARN_DAYS", "CERT", "KEY", "CHAIN", "PEM"]
+__all__ = ["check", "read", "is_pem_text", "in_memory", "private_folder", "sweep", "WARN_DAYS", "CERT", "KEY", "CHAIN",
+           "PEM"]
