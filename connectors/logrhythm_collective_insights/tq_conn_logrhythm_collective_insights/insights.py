@@ -156,10 +156,8 @@ class Outbox:
             log.debug("Collective Insights submission failed: %s", exc)
             if getattr(exc.__cause__, "response", None) is not None:
                 raise self.errors.error(exc.__cause__.response) from None
-            verify = "certificate verify failed" in str(exc.__cause__)   # not a network error: no fix by waiting
-            raise COLLECTIVE_INSIGHTS.error("tls" if verify else "unreachable", {
-                "host": urlsplit(self.config.rf_api_url).netloc,
-                "reason": "certificate verify failed" if verify else type(exc.__cause__).__name__}) from None
+            raise COLLECTIVE_INSIGHTS.error("unreachable", {"host": urlsplit(self.config.rf_api_url).netloc,
+                                                            "reason": type(exc.__cause__).__name__}) from None
         except ValidationError:   # accepted, but the answer is not the documented summary
             answer = None
         got = answer.result.summary.processed if answer and answer.result.summary else None
