@@ -12,7 +12,7 @@ from typing import Any, Callable
 import yaml
 
 from tq_conn_common.errors import ConfigError
-from tq_conn_common.files import write_private
+from tq_conn_common.files import read_trusted, write_private
 
 log = logging.getLogger(__name__)
 
@@ -264,14 +264,9 @@ def validate(params, raw, path=None, origins=None):
 
 def read_file(path):
     """Return the mapping stored in a YAML config file, or {} if it does not exist."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
+    data = read_trusted(path, "config file")
+    if data is None:
         return {}
-    except OSError as exc:
-        raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.",
-                          "make it readable by this user or choose another folder with -c.") from exc
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -333,10 +328,14 @@ def merge_sources(params, file_values, environ=None, origins=None):
                     origins[param.key] = origins.pop(old)
             else:
                 raw.pop(old, None)
-    for key in sorted(set(raw) - known):
+    unknown = set(raw) - known
+    for key in sorted(k for k in unknown if _plausible(k)):
         near = difflib.get_close_matches(str(key).lower(), sorted(known), n=1, cutoff=0.75)
         log.warning("Unknown config key '%s' ignored; %s", key, f"did you mean '{near[0]}'?" if near else
                     "see --print-config-template for the known keys.")
+    if any(not _plausible(k) for k in unknown):   # never echoed: a file that is not a config may hold anything
+        log.warning("%d config entries that do not look like keys were ignored (not shown); see "
+                    "--print-config-template for the known keys.", sum(1 for k in unknown if not _plausible(k)))
     for param in params:
         name = param.env or f"TQ_CONN_{param.key.upper()}"
         if environ.get(name):
@@ -375,6 +374,12 @@ def migrate_file(path, params):
 def ui_origin(param):
     """Return how a problem names a value set in the ThreatQ UI: the field by its label."""
     return f"the ThreatQ UI (Configuration tab of the connector, field '{param.label}')"
+
+
+def _plausible(key):
+    """Return whether an unknown key may be named in a message: short and identifier-like, like a real key."""
+    return isinstance(key, str) and len(key) <= 64 and key.replace("_", "a").replace("-", "a").isalnum() \
+        and key.isascii()
 
 
 def missing(params, raw):

@@ -4,7 +4,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from tq_conn_common import session
+from tq_conn_common import lock, session
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,12 @@ class Connector:
     verbosity: int = 1                # the default of -v
     epilog: str = ""
     requires_common: str = None
+
+    def __post_init__(self):
+        declared = {p.key for p in self.params}   # the common lock parameters, unless declared (ThreatQ UI ones)
+        added = tuple(p for p in lock.PARAMS if p.key not in declared)
+        if added:
+            object.__setattr__(self, "params", tuple(self.params) + added)
 
     @property
     def command(self):

@@ -1,14 +1,18 @@
 """Large lists downloaded as a stream: the body read in blocks (a gzip file inflated on the fly) and read as CSV
-records, so that memory does not grow with the size of the list."""
+records, so that memory does not grow with the size of the list; a total deadline, a size limit, an inflation limit
+and a line limit bound what a hostile or broken server can make a run do."""
 
 import codecs
 import csv
 import io
 import logging
+import os
+import time
 import zlib
 
 import urllib3
 
+from tq_conn_common import http
 from tq_conn_common.errors import BadRecord, SourceError
 
 log = logging.getLogger(__name__)
@@ -19,6 +23,19 @@ _INFLATE_LIMIT = 1 << 20     # most bytes one step of decompression gives
 _FIELD_LIMIT = csv.field_size_limit()
 _SEP = '","'       # between two quoted fields
 _BROKEN = (urllib3.exceptions.HTTPError, OSError, EOFError, zlib.error)
+_MIB = 1 << 20
+
+
+def _limit(name, default_mib):
+    try:
+        return int(float(os.environ.get(name, default_mib)) * _MIB)
+    except ValueError:
+        return int(default_mib * _MIB)
+
+
+MAX_SIZE = _limit("TQ_CONN_MAX_DOWNLOAD_MB", 4096)   # inflated bytes of one list (the largest real ones: a few 100 MB)
+MAX_LINE = _limit("TQ_CONN_MAX_LINE_MB", 8)          # characters of one line: a longer one is a counted skip
+_TOO_LONG = object()                                 # what _lines yields for a line it dropped
 
 
 def etag(client, url, quiet=("failing", "refused"), **kwargs):
@@ -37,8 +54,16 @@ def etag(client, url, quiet=("failing", "refused"), **kwargs):
 class Download:
     """A streamed GET: its etag, and its body in blocks or as CSV records. Use it in a with block."""
 
-    def __init__(self, client, url, what, **kwargs):
+    def __init__(self, client, url, what, *, max_size=None, **kwargs):
         self.what = what
+        self.service = client.service.name
+        self.started = time.monotonic()
+        self.deadline = client.deadline
+        left = http.time_left()
+        if left is not None:
+            self.deadline = min(self.deadline, max(left, 0.0))
+        self.max_size = MAX_SIZE if max_size is None else max_size
+        self.size = 0
         self.response = client.request("GET", url, stream=True, **kwargs)
         self.etag = self.response.headers.get("etag")
 
@@ -56,13 +81,42 @@ class Download:
         """Yield the body in blocks of bytes; a body that is a gzip file (not only gzip-encoded) is inflated."""
         raw = self.response.raw
         raw.decode_content = True  # a Content-Encoding: gzip transfer is undone by urllib3
-        block = raw.read(READ_SIZE)
+        block = self._read(READ_SIZE)
         if block[:2] == b"\x1f\x8b":
-            yield from _gunzip(block, raw.read)
-            return
-        while block:
+            blocks = _gunzip(block, self._read)
+        else:
+            blocks = iter(lambda: self._read(READ_SIZE), b"")
+            blocks = _chain(block, blocks)
+        for block in blocks:
+            self.size += len(block)
+            if self.size > self.max_size:
+                self._stop(f"is larger than the limit of {self.max_size // _MIB} MiB", "TQ_CONN_MAX_DOWNLOAD_MB")
+            if self.size > 16 * _MIB and self.size > http.MAX_INFLATE * max(raw.tell(), 1):
+                self._stop(f"inflates more than {http.MAX_INFLATE:g} times its compressed size",
+                           "TQ_CONN_MAX_INFLATE_RATIO")
             yield block
-            block = raw.read(READ_SIZE)
+
+    def _read(self, size):
+        """Return up to size bytes of the body (b"" at its end), as they come, within the deadline."""
+        raw, parts, got = self.response.raw, [], 0
+        while got < size:
+            if time.monotonic() - self.started > self.deadline:
+                raise SourceError(f"The download of the {self.what} from {self.service} did not finish within "
+                                  f"{self.deadline:.0f} s ({self.size + got} bytes came, slowly).",
+                                  "check the network and any proxy; run again later (TQ_CONN_HTTP_DEADLINE sets the "
+                                  "seconds one download may take). The lookups were left as they were.",
+                                  retryable=True)
+            part = raw.read1(size - got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _stop(self, what, variable):
+        raise SourceError(f"The download of the {self.what} from {self.service} {what}; the run stopped reading it.",
+                          f"check the URL of the list; if it is really this large, raise {variable}. The lookups "
+                          "were left as they were.")
 
     def records(self, raw=None):
         """Yield the header (a list of names), then each CSV record (see read_csv) of the body."""
@@ -78,11 +132,17 @@ def read_csv(blocks, what, raw=None):
     read with patterns is not unquoted. The usual lines (every field quoted, quotes only in the raw field) are split
     without the csv module; the others go through it.
     """
-    count, split, pending, quotes, feed = 0, None, None, 0, _Feed()
+    count, split, pending, quotes, feed, held = 0, None, None, 0, _Feed(), 0
     try:
         for line in _lines(blocks):
+            if line is _TOO_LONG or (pending is not None and held + len(line) > MAX_LINE):
+                count += 1
+                pending = None
+                yield BadRecord(f"line longer than {MAX_LINE // _MIB} MiB (TQ_CONN_MAX_LINE_MB)")
+                continue
             if pending is not None:             # the lines of a record whose quoted field goes on
                 pending.append(line)
+                held += len(line)
                 quotes += line.count('"')
                 if quotes % 2:
                     continue
@@ -96,7 +156,7 @@ def read_csv(blocks, what, raw=None):
                         continue
                 quotes = line.count('"')
                 if quotes % 2:
-                    pending = [line]
+                    pending, held = [line], len(line)
                     continue
                 lines = (line,)
             for record in feed.read(lines, split and split.raw):
@@ -115,11 +175,20 @@ def read_csv(blocks, what, raw=None):
 def _lines(blocks):
     """Yield the lines of blocks of UTF-8 bytes (a '\r' before the newline kept)."""
     decode = codecs.getincrementaldecoder("utf-8-sig")("replace").decode
-    tail = ""
+    tail, dropping = "", False
     for block in blocks:
         lines = (tail + decode(block)).split("\n")
         tail = lines.pop()
+        if dropping and lines:      # the end of a line too long to keep
+            del lines[0]
+            dropping = False
+            yield _TOO_LONG
         yield from lines
+        if len(tail) > MAX_LINE:    # a line (or one field) longer than any real one: not held in memory
+            tail, dropping = "", True
+    if dropping:
+        yield _TOO_LONG
+        return
     tail += decode(b"", True)
     if tail:
         yield tail
@@ -192,6 +261,12 @@ def _splitter(header, raw):
     return split
 
 
+def _chain(first, rest):
+    if first:
+        yield first
+    yield from rest
+
+
 def _gunzip(block, read):
     """Yield the decompressed blocks of a gzip file whose first block is given; read(size) returns the next ones.
 
@@ -229,4 +304,4 @@ def _reason(exc):
     return type(exc).__name__
 
 
-__all__ = ["Download", "etag", "read_csv", "READ_SIZE"]
+__all__ = ["Download", "etag", "read_csv", "READ_SIZE", "MAX_SIZE", "MAX_LINE"]

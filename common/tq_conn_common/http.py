@@ -1,25 +1,30 @@
-"""HTTP sessions to a vendor API: timeouts, bounded retries with backoff honouring Retry-After, a rate limit, and
-every failure turned into the error and fix of service.TABLE."""
+"""HTTP sessions to a vendor API: timeouts (per read, per response, per run), size limits, bounded retries with backoff
+honouring Retry-After, a rate limit, and every failure turned into the error and fix of service.TABLE."""
 
 import email.utils
 import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from tq_conn_common.errors import ConfigError
-from tq_conn_common.service import Service, excerpt, kind_of, reason, retry_status
+from tq_conn_common.service import Service, excerpt, kind_of, named, reason, retry_status
 
 log = logging.getLogger(__name__)
 
 _CUT = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 _BROKEN = (requests.ConnectionError, requests.Timeout) + _CUT
 _OK = (200, 201, 202, 204)
+_MIB = 1 << 20
+_READ = 64 * 1024
+_run_deadline = None     # time.monotonic() by which the run must end (set by the session), or None
 
 
 def _env_float(name, default):
@@ -29,11 +34,28 @@ def _env_float(name, default):
         return default
 
 
+def _env_limit(name, default):
+    """Return a size limit in bytes from an environment variable in MiB (a user's override), else default MiB."""
+    return int(_env_float(name, default) * _MIB)
+
+
+def set_run_deadline(seconds):
+    """Make every request of this process respect a run that must end within seconds (None: no deadline)."""
+    global _run_deadline
+    _run_deadline = time.monotonic() + seconds if seconds else None
+
+
+def time_left():
+    """Return the seconds left before the run's deadline, or None when it has none."""
+    return None if _run_deadline is None else _run_deadline - time.monotonic()
+
+
 class HttpClient:
     """A requests session bound to a base URL and a Service, with timeouts, retries, rate limit and its errors."""
 
     def __init__(self, service, base_url="", *, headers=None, auth=None, verify=True, proxies=None,
-                 timeout=(10, 120), retries=None, backoff=None, max_wait=300, requests_per_second=None, stats=None):
+                 timeout=(10, 120), retries=None, backoff=None, max_wait=300, requests_per_second=None, stats=None,
+                 deadline=None, max_bytes=None, ca_param=None):
         self.service = service if isinstance(service, Service) else Service(str(service))
         self.base_url = base_url
         read = _env_float("TQ_CONN_HTTP_TIMEOUT", 0)  # seconds a response may stall: a proxy's or a test's setting
@@ -43,6 +65,10 @@ class HttpClient:
         self.retries = int(_env_float("TQ_CONN_HTTP_RETRIES", 5)) if retries is None else retries
         self.backoff = _env_float("TQ_CONN_HTTP_BACKOFF", 1.0) if backoff is None else backoff
         self.max_wait = max_wait
+        self.ca_param = ca_param   # the parameter naming the CA bundle of this service, for a failed verification
+        # a whole response (headers to last byte) may take this long: the read timeout applies to each receive only
+        self.deadline = _env_float("TQ_CONN_HTTP_DEADLINE", 900) if deadline is None else deadline
+        self.max_bytes = _env_limit("TQ_CONN_MAX_RESPONSE_MB", 512) if max_bytes is None else max_bytes
         self.stats = stats
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "tq-conn/1", **(headers or {})})
@@ -92,6 +118,7 @@ class HttpClient:
         if self.proxies:
             kwargs.setdefault("proxies", self.proxies)
         where = {"method": method, "path": _path(url), "host": _host(url), **(context or {})}
+        streamed = kwargs.pop("stream", False)   # else the body is read here, within the deadline and size limit
         retries = self.retries if retry else 0
         attempt = 0
         while True:
@@ -100,15 +127,20 @@ class HttpClient:
             if self.stats is not None:
                 self.stats.requests += 1
             try:
-                response = self.session.request(method, url, **kwargs)
+                started = time.monotonic()
+                response = self.session.request(method, url, stream=True, **kwargs)
+                if not streamed and not (retry_status(response.status_code) and attempt <= retries):
+                    self._read_body(response, started, service, where)
             except requests.exceptions.SSLError as exc:
-                raise service.error("tls", {**where, "reason": _reason(exc)}) from None
+                raise _tls_error(service, where, exc, self.ca_param) from None
             except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
                     requests.exceptions.InvalidURL) as exc:
                 raise ConfigError(f"The URL {_path_free(url)!r} of {service.name} is not valid "
                                   f"({type(exc).__name__}).", "set the full URL, starting with https://, in the "
                                   "config.") from None
             except _BROKEN as exc:  # refused, reset, timed out, or cut mid-body (the body is read inside request())
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
+                    raise _tls_error(service, where, exc, self.ca_param) from None   # retrying cannot help
                 if attempt <= retries:
                     self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}", service)
                     continue
@@ -124,7 +156,8 @@ class HttpClient:
             if retry_status(status) and attempt <= retries and (not expect or status not in expect):
                 wait = _retry_after(response.headers.get("Retry-After"))
                 response.close()
-                self._sleep(attempt, wait, f"HTTP {status} on {method} {_path(url)}", service)
+                self._sleep(attempt, wait, f"HTTP {status} on {method} {_path(url)}", service,
+                            {**where, "status": status, "kind": kind_of(status)})
                 continue
             if expect and status not in expect:
                 raise self.error(response, service, context)
@@ -149,9 +182,64 @@ class HttpClient:
             log.warning("%s answered HTTP %s to %s %s: %s", service.name, status, method, _path(response.url), said)
         return error
 
-    def _sleep(self, attempt, retry_after, why, service):
+    def _read_body(self, response, started, service, where):
+        """Read the body of a response into it, or raise when it takes longer than the deadline (from started) or
+        holds more than max_bytes (inflated), or inflates more than MAX_INFLATE times."""
+        raw, parts, size = response.raw, [], 0
+        limit = self.deadline
+        left = time_left()
+        if left is not None:
+            limit = min(limit, max(left, 0.0))
+        try:
+            while True:
+                block = raw.read1(_READ, decode_content=True)
+                if not block:
+                    break
+                size += len(block)
+                parts.append(block)
+                if size > self.max_bytes:
+                    raise _too_large(service, where, f"more than the limit of {self.max_bytes // _MIB} MiB",
+                                     "TQ_CONN_MAX_RESPONSE_MB")
+                if size > 16 * _MIB and size > MAX_INFLATE * max(raw.tell(), 1):
+                    raise _too_large(service, where, f"a compressed body inflating more than {MAX_INFLATE:g} times",
+                                     "TQ_CONN_MAX_INFLATE_RATIO")
+                if time.monotonic() - started > limit:
+                    raise service.error("unreachable", {
+                        **where, "message": f"{service.name} at {where['host']} did not finish its answer to "
+                                            f"{where['method']} {where['path']} within {limit:.0f} s (it sent "
+                                            f"{size} bytes, slowly).",
+                        "fix": "check {url}, the network and any proxy; run again later (TQ_CONN_HTTP_DEADLINE sets "
+                               "the seconds one answer may take)."})
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            response.close()
+            raise requests.exceptions.ReadTimeout(str(exc)) from None
+        except urllib3.exceptions.DecodeError as exc:
+            response.close()
+            raise requests.exceptions.ContentDecodingError(str(exc)) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:   # cut mid-body, reset
+            response.close()
+            raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
+        except BaseException:
+            response.close()
+            raise
+        response._content = b"".join(parts)
+        response._content_consumed = True
+        response.close()
+
+    def _sleep(self, attempt, retry_after, why, service, where=None):
         if retry_after is not None:
-            wait = min(retry_after, self.max_wait)
+            left = time_left()
+            if retry_after > self.max_wait or (left is not None and retry_after > left):
+                why = (f"longer than the {self.max_wait:g} s a run waits" if retry_after > self.max_wait else
+                       f"longer than the {max(left, 0):.0f} s left before the run's deadline")
+                where = where or {}
+                asked = f"asked to wait {retry_after:.0f} s (Retry-After), {why}; the run stopped"
+                method, path = where.get("method", "GET"), where.get("path", "/")
+                raise service.error(where.get("kind", "rate_limited"), {
+                    **where, "reason": asked, "said": f": {asked}", "body": asked,
+                    "message": f"{service.name} asked to wait {retry_after:.0f} s (Retry-After) before {method} "
+                               f"{path} again, {why}; the run stopped."})
+            wait = retry_after
         else:
             wait = min(self.backoff * (2 ** (attempt - 1)), 60.0) * (0.5 + random.random() / 2)
         log.warning("%s from %s; retry %d of %d in %.1f s.", why, service.name, attempt, self.retries, wait)
@@ -179,12 +267,12 @@ class HttpClient:
                     "method": method, "path": _path(response.url), "what": "JSON nested too deeply to be read",
                     **(kwargs.get("context") or {})}) from None
             except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, ValueError) as exc:
+                html = "html" in response.headers.get("Content-Type", "") or body[:20].lstrip().startswith(b"<")
                 if attempt <= min(self.retries, 2) and kwargs.get("retry", True):
                     self._sleep(attempt, None, f"unreadable body ({type(exc).__name__}) on {method} "
                                                f"{_path(response.url)}", service)
                     continue
-                ctype = response.headers.get("Content-Type", "")
-                what = ("an HTML page" if "html" in ctype or body[:20].lstrip().startswith(b"<") else
+                what = ("an HTML page" if html else
                         "malformed JSON" if body else "a cut response")
                 log.debug("%s %s -> HTTP %s, unreadable body: %r", method, _path(response.url),
                           response.status_code, body[:300])
@@ -193,6 +281,31 @@ class HttpClient:
 
     def close(self):
         self.session.close()
+
+
+MAX_INFLATE = _env_float("TQ_CONN_MAX_INFLATE_RATIO", 200)   # most times a compressed body may grow when inflated
+
+
+def _too_large(service, where, what, variable):
+    return service.error("unreadable", {
+        **where, "message": f"{service.name} sent {what} for {where['method']} {where['path']}; the run stopped "
+                            "reading it.",
+        "fix": f"check {{url}}; if the answer is really this large, raise {variable}."})
+
+
+def _tls_error(service, where, exc, ca_param=None):
+    """Return the error of a failed TLS handshake; a certificate that failed verification names the CA setting."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        detail = re.search(r"certificate verify failed: ([^(]+)", text)
+        where_ca = (f"set {named(ca_param)} to the PEM file of the CA that signed it" if ca_param else
+                    "add the CA that signed it to this host's CAs (or set REQUESTS_CA_BUNDLE to its PEM file)")
+        return service.error("tls", {
+            **where, "message": f"TLS failed talking to {service.name} at {where['host']}: certificate verify failed"
+                                + (f" ({detail.group(1).strip()})" if detail else "") + ".",
+            "fix": f"{where_ca} (a self-signed certificate or a TLS-inspecting proxy), or check {{url}}; "
+                   "verification stays on, the run was not retried."})
+    return service.error("tls", {**where, "reason": _reason(exc)})
 
 
 def _retry_after(value):
@@ -232,4 +345,4 @@ def _reason(exc):
     return type(exc).__name__
 
 
-__all__ = ["HttpClient"]
+__all__ = ["HttpClient", "set_run_deadline", "time_left", "MAX_INFLATE"]

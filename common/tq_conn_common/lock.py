@@ -1,4 +1,5 @@
-"""One run at a time per connector instance (filelock), with take-over of hung runs after N seconds."""
+"""One run at a time per connector instance (filelock), with take-over of hung runs after N seconds; the lock
+parameters every connector offers."""
 
 import json
 import logging
@@ -8,10 +9,24 @@ import time
 
 import filelock
 
-from tq_conn_common.errors import LockHeldError
+from tq_conn_common.config import Param
+from tq_conn_common.errors import ConfigError, LockHeldError
 from tq_conn_common.files import write_json
 
 log = logging.getLogger(__name__)
+
+# Offered by every connector (Connector adds those it does not declare itself, as the ThreatQ UI connector does).
+ALLOW_MULTIPLE_RUNS = Param("allow_multiple_runs", "Allow Multiple Runs", type=bool, default=False,
+                            help="true: no lock, runs may overlap. false: one run at a time; a run that finds another "
+                                 "still going exits 3.")
+KILL_AFTER_SECONDS = Param("kill_after_seconds", "Kill Previous Runs After X Seconds", type=int, default=0,
+                           range=(0, 604800), help="A run that finds the previous one holding the lock longer than "
+                                                   "this ends it (SIGTERM) and runs (0: never; a lock left by a dead "
+                                                   "run is always taken over).")
+MAX_RUN_SECONDS = Param("max_run_seconds", "Maximum Run Seconds", type=int, default=14400, range=(60, 604800),
+                        help="A run still going after this long stops itself (exit 1, state not advanced past what "
+                             "was delivered), and no Retry-After wait goes past it.")
+PARAMS = (ALLOW_MULTIPLE_RUNS, KILL_AFTER_SECONDS, MAX_RUN_SECONDS)
 
 
 class RunLock:
@@ -83,6 +98,11 @@ class RunLock:
             self._lock.acquire(timeout=timeout, poll_interval=0.05)
         except filelock.Timeout:
             return False
+        except OSError as exc:   # a read-only or full file system, a folder not ours
+            folder = os.path.dirname(os.path.abspath(self.lock_path))
+            raise ConfigError(f"Cannot create the lock file {self.lock_path}: {exc.strerror or exc}.",
+                              f"make {folder} writable by this user (and free space there), or give another config "
+                              "folder with -c.") from None
         try:
             write_json(self.info_path, {"pid": os.getpid(), "started": time.time(),
                                         "process_start": _process_start(os.getpid())})
@@ -161,4 +181,4 @@ def _terminate(pid, grace):
         pass
 
 
-__all__ = ["RunLock"]
+__all__ = ["RunLock", "PARAMS", "ALLOW_MULTIPLE_RUNS", "KILL_AFTER_SECONDS", "MAX_RUN_SECONDS"]

@@ -378,7 +378,9 @@ class LookupTarget:
         keep = "first" if stream.dedupe == "first" else "last"
         self.keyed = KeyedSpool(keep) if stream.dedupe == "last" or not spec.columns else None
         self.upload = None if self.keyed else upload(self.run, spec, self.name, stream.mode, stream.allow_empty)
-        self.batch, self.count = [], 0
+        if self.seen is None and self.keyed is None:   # dedupe=None: repeats go out as they come, the lookup
+            self.seen = Dedupe()                        # keeps one of each: counted as duplicates, not as delivered
+        self.batch, self.count, self.repeats = [], 0, 0
         self.keyless, self.examples = 0, []
 
     def add(self, row):
@@ -393,9 +395,11 @@ class LookupTarget:
         key = key if type(key) is str else text(key)
         if self.seen is not None and not self.seen.add(key):
             self.run.stats.duplicates += 1
-            if self.seen.dropped <= 5:
-                log.info("Duplicate key %r dropped (the first row with it is kept).", key)
-            return
+            if self.ctx.stream.dedupe is not None:
+                if self.seen.dropped <= 5:
+                    log.info("Duplicate key %r dropped (the first row with it is kept).", key)
+                return
+            self.repeats += 1
         self.count += 1
         if self.keyed is not None:
             self.keyed.add(key, row)
@@ -441,7 +445,8 @@ class LookupTarget:
             log.info("Dry run: %d rows would go to lookup %s (%s); nothing was sent.", self.upload.count, self.name,
                      self.ctx.stream.mode)
             return 0
-        return self.upload.send()
+        sent = self.upload.send()
+        return sent - min(self.repeats, sent)
 
     def _from_spool(self):
         """Hand the spooled rows to an upload, typing the columns first when the data defines them."""

@@ -3,22 +3,85 @@
 import importlib.metadata
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 
-from tq_conn_common import cli, cron, logs, runner
+from tq_conn_common import cli, cron, http, logs, runner
 from tq_conn_common import config as cfg
 from tq_conn_common.devo import settings as devo_settings
 from tq_conn_common.errors import (EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, Stop, TqConnError,
                                    UsageError, stop)
 from tq_conn_common.http import HttpClient
-from tq_conn_common.lock import RunLock
+from tq_conn_common.devo import certs
+from tq_conn_common.lock import MAX_RUN_SECONDS, RunLock
 from tq_conn_common.state import State
 from tq_conn_common.version import __version__
 
 log = logging.getLogger(__name__)
 summary_log = logging.getLogger("tq_conn_common.summary")
 record_log = logging.getLogger("tq_conn_common.cli")   # the command's own voice about the records it skips
+
+
+EXIT_INTERRUPTED = 130   # Ctrl-C, as shells report it
+
+
+class Stopped(BaseException):
+    """A signal or the run's deadline ends the run: raised wherever the main thread is, so that every finally runs
+    (temporary files go, the lock is released) and nothing after it commits state. Not an Exception: no handler of
+    a library's own errors swallows it."""
+
+    def __init__(self, message, fix):
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+
+def _on_signal(signum, frame):
+    signal.signal(signum, signal.SIG_IGN)   # a second one must not cut the cleanup short
+    name = signal.Signals(signum).name
+    raise Stopped(f"Stopped by {name}; the lock was released and the state was not advanced past what was "
+                  "delivered.", "run again; the next run goes on from the last delivery.")
+
+
+def _on_deadline(signum, frame):
+    raise Stopped(f"The run passed its {_deadline[0]} s deadline and stopped; the state was not advanced past "
+                  "what was delivered.", f"raise {MAX_RUN_SECONDS.named} if runs need longer, or see what is slow "
+                                         "in the log at -v 2.")
+
+
+_deadline = [0]
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _handle_signals():
+    """Install the run's signal handlers (main thread only); return the previous ones, to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in _SIGNALS:
+        previous[signum] = signal.signal(signum, _on_signal)
+    if hasattr(signal, "SIGALRM"):
+        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, _on_deadline)
+    return previous
+
+
+def _restore_signals(previous):
+    if hasattr(signal, "setitimer") and previous:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    http.set_run_deadline(None)
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _start_deadline(seconds):
+    """Make the run stop itself after seconds (SIGALRM), and every HTTP wait respect it."""
+    if not seconds:
+        return
+    _deadline[0] = seconds
+    http.set_run_deadline(seconds)
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 class Stats:
@@ -72,6 +135,7 @@ class Run:
     def http(self, service, base_url="", **kwargs):
         """Return an HttpClient of service that counts its requests in this run's statistics."""
         kwargs.setdefault("stats", self.stats)
+        kwargs.setdefault("ca_param", _ca_param(self.connector, service))
         client = HttpClient(service, base_url, **kwargs)
         self._clients.append(client)
         return client
@@ -87,6 +151,12 @@ class Run:
     def close(self):
         for client in self._clients:
             client.close()
+
+
+def _ca_param(connector, service):
+    """Return the declared CA bundle parameter of a service (its label starts with the service's first word)."""
+    word = str(getattr(service, "name", service)).split(" ")[0]
+    return next((p for p in connector.params if p.key.endswith("_ca_bundle") and p.label.startswith(word)), None)
 
 
 def paths(connector, args):
@@ -110,7 +180,9 @@ def execute(connector, argv=None):
         return EXIT_OK
     run = None
     stats = Stats()   # every run ends with its statistics line, a configuration error or a lock skip too
+    previous = _handle_signals()
     try:
+        certs.sweep()   # credential folders of runs that were killed (only where in-memory files are not possible)
         if args.name and not args.name.replace("-", "").replace("_", "").isalnum():
             raise UsageError(f"The instance name {args.name!r} may hold only letters, digits, '-' and '_'.",
                              "choose another -n NAME.")
@@ -140,9 +212,12 @@ def execute(connector, argv=None):
         return done.code
     except TqConnError as exc:
         return _report(exc)
+    except Stopped as exc:
+        return _report(exc)
     except KeyboardInterrupt:
-        sys.stderr.write("Interrupted; state was not advanced.\n")
-        return EXIT_FAILED
+        sys.stderr.write("Error: interrupted; the lock was released and the state was not advanced past what was "
+                         "delivered.\n")
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the boundary of the command: nothing escapes as a bare traceback
         log.debug("Unexpected failure", exc_info=True)
         if _logging_to_file():
@@ -151,6 +226,7 @@ def execute(connector, argv=None):
                                      "The traceback is in the log at -v 3; please report it.\n"))
         return EXIT_FAILED
     finally:
+        _restore_signals(previous)
         if run is not None:
             run.close()
         if not (args.show_config or args.cron):
@@ -200,7 +276,13 @@ def _configure(connector, args, stats=None):
         # typed values (500, not '500'; true, not 'y'), as validation converted them
         typed = {**raw, **{k: v for k, v in config.items()
                            if k in raw and isinstance(cfg.reveal(v), (str, int, float, bool, list, dict))}}
-        cfg.write_file(where["config"], connector.params, typed, f"# {connector.command} configuration (mode 0600)")
+        try:
+            cfg.write_file(where["config"], connector.params, typed, f"# {connector.command} configuration (mode 0600)")
+        except ConfigError as exc:   # the temporary file is gone: no answer (no secret) is left on disk
+            raise ConfigError(f"Nothing was saved: {exc.message[:-1] if exc.message.endswith('.') else exc.message}, "
+                              "so the answers typed were not kept.",
+                              f"{exc.fix.rstrip('.')}; then run again and answer the prompts again (or write the "
+                              "file by hand, see --print-config-template).") from None
         log.info("Configuration written to %s", where["config"])
     state = State(where["state"])
     run = Run(connector, args, config, state, where, stats)
@@ -239,6 +321,7 @@ def _run(run):
         # has committed what it delivered. Starting from the older state would send it again.
         run.state.reload()
         run.started = True
+        _start_deadline(run.config.get(MAX_RUN_SECONDS.key, MAX_RUN_SECONDS.default))
         _reset_if_changed(run)
         streams = connector.streams(run) if callable(connector.streams) else connector.streams
         runner.run_streams(run, streams)
@@ -308,7 +391,7 @@ def _report(exc):
     if _logging_to_file():  # on stdout the log line would repeat what stderr says
         log.error("%s%s", exc.message, f" Fix: {exc.fix}" if exc.fix else "")
     sys.stderr.write(message + ("\n" + fix if fix else "") + "\n")
-    return exc.exit_code
+    return getattr(exc, "exit_code", EXIT_FAILED)
 
 
 def _check_common(connector):
@@ -331,4 +414,4 @@ def _check_common(connector):
                          f"pip install 'tq-conn-common{spec}' (from the same wheels/ folder as the connector).")
 
 
-__all__ = ["execute", "Run", "Stats", "paths"]
+__all__ = ["execute", "Run", "Stats", "Stopped", "paths"]

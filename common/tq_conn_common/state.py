@@ -5,7 +5,7 @@ import json
 import logging
 
 from tq_conn_common.errors import ConfigError
-from tq_conn_common.files import write_json
+from tq_conn_common.files import read_trusted, write_json
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,12 @@ class State:
         self.pending = {} if self.cleared else copy.deepcopy(self.committed)
 
     def _read(self):
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except FileNotFoundError:
+        raw = read_trusted(self.path, "state file")
+        if raw is None:
             return {}
-        except (OSError, ValueError) as exc:
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
             raise ConfigError(f"The state file {self.path} cannot be read ({exc}).",
                               "delete it to start over (the next run pulls everything again).") from None
         if not isinstance(data, dict):

@@ -117,13 +117,22 @@ class Stream:
         del buf[:pos]
 
 
+_ESCAPE = re.compile(r"\\([\\n])")
+
+
+def _unescape(text):
+    """Return a quoted value with its escapes undone in one pass: \\n a newline, \\\\ one backslash."""
+    return _ESCAPE.sub(lambda m: "\n" if m.group(1) == "n" else "\\", text) if "\\" in text else text
+
+
 def parse_fields(line):
-    """Return the values of a table-path data line: quoted ("" doubles a quote, \\n is a newline) or bare."""
+    """Return the values of a table-path data line: quoted ("" doubles a quote, \\n is a newline, \\\\ a backslash)
+    or bare."""
     out, pos, size = [], 0, len(line)
     while True:
         match = _FIELD.match(line, pos)
         quoted, bare = match.groups()
-        out.append(quoted.replace('""', '"').replace("\\n", "\n") if quoted is not None else bare)
+        out.append(_unescape(quoted.replace('""', '"')) if quoted is not None else bare)
         pos = match.end()
         if pos >= size:
             return out

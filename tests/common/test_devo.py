@@ -234,20 +234,39 @@ def test_check_output_reports_credential_problems(ca):
 
 # ---- PEM text to private temporary files --------------------------------------------------------------------------
 
-def test_pasted_pem_goes_to_private_files_removed_afterwards(ca, tmp_path):
+def test_pasted_pem_is_never_written_to_disk(ca, tmp_path):
     issued = ca.issue("sandbox")
     config = settings(devo_cert=issued.cert_pem, devo_key=issued.key_pem, devo_chain=str(tmp_path / "chain.crt"))
     with devo_tls.credential_files(devo.Settings("tls", config)) as paths:
-        for name in ("cert", "key"):
-            assert stat.S_IMODE(os.stat(paths[name]).st_mode) == 0o600
-        assert open(paths["key"]).read().strip() == issued.key_pem.strip()
+        assert paths["key"].startswith("/proc/self/fd/") and paths["cert"].startswith("/proc/self/fd/")
+        assert open(paths["key"]).read().strip() == issued.key_pem.strip()   # as the TLS layer opens it, by path
         assert paths["chain"] == str(tmp_path / "chain.crt")
-        folder = os.path.dirname(paths["key"])
-    assert not os.path.exists(folder)
+        key = paths["key"]
+    assert not os.path.exists(key)
     with pytest.raises(RuntimeError):
         with devo_tls.credential_files(devo.Settings("tls", config)) as paths:
-            folder = os.path.dirname(paths["key"])
+            key = paths["key"]
             raise RuntimeError("boom")
+    assert not os.path.exists(key)
+
+
+def test_without_in_memory_files_pem_goes_to_a_private_folder_swept_after_a_kill(ca, tmp_path, monkeypatch):
+    from tq_conn_common.devo import certs
+    monkeypatch.setattr(certs, "in_memory", lambda *args: None)
+    monkeypatch.setattr(certs.tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / "tq-conn-devo-999999999-left"     # left by a SIGKILLed run: no such process
+    dead.mkdir()
+    (dead / "key.pem").write_text("-----BEGIN PRIVATE KEY-----")
+    issued = ca.issue("sandbox")
+    config = settings(devo_cert=issued.cert_pem, devo_key=issued.key_pem, devo_chain=issued.cert_pem)
+    with devo_tls.credential_files(devo.Settings("tls", config)) as paths:
+        assert not dead.exists()
+        folder = os.path.dirname(paths["key"])
+        assert os.path.basename(folder).startswith(f"tq-conn-devo-{os.getpid()}-")
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        assert all(stat.S_IMODE(os.stat(paths[n]).st_mode) == 0o600 for n in ("cert", "key", "chain"))
+        certs.sweep()          # a living run's folder stays
+        assert os.path.exists(paths["key"])
     assert not os.path.exists(folder)
 
 

@@ -9,6 +9,7 @@ import pytest
 import urllib3
 
 from tq_conn_common.errors import EXIT_CONFIG, EXIT_FAILED, AuthError, ConfigError, SourceError
+from tq_conn_common import http
 from tq_conn_common.http import HttpClient, _retry_after
 from tq_conn_common.service import Service
 from tq_conn_common.session import Stats
@@ -58,11 +59,22 @@ def test_retry_after_seconds_is_honoured(client, sandbox):
     assert 0.9 <= time.monotonic() - began < 3
 
 
-def test_retry_after_is_capped_by_max_wait(client, sandbox):
-    sandbox.fault("echo", path="^/numbers$", status=503, retry_after=3600)
+def test_retry_after_past_max_wait_stops_at_once(client, sandbox):
+    sandbox.fault("echo", path="^/numbers$", status=429, retry_after=3600)
     began = time.monotonic()
-    client(max_wait=0.2).get("/numbers")
-    assert time.monotonic() - began < 2
+    with pytest.raises(SourceError, match=r"asked to wait 3600 s \(Retry-After\).*longer than the 300 s") as caught:
+        client().get("/numbers")
+    assert time.monotonic() - began < 2 and caught.value.kind == "rate_limited"
+
+
+def test_retry_after_past_the_run_deadline_stops_at_once(client, sandbox):
+    sandbox.fault("echo", path="^/numbers$", status=503, retry_after=60)
+    http.set_run_deadline(30)
+    try:
+        with pytest.raises(SourceError, match=r"asked to wait 60 s .*left before the run's deadline"):
+            client().get("/numbers")
+    finally:
+        http.set_run_deadline(None)
 
 
 def test_retry_after_forms():
@@ -258,6 +270,7 @@ def test_tls_is_verified_by_default_and_a_ca_bundle_path_is_honoured(tmp_path, m
         with pytest.raises(SourceError) as caught:
             HttpClient("Echo", url, retries=0).get("/numbers")
         assert "TLS failed talking to Echo" in str(caught.value) and "certificate verify failed" in str(caught.value)
+        assert "REQUESTS_CA_BUNDLE" in caught.value.fix
         assert HttpClient("Echo", url, verify=ca).json("GET", "/numbers")["total"] == 100
         # a CA bundle from the environment does not override the configured one (nor verify=False)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "elsewhere.pem"))

@@ -454,7 +454,7 @@ def test_kill_previous_runs_after_x_seconds_ends_a_hung_run(sandbox, configured,
         in_ui(sandbox, {"kill_after_seconds": 1})
         result = exporter()
         assert result.code == 0, result
-        assert hung.wait(timeout=15) == -signal.SIGTERM
+        assert hung.wait(timeout=15) == 1   # SIGTERM ends it like an error: cleanup ran, lock let go
     finally:
         if hung.poll() is None:
             hung.kill()

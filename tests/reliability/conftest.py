@@ -40,7 +40,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("reliability and security summary")
     write(f"scenarios run: {t.scenarios}   faults survived: {t.survived}   "
           f"bad inputs tried: {t.bad_inputs} ({t.bad_handled} handled)   fuzz examples: {t.fuzz_cases}")
-    write(f"IOCs lost: {t.iocs_lost} (must be 0)   secrets leaked: {t.secrets_leaked} (must be 0)   "
+    write(f"scenarios tried: {t.scenarios}   passed: {t.survived}   IOCs lost: {t.iocs_lost} (must be 0)   "
+          f"secrets or key files left: {t.secrets_leaked + t.key_files_left} (must be 0)")
+    write(f"secrets leaked: {t.secrets_leaked}   key files left: {t.key_files_left}   "
           f"outputs scanned for secrets: {t.outputs_scanned}")
     if t.matrix:
         scenarios = list(dict.fromkeys(s for row in t.matrix.values() for s in row))

@@ -65,7 +65,7 @@ def ctci_control_characters(h):
 def ctci_csv_injection(h):
     _ctci_rows(h, *({"cve": f"CVE-2024-20{n:02d}", "vendor": text, "product": text + ",x\"y"}
                     for n, text in enumerate(INJECTIONS)))
-    return 0, lambda: all(_ctci_lookup(h)[f"CVE-2024-20{n:02d}"]["vendor"] == text.strip()
+    return 0, lambda: all(_ctci_lookup(h)[f"CVE-2024-20{n:02d}"]["vendor"] == text   # as sent, spaces kept
                           for n, text in enumerate(INJECTIONS))
 
 

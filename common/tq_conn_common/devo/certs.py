@@ -3,6 +3,10 @@
 import datetime
 import logging
 import os
+import re
+import shutil
+import sys
+import tempfile
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -22,6 +26,62 @@ CHAIN = Param("devo_chain", "Devo X.509 Chain CA", multiline=True, help=_PEM_HEL
 PEM = (CERT, KEY, CHAIN)
 _LABELS = {p.key: p.named for p in PEM}
 _FROM_DEVO = "download it again from Devo (Administration -> Credentials -> X.509 Certificates)"
+
+
+_FOLDER = "tq-conn-devo-"
+_OURS = re.compile(re.escape(_FOLDER) + r"(\d+)-")
+
+
+def in_memory(name, data, opened):
+    """Return a path by which data can be opened without being on disk (a Linux memfd as /proc/self/fd/N), its
+    descriptor appended to opened (close it when done); None where the platform has no such file."""
+    if not hasattr(os, "memfd_create") or not sys.platform.startswith("linux"):
+        return None
+    try:
+        fd = os.memfd_create(f"tq-conn-devo-{name}", os.MFD_CLOEXEC)
+    except OSError:
+        return None
+    opened.append(fd)
+    os.write(fd, data)
+    path = f"/proc/self/fd/{fd}"
+    return path if os.path.exists(path) else None
+
+
+def private_folder():
+    """Return a new 0700 folder for credential files, named after this process so that sweep() knows its owner."""
+    sweep()
+    return tempfile.mkdtemp(prefix=f"{_FOLDER}{os.getpid()}-")
+
+
+def sweep(directory=None):
+    """Remove the credential folders that runs which no longer live left in the temporary folder (a SIGKILL)."""
+    directory = directory or tempfile.gettempdir()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = _OURS.match(name)
+        path = os.path.join(directory, name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("Removed the credential files %s left by a run that was killed.", path)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_pem_text(value):
@@ -154,4 +214,5 @@ def _issued_by(cert, ca):
     return True
 
 
-__all__ = ["check", "read", "is_pem_text", "WARN_DAYS", "CERT", "KEY", "CHAIN", "PEM"]
+__all__ = ["check", "read", "is_pem_text", "in_memory", "private_folder", "sweep", "WARN_DAYS", "CERT", "KEY", "CHAIN",
+           "PEM"]

@@ -8,7 +8,6 @@ import re
 import select
 import shutil
 import ssl
-import tempfile
 import time
 import warnings
 
@@ -33,12 +32,13 @@ def wire_field(value, kind):
     """Return one value as a table-path data field.
 
     Text columns are always quoted, inner quotes doubled and newlines written as \\n (devo-sdk's escape_quotes and
-    escape_newline); unlike devo-sdk's clean_field nothing is stripped and number-looking text (1.2.3.4, 5) stays
-    text. Typed columns (int, float, bool, ip4) go bare, empty when unset.
+    escape_newline); a backslash is doubled first, so that a value holding a backslash and an n arrives as those two
+    characters, not as a newline. Unlike devo-sdk's clean_field nothing is stripped and number-looking text (1.2.3.4,
+    5) stays text. Typed columns (int, float, bool, ip4) go bare, empty when unset.
     """
     if kind != "str" and (value == "" or _BARE.match(value)):
         return value
-    return '"' + value.replace('"', '""').replace("\n", "\\n") + '"'
+    return '"' + value.replace("\\", "\\\\").replace('"', '""').replace("\n", "\\n") + '"'
 
 
 def wire_row(values, kinds, key_index):
@@ -49,24 +49,31 @@ def wire_row(values, kinds, key_index):
 
 @contextlib.contextmanager
 def credential_files(settings):
-    """Yield {cert, key, chain} file paths; pasted PEM text goes to 0600 files removed afterwards (also on failure)."""
-    folder = None
-    paths = {}
+    """Yield {cert, key, chain} paths for devo-sdk, which reads them by path; pasted PEM text lives in anonymous
+    in-memory files (Linux memfd, reached as /proc/self/fd/N): nothing is written to disk, and nothing is left when
+    the process dies. Where the platform has none, it goes to 0600 files in a private folder removed afterwards, and
+    swept by the next run when a killed run could not (certs.sweep)."""
+    opened, folder, paths = [], None, {}
     try:
         for name in ("cert", "key", "chain"):
             value = str(settings.value(f"devo_{name}"))
-            if certs.is_pem_text(value):
+            if not certs.is_pem_text(value):
+                paths[name] = os.path.expanduser(value)
+                continue
+            data = (value.strip() + "\n").encode("utf-8")
+            path = certs.in_memory(name, data, opened)
+            if path is None:
                 if folder is None:
-                    folder = tempfile.mkdtemp(prefix="tq-conn-devo-")
+                    folder = certs.private_folder()
                 path = os.path.join(folder, f"{name}.pem")
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(value.strip() + "\n")
-                paths[name] = path
-            else:
-                paths[name] = os.path.expanduser(value)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+            paths[name] = path
         yield paths
     finally:
+        for fd in opened:
+            os.close(fd)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -190,7 +190,7 @@ def to_row(entry):
 def _typed(value, kind):
     """Return a CEWL value typed for its column; dates as ISO 8601 UTC text (kept as sent when not a date)."""
     if kind != "date":
-        return cell(value.strip() if isinstance(value, str) else value, kind)
+        return cell(value.strip() if isinstance(value, str) and kind != "str" else value, kind)  # text as sent
     when = clock.parse(value)
     return clock.iso(when) if when is not None else None if value in (None, "") or isinstance(value, bool) else \
         str(value)
