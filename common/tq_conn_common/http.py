@@ -84,6 +84,7 @@ class HttpClient:
             log.warning("TLS certificate verification is OFF for %s; the connection can be intercepted.", name)
         self.proxies = {k: v for k, v in (proxies or {}).items() if v}
         self.session.proxies.update(self.proxies)
+        self.answered = False   # no answer yet: a refused connection or unknown host is then a wrong setting
         self._interval = 1.0 / requests_per_second if requests_per_second else 0.0
         self._next_slot = 0.0
         self._slot_lock = threading.Lock()
@@ -141,6 +142,15 @@ class HttpClient:
             except _BROKEN as exc:  # refused, reset, timed out, or cut mid-body (the body is read inside request())
                 if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
                     raise _tls_error(service, where, exc, self.ca_param) from None   # retrying cannot help
+                wrong = not self.answered and _wrong_address(exc)
+                if wrong and attempt == 1:      # the first request of the run: one quick retry, then a setting
+                    time.sleep(0.5)
+                    continue
+                if wrong:
+                    raise ConfigError(f"{service.name} at {_host(url)} {wrong} on the first request of the run, "
+                                      f"so its address is most likely wrong ({_reason(exc)}).",
+                                      f"check {named(service.url) or 'the URL of ' + service.name} (host and port) "
+                                      "and run again.") from None
                 if attempt <= retries:
                     self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}", service)
                     continue
@@ -152,6 +162,7 @@ class HttpClient:
                 raise service.error("refused", {**where, "status": "?", "reason": _reason(exc),
                                                 "message": f"The request {method} {_path(url)} to {service.name} "
                                                            f"failed ({_reason(exc)})."}) from None
+            self.answered = True
             status = response.status_code
             if retry_status(status) and attempt <= retries and (not expect or status not in expect):
                 wait = _retry_after(response.headers.get("Retry-After"))
@@ -334,6 +345,17 @@ def _path_free(url):
 
 def _path(url):
     return urlsplit(url).path or "/"
+
+
+def _wrong_address(exc):
+    """Return how a connection failure says the address is wrong (refused, unknown host), or None."""
+    text = str(exc)
+    if "Connection refused" in text:
+        return "refused the connection"
+    if any(m in text for m in ("Name or service not known", "nodename nor servname", "NameResolutionError",
+                               "getaddrinfo failed", "No address associated", "failure in name resolution")):
+        return "is an unknown host"
+    return None
 
 
 def _reason(exc):

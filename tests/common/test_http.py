@@ -8,6 +8,7 @@ import time
 import pytest
 import urllib3
 
+from tq_conn_common.config import Param
 from tq_conn_common.errors import EXIT_CONFIG, EXIT_FAILED, AuthError, ConfigError, SourceError
 from tq_conn_common import http
 from tq_conn_common.http import HttpClient, _retry_after
@@ -197,14 +198,37 @@ def test_a_service_that_always_times_out(client, sandbox):
         client(timeout=(2, 0.1), retries=1).get("/numbers")
 
 
-def test_connection_refused_is_retried_then_reported(sandbox):
+def test_a_refused_first_request_is_a_wrong_address_after_one_quick_retry(sandbox):
     stats = Stats()
-    c = HttpClient("Vendor", "http://127.0.0.1:9", retries=2, backoff=0.01, stats=stats)
-    with pytest.raises(SourceError) as caught:
+    vendor = Service("Vendor", url=Param("vendor_url", "Vendor URL"))
+    c = HttpClient(vendor, "http://127.0.0.1:9", retries=2, backoff=0.01, stats=stats)
+    with pytest.raises(ConfigError) as caught:
         c.get("/x")
-    assert stats.requests == 3
-    assert str(caught.value) == ("Vendor at 127.0.0.1:9 could not connect after 3 attempts (connection refused).\n"
-                                 "Fix: check the URL of Vendor, the network and any proxy; run again later.")
+    assert stats.requests == 2 and caught.value.exit_code == EXIT_CONFIG
+    assert str(caught.value) == ("Vendor at 127.0.0.1:9 refused the connection on the first request of the run, so "
+                                 "its address is most likely wrong (connection refused).\n"
+                                 "Fix: check 'Vendor URL' (vendor_url) (host and port) and run again.")
+
+
+def test_an_unknown_host_on_the_first_request_is_a_wrong_address():
+    with pytest.raises(ConfigError, match=r"at host.invalid:81 is an unknown host on the first request"):
+        HttpClient("Vendor", "http://host.invalid:81", retries=2, backoff=0.01).get("/x")
+
+
+def test_a_refused_connection_later_in_the_run_is_retried_then_reported(sandbox):
+    running = Running()
+    running.add(Echo())
+    url = running.url("echo")
+    stats = Stats()
+    c = HttpClient("Vendor", url, retries=2, backoff=0.01, stats=stats)
+    assert c.get("/numbers", headers={"Connection": "close"}).status_code == 200   # the address is right
+    running.stop()
+    with pytest.raises(SourceError) as caught:
+        c.get("/numbers")
+    assert stats.requests == 4
+    assert str(caught.value) == (f"Vendor at {url.split('//')[1]} could not connect after 3 attempts (connection "
+                                 "refused).\nFix: check the URL of Vendor, the network and any proxy; run again "
+                                 "later.")
     assert caught.value.kind == "unreachable" and caught.value.retryable
 
 
