@@ -574,9 +574,4 @@ def post(url, payload):
 # ---- defects found in code owned elsewhere, open until fixed there -------------------------------------------------
 # Each entry marks the test xfail(strict=True): the suite stays green while the defect is open and fails as soon as
 # it is fixed, so that the entry is removed and the test guards the fix from then on.
-KNOWN_DEFECTS = {
-    "test_a_self_signed_certificate_says_certificate_verify_failed_and_is_not_retried":
-        "connectors/logrhythm_collective_insights insights.py _submit: psengine's SSLError is reported as 'Could not "
-        "reach Collective Insights ... (SSLError)' and retried; it should be the 'tls' error saying certificate "
-        "verify failed (common's HttpClient does), not retried",
-}
+KNOWN_DEFECTS = {}   # test name -> the open defect it shows (a strict xfail until it is fixed)
