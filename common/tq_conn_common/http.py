@@ -147,10 +147,11 @@ class HttpClient:
                     time.sleep(0.5)
                     continue
                 if wrong:
-                    raise ConfigError(f"{service.name} at {_host(url)} {wrong} on the first request of the run, "
-                                      f"so its address is most likely wrong ({_reason(exc)}).",
-                                      f"check {named(service.url) or 'the URL of ' + service.name} (host and port) "
-                                      "and run again.") from None
+                    said = service.error("unreachable", {**where, "cause": wrong, "attempts": attempt,
+                                                         "reason": _reason(exc)}).message
+                    raise ConfigError(f"{said} It was the run's first request to it: the address is most likely "
+                                      "wrong.", f"check {named(service.url) or 'the URL of ' + service.name} (host "
+                                      "and port) and run again.") from None
                 if attempt <= retries:
                     self._sleep(attempt, None, f"{type(exc).__name__} on {method} {_path(url)}", service)
                     continue

@@ -205,13 +205,13 @@ def test_a_refused_first_request_is_a_wrong_address_after_one_quick_retry(sandbo
     with pytest.raises(ConfigError) as caught:
         c.get("/x")
     assert stats.requests == 2 and caught.value.exit_code == EXIT_CONFIG
-    assert str(caught.value) == ("Vendor at 127.0.0.1:9 refused the connection on the first request of the run, so "
-                                 "its address is most likely wrong (connection refused).\n"
+    assert str(caught.value) == ("Vendor at 127.0.0.1:9 refused the connection after 2 attempts (connection "
+                                 "refused). It was the run's first request to it: the address is most likely wrong.\n"
                                  "Fix: check 'Vendor URL' (vendor_url) (host and port) and run again.")
 
 
 def test_an_unknown_host_on_the_first_request_is_a_wrong_address():
-    with pytest.raises(ConfigError, match=r"at host.invalid:81 is an unknown host on the first request"):
+    with pytest.raises(ConfigError, match=r"at host.invalid:81 is an unknown host after 2 attempts .*first request"):
         HttpClient("Vendor", "http://host.invalid:81", retries=2, backoff=0.01).get("/x")
 
 

@@ -304,8 +304,9 @@ def test_a_refused_token_is_init_variables_error_100(configure, ctci, sandbox, t
 def test_an_unreachable_host_is_init_variables_error_101(configure, ctci):
     configure(api_base_url="http://127.0.0.1:9")
     result = ctci(env=FEW_RETRIES)
-    assert result.code == 1, result
+    assert result.code == 2, result        # the first request of the run: a wrong address, a configuration error
     assert "InitVariablesError 101: Cannot connect to CTCI at http://127.0.0.1:9:" in result.err
+    assert "the address is most likely wrong" in result.err
     assert "Fix: check api_base_url" in result.err
 
 

@@ -61,7 +61,9 @@ def local_devo(sandbox):
 
 def write_config(folder, sandbox, name=None, **extra):
     values = {**answers(sandbox), **local_devo(sandbox), **extra}
-    (folder / config_name(name)).write_text(yaml.safe_dump(values, sort_keys=False))
+    path = folder / config_name(name)
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    path.chmod(0o600)   # as the README asks; a file others may read is made 0600 with a warning
 
 
 def in_ui(sandbox, values=None, is_active=True, record=RECORD):

@@ -88,8 +88,8 @@ SCENARIOS = [
     Scenario("503 then success", _data(status=503, count=1), **RETRIED),
     Scenario("500 for good", _data(status=500, count=0), (1, r"HTTP 500|response code 500")),
     # A refused first request is a wrong address (exit 2 naming the URL setting); the rerun has the right one.
-    Scenario("connection refused", _refused, (2, r"refused the connection on the first request of the run.*"
-                                                 r"Fix: check \S.*\(host and port\) and run again")),
+    Scenario("connection refused", _refused, (2, r"refused the connection.*first request to it: the address is "
+                                                 r"most likely wrong.*Fix: check \S.*\(host and port\)")),
     # A streamed risk list cannot be asked for again mid-stream: the run fails cleanly and the rerun pulls it.
     Scenario("connection cut mid-body once", _data(cut=True, count=1), **RETRIED,
              per_connector={"recorded_future": (1, r"The download of the ip risk list broke off")}),
