@@ -134,9 +134,9 @@ def test_a_wrong_base_url_at_setup_is_setup_error_102_naming_the_setting(sandbox
 
 
 def test_an_unreachable_api_at_setup_is_setup_error_102(client):
-    with pytest.raises(SourceError) as caught:
+    with pytest.raises(ConfigError) as caught:     # the first request of the run: a wrong address
         client(indicators_url="http://127.0.0.1:9").check()
-    assert caught.value.message.startswith("SetupError 102: Api Flashpoint at 127.0.0.1:9 could not connect")
+    assert caught.value.message.startswith("SetupError 102: Api Flashpoint at 127.0.0.1:9 refused the connection")
 
 
 def test_an_api_error_while_pulling_is_pull_error_102_with_flashpoint_s_reason(sandbox, client):
