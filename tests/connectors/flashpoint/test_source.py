@@ -124,13 +124,14 @@ def test_a_refused_token_at_setup_is_setup_error_2(sandbox, client):
 
 def test_a_wrong_base_url_at_setup_is_setup_error_102_naming_the_setting(sandbox, client):
     with pytest.raises(ConfigError) as caught:
-        client(indicators_path="api/v9").check()
+        client(api="ignite").check()             # the v4 URL kept while choosing Ignite
     assert caught.value.message.startswith("SetupError 102: Api Flashpoint answered HTTP 404 to GET "
-                                           "/api/v4/api/v9/attribute")
-    assert "indicators_url and indicators_path" in caught.value.fix
+                                           "/api/v4/technical-intelligence/v1/attribute")
+    assert "check indicators_url and api" in caught.value.fix and "see the README on the setting api" in \
+        caught.value.fix
     with pytest.raises(ConfigError) as caught:
         client(alerts_url=sandbox.url("flashpoint") + "/alerting").check()
-    assert "check alerts_url" in caught.value.fix
+    assert "check alerts_url and api" in caught.value.fix
 
 
 def test_an_unreachable_api_at_setup_is_setup_error_102(client):
