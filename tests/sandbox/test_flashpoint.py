@@ -1,5 +1,7 @@
 """The Flashpoint stand-in over HTTP: reference flashpoint.md section 6 (indicators, scroll, alerts, faults)."""
 
+import json
+import os
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -281,3 +283,27 @@ def test_ioc_v2_windows_and_limits(sandbox):
     assert iocs(sandbox, size=1001).status_code == 422 and iocs(sandbox, **{"from": -1}).status_code == 422
     assert iocs(sandbox, size=1000, **{"from": 9001}).status_code == 400        # the 10,000 result window
     assert iocs(sandbox, modified_after="yesterday").status_code == 400
+
+
+def recorded(name):
+    """A body recorded by partner code (tests/connectors/flashpoint/samples, each with its .source.txt)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "connectors", "flashpoint", "samples", name + ".json")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def test_ignite_documents_have_the_keys_of_the_recorded_ones(sandbox):
+    sample = recorded("alert_management_v1_notifications_response")
+    served = notifications(sandbox, size=50).json()
+    assert set(served["pagination"]) >= {"next"} and set(sample["pagination"]) >= {"next"}
+    for kind in ("communities", "data_exposure__github"):
+        mine = next(n for n in served["items"] if n["source"] == kind)
+        theirs = next(n for n in sample["items"] if n["source"] == kind)
+        assert set(mine) == set(theirs), kind
+        assert set(mine["reason"]) >= set(theirs["reason"]) - {"entity"} and mine["reason"]["origin"] == "searches"
+        assert set(theirs["resource"]) - set(mine["resource"]) <= {"section"}, kind
+    indicator = recorded("technical_intelligence_v2_indicator_response")
+    hashed = next(n for n in iocs(sandbox, ioc_types="file", size=50).json()["items"] if "hashes" in n)
+    assert set(hashed) == set(indicator)
+    assert set(hashed["score"]) == set(indicator["score"]) and set(hashed["sightings"][0]) == set(
+        indicator["sightings"][0])

@@ -213,6 +213,8 @@ def notification(item):
     resource = dict(item["source"])
     resource["id"] = resource.pop("fpid")
     github = resource.get("source") == "github"
+    if not github:   # a post carries the title of its thread
+        resource["title"] = resource["container"]["container"]["title"]
     keyword = item["keyword"]
     text = item["highlights"][0].replace("x-fp-highlight", "mark")
     return {
