@@ -123,8 +123,8 @@ class Flashpoint:
             body = self._get(PULL, "GET", self.attribute_url, params={**query, **moved})
             return _items(body.get("items") if self.v2 and isinstance(body, dict) else body, "indicators")
         yield from window_pages(page, self.config.page_size, start=since, window=RESULT_WINDOW, key=updated_at,
-                                service="Flashpoint", what=f"'{type_}' indicators", fix="use indicators_paging: "
-                                "scroll.", shown=lambda when: f"the update time {clock.iso(when)}")
+                                service="Flashpoint", what=f"'{type_}' indicators", fix="use api v4 or ignite with "
+                                "indicators_paging: scroll.", shown=lambda when: f"the update time {clock.iso(when)}")
 
     def alerts(self, since, until):
         """Yield the alerts created in [since, until] (epoch seconds), following the next links."""
