@@ -1,5 +1,5 @@
-"""Pagers for the ways vendor APIs hand out lists (offset and limit; a cursor, scroll id or next link), each
-refusing a page handed out twice instead of looping."""
+"""Pagers for the ways vendor APIs hand out lists (offset and limit; a cursor, scroll session or next link; a time
+window past a result window), each refusing a page handed out twice instead of looping."""
 
 import logging
 
@@ -71,6 +71,27 @@ def cursor_pages(get_page, *, first=None, service="The service", what="items", f
         cursor = following
 
 
+def scroll_pages(get_page, *, close=None, service="The service", what="items", fix=None, repeated=None):
+    """Yield the pages (lists) of a scroll session: get_page(None) opens it, get_page(scroll id) steps it, each
+    -> (items, scroll id or None). The id may stay the same from page to page; a page whose first item is that of
+    the page before is the error. After the last page, close(scroll id) ends the session; a close that fails only
+    warns, as the session expires on its own. A step is asked once: the caller does not retry it, since a retried
+    step can skip a page."""
+    session = [None]
+
+    def page(cursor):
+        items, following = get_page(cursor)
+        session[0] = following or cursor
+        return items, session[0]
+    yield from cursor_pages(page, service=service, what=what, fix=fix, repeated=repeated,
+                            identity=lambda items: repr(items[0])[:500])
+    if close is not None and session[0]:
+        try:
+            close(session[0])
+        except SourceError as exc:
+            log.warning("Could not close the %s scroll session (%s); it expires on its own.", service, exc.message)
+
+
 def window_pages(get_page, page_size, *, start, window, key, service="The service", what="items", shown=str,
                  fix=None):
     """Yield the pages (lists) of get_page(start, skip, limit) -> items sorted by key(item), oldest first, for a
@@ -95,4 +116,4 @@ def window_pages(get_page, page_size, *, start, window, key, service="The servic
         start, skip = tail, same
 
 
-__all__ = ["offset_pages", "cursor_pages", "window_pages"]
+__all__ = ["offset_pages", "cursor_pages", "scroll_pages", "window_pages"]

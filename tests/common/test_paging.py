@@ -6,7 +6,7 @@ import pytest
 
 from tq_conn_common.errors import SourceError
 from tq_conn_common.http import HttpClient
-from tq_conn_common.paging import cursor_pages, offset_pages
+from tq_conn_common.paging import cursor_pages, offset_pages, scroll_pages
 
 
 @pytest.fixture
@@ -73,3 +73,30 @@ def test_a_scroll_id_may_stay_but_a_page_may_not_come_twice():
     assert len(list(cursor_pages(lambda cursor: next(answers), identity=lambda page: page[0]["id"]))) == 2
     with pytest.raises(SourceError, match="repeated a page of items"):
         list(cursor_pages(lambda cursor: ([{"id": 1}], "s"), identity=lambda page: page[0]["id"]))
+
+
+def test_a_scroll_session_is_opened_stepped_and_closed_once_at_the_end():
+    asked, closed = [], []
+
+    def page(scroll_id):
+        asked.append(scroll_id)
+        return ([{"n": len(asked)}] if len(asked) < 4 else []), "s1" if scroll_id is None else "s2"
+    assert list(items(scroll_pages(page, close=closed.append))) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert asked == [None, "s1", "s2", "s2"] and closed == ["s2"]
+
+
+def test_a_listing_without_a_session_is_one_page_and_closes_nothing():
+    closed = []
+    assert list(scroll_pages(lambda scroll_id: ([1, 2], None), close=closed.append)) == [[1, 2]]
+    assert closed == []
+
+
+def test_a_scroll_page_handed_out_twice_is_an_error_and_a_failed_close_only_warns(caplog):
+    with pytest.raises(SourceError, match="^Flashpoint repeated the same page; stopped"):
+        list(scroll_pages(lambda scroll_id: ([{"id": 1}], "s"), service="Flashpoint", repeated="the same page"))
+
+    def refuse(scroll_id):
+        raise SourceError("Flashpoint answered HTTP 500", "later")
+    answers = iter([([1], "s"), ([], "s")])
+    assert list(scroll_pages(lambda scroll_id: next(answers), close=refuse, service="Flashpoint")) == [[1]]
+    assert "Could not close the Flashpoint scroll session (Flashpoint answered HTTP 500)" in caplog.text

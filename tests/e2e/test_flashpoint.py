@@ -190,6 +190,128 @@ def test_the_second_run_moves_only_what_changed(configure, flashpoint, sandbox, 
         "to_checkpoint_time"]
 
 
+# ---- Flashpoint Ignite and the IOC v2 API ---------------------------------------------------------------------------
+
+def ignite(sandbox, api="ignite", **overrides):
+    """Return the settings of a run on Ignite: the stand-in serves its paths at the root of the same host."""
+    return {"api": api, "indicators_url": sandbox.url("flashpoint"), "alerts_url": sandbox.url("flashpoint"),
+            **overrides}
+
+
+def test_ignite_delivers_the_same_lookups_as_v4_and_the_alerts_as_notifications(configure, flashpoint, sandbox,
+                                                                                 folder):
+    configure(alerts_enabled=False, reset_persistence_auth="v4")
+    assert flashpoint().code == 0
+    on_v4 = {name: sorted(rows(sandbox, name), key=json.dumps) for name in (DOMAINS, PORTS)}
+    sandbox["flashpoint"].requests.clear()
+    configure(reset_persistence_auth="ignite", **ignite(sandbox))      # the same lookups, from the start again
+    result = flashpoint("-v", "2")
+    assert result.code == 0, result
+    assert f"items delivered {2 * PER_TYPE + ALERTS}" in stats(result)
+    for name, before in on_v4.items():          # the same documents: lookup_key value.domain and fpid keep working
+        assert sorted(rows(sandbox, name), key=json.dumps) == before
+    paths = {r["path"] for r in sandbox["flashpoint"].requests}
+    assert paths == {"/technical-intelligence/v1/attribute", "/technical-intelligence/v1/scroll",
+                     "/alert-management/v1/notifications"}
+    sent = events(sandbox)
+    assert len(sent) == ALERTS and len({a["id"] for a in sent}) == ALERTS
+    assert {"communities", "data_exposure__github"} == {a["source"] for a in sent}      # both alert kinds
+    assert all(a["created_at"].endswith("Z") and a["reason"]["origin"] == "searches" for a in sent)
+    pages = fp_requests(sandbox, "/notifications")[1:]          # after the setup check: 40 alerts, 15 a page
+    assert len(pages) == 3 and all("sort=created_at%3Aasc" in p["query"] and "size=15" in p["query"] for p in pages)
+    assert "cursor=" not in pages[0]["query"] and all("cursor=" in p["query"] for p in pages[1:])
+    assert all("created_after=" in p["query"] and p["query"].count("Z") >= 2 for p in pages)   # UTC written with Z
+    assert state(folder)["alerts"]["to_checkpoint_time"] == state(folder)["indicators"]["domain"][
+        "to_checkpoint_time"]
+
+
+def test_ignite_second_run_moves_only_what_changed_and_drops_repeated_notifications(configure, flashpoint, sandbox,
+                                                                                    folder):
+    configure(lookups=LOOKUPS[:1], alerts_overlap_seconds=300, **ignite(sandbox))
+    fp = sandbox["flashpoint"]
+    late = fp.raise_alerts(3, ts=time.time() - 30)              # inside the next window's overlap
+    assert flashpoint().code == 0
+    assert len(events(sandbox)) == ALERTS + 3
+    assert set(state(folder)["alerts"]["recent_alert_ids"]) == {a["alert_id"] for a in late}   # notification ids
+    fp.publish("domain", 2)
+    fp.raise_alerts(2)
+    next_second()
+    result = flashpoint()
+    assert result.code == 0, result
+    assert "duplicates dropped 3, items delivered 4" in stats(result)
+    assert len(rows(sandbox, DOMAINS)) == PER_TYPE + 2
+    sent = events(sandbox)
+    assert len(sent) == ALERTS + 5 and len({a["id"] for a in sent}) == ALERTS + 5
+
+
+def test_ignite_a_failed_scroll_step_is_not_retried(configure, flashpoint, sandbox, folder):
+    configure(**ignite(sandbox))
+    sandbox.fault("flashpoint", path="/technical-intelligence/v1/scroll$", method="POST", status=503, count=1)
+    result = flashpoint()
+    assert result.code == 1, result
+    assert result.err.startswith("Error: PullError 102: Api Flashpoint answered HTTP 503 to POST "
+                                 "/technical-intelligence/v1/scroll: injected fault.")
+    assert [r["method"] for r in fp_requests(sandbox, "/scroll")].count("POST") == 1
+    assert not (folder / STATE).exists() and events(sandbox) == []
+    assert flashpoint().code == 0 and len(rows(sandbox, DOMAINS)) == PER_TYPE
+
+
+def test_ignite_notification_errors_name_the_setting(configure, flashpoint, sandbox, folder):
+    configure(lookups=LOOKUPS[:1], **ignite(sandbox, alerts_url=sandbox.url("flashpoint") + "/api/alerting/v1"))
+    result = flashpoint()
+    assert result.code == 2, result
+    assert result.err.startswith("Error: SetupError 102: Api Flashpoint answered HTTP 404 to GET "
+                                 "/api/alerting/v1/alert-management/v1/notifications")
+    assert "check alerts_url and api" in result.err
+    configure(lookups=LOOKUPS[:1], **ignite(sandbox))
+    sandbox["flashpoint"].switches["repeat_next_link"] = True
+    result = flashpoint()
+    assert result.code == 1, result
+    assert result.err.startswith("Error: PullError 101: Error in fetch_alerts Flashpoint repeated an alerts page "
+                                 "link; stopped to avoid a loop.")
+    assert events(sandbox) == [] and "alerts" not in state(folder)
+
+
+def test_ioc_v2_delivers_a_lookup_per_ioc_type_with_its_default_lookup_key(configure, flashpoint, sandbox, folder):
+    configure(lookups=[{"ipv4": {"lookup_status": "New"}}, {"file": {"lookup_key": "id", "lookup_status": "New"}}],
+              **ignite(sandbox, api="ioc-v2"))
+    result = flashpoint("-v", "2")
+    assert result.code == 0, result
+    queries = [r["query"] for r in fp_requests(sandbox, "/technical-intelligence/v2/indicators")[1:]]
+    assert all("sort=modified_at%3Aasc" in q and "modified_after=" in q and "modified_before=" in q
+               for q in queries)
+    assert any("from=175" in q for q in queries)                # from/size pages of 25
+    served = requests.get(sandbox.url("flashpoint") + "/technical-intelligence/v2/indicators",
+                          params={"ioc_types": "ipv4", "size": 1000},
+                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()["items"]
+    addresses = sandbox["devo"].lookup("Threatintel_Flashpoint_Intelligence_Ipv4")
+    assert addresses["key"] == "value"                          # the default lookup_key of IOC v2
+    assert {r["value"] for r in addresses["rows"]} == {i["value"] for i in served}
+    assert len(served) == 3 * PER_TYPE                          # ip-dst, ip-src and ip-dst|port hold IPv4 IOCs
+    row = addresses["rows"][0]
+    assert row["type"] == "ipv4" and "|" not in row["value"] and row["score.value"] in ("malicious", "suspicious",
+                                                                                         "informational")
+    assert json.loads(row["mitre_attack_ids"])[0]["id"].startswith("T1")     # a list is one JSON column
+    files = sandbox["devo"].lookup("Threatintel_Flashpoint_Intelligence_File")
+    assert files["key"] == "id" and files["total"] == 4 * PER_TYPE        # md5, sha1, sha256 and filename
+    assert {c["name"] for c in files["columns"]} >= {"hashes.md5", "hashes.sha1", "hashes.sha256", "modified_at"}
+    assert len(events(sandbox)) == ALERTS
+    fp = sandbox["flashpoint"]
+    fp.publish("ip-dst", 2)
+    next_second()
+    again = flashpoint()
+    assert again.code == 0, again
+    assert "items received 2," in stats(again)
+    assert sandbox["devo"].lookup("Threatintel_Flashpoint_Intelligence_Ipv4")["total"] == 3 * PER_TYPE + 2
+
+
+def test_ioc_v2_warns_of_a_misp_type_name(configure, flashpoint, sandbox):
+    configure(lookups=[{"ip-dst": {"lookup_status": "New"}}], alerts_enabled=False, **ignite(sandbox, api="ioc-v2"))
+    result = flashpoint()
+    assert "The indicator type 'ip-dst' is not one Flashpoint is known to use; types are spelt as in Flashpoint " \
+           "(IOC v2 types: domain, email, extracted_config, file, ipv4, ipv6, url)." in result.both
+
+
 def _add_manual_row(sandbox, name, key_value):
     """Add one row to a lookup through the Lookups API, as an analyst's own tooling would."""
     view = sandbox["devo"].lookup(name)
@@ -387,7 +509,7 @@ def test_setup_error_102_a_wrong_api_url(configure, flashpoint, sandbox):
     assert result.code == 2, result
     assert result.err.startswith("Error: SetupError 102: Api Flashpoint answered HTTP 404 to GET "
                                  "/api/v3/indicators/attribute: no such path: /api/v3/indicators/attribute.")
-    assert "check indicators_url and indicators_path" in result.err
+    assert "check indicators_url and api" in result.err
 
 
 def test_pull_error_101_fetch_indicators(configure, flashpoint, sandbox, folder):
@@ -503,7 +625,7 @@ def test_first_run_on_a_terminal_asks_hides_the_token_and_writes_the_config(sand
     assert written["bearer_token_base64"] == TOKEN_BASE64 and written["alerts_enabled"] is True
     assert written["lookups"] == LOOKUPS                         # the collector's form
     assert oct(stat.S_IMODE(os.stat(folder / CONFIG).st_mode)) == "0o600"
-    assert "# indicators_url: https://fp.tools/api/v4" in (folder / CONFIG).read_text()
+    assert "# api: v4" in (folder / CONFIG).read_text()
     # finish the configuration as the README says; then the run from cron delivers
     written.update({k: v for k, v in devo_settings(sandbox, folder).items()},
                    indicators_url=sandbox.url("flashpoint") + "/api/v4",

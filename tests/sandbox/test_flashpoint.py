@@ -1,5 +1,7 @@
 """The Flashpoint stand-in over HTTP: reference flashpoint.md section 6 (indicators, scroll, alerts, faults)."""
 
+import json
+import os
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -188,3 +190,120 @@ def test_a_million_attributes_are_served_without_holding_them(sandbox):
     assert time.monotonic() - started < 5
     info = requests.get(sandbox.url("flashpoint") + "/_sandbox/flashpoint", timeout=5).json()
     assert info["count"] == 1_000_000 and info["bearer_token_base64"]
+
+
+# ---- Ignite: technical-intelligence/v1, alert-management/v1/notifications, IOC v2 ----------------------------------
+
+def notifications(sandbox, **params):
+    return api(sandbox, "GET", "/alert-management/v1/notifications", params=params)
+
+
+def iocs(sandbox, **params):
+    return api(sandbox, "GET", "/technical-intelligence/v2/indicators", params=params)
+
+
+def test_ignite_serves_the_same_attributes_and_scroll_under_technical_intelligence_v1(sandbox):
+    v4 = attributes(sandbox, types="domain", limit=100).json()
+    ignite = api(sandbox, "GET", "/technical-intelligence/v1/attribute", params={"types": "domain", "limit": 100})
+    assert ignite.json() == v4 and len(v4) == 60
+    opened = api(sandbox, "GET", "/technical-intelligence/v1/attribute",
+                 params={"types": "domain", "limit": 50, "scroll": "true"}).json()
+    step = api(sandbox, "POST", "/technical-intelligence/v1/scroll", json={"scroll_id": opened["scroll_id"]}).json()
+    assert [d["fpid"] for d in opened["results"] + step["results"]] == [d["fpid"] for d in v4]
+    assert api(sandbox, "DELETE", "/technical-intelligence/v1/scroll",
+               json={"scroll_id": opened["scroll_id"]}).status_code == 200
+    assert api(sandbox, "GET", "/technical-intelligence/v1/attribute", headers={}).status_code == 401
+
+
+def test_notifications_page_by_cursor_in_an_absolute_next_link(sandbox):
+    fp = sandbox["flashpoint"]
+    params = {"created_after": iso(fp.end - fp.span - 5), "created_before": iso(fp.end + 5), "size": 15,
+              "sort": "created_at:asc"}
+    seen, pages = [], 0
+    while True:
+        body = notifications(sandbox, **params).json()
+        pages += 1
+        assert set(body) == {"items", "pagination"}
+        seen += body["items"]
+        following = body["pagination"]["next"]
+        if not following:
+            break
+        assert following.startswith(sandbox.url("flashpoint") + "/alert-management/v1/notifications?")
+        params = {k: v[0] for k, v in parse_qs(urlsplit(following).query).items()}
+        assert params["cursor"] and params["created_after"]
+    assert pages == 3 and len(seen) == 40 and len({n["id"] for n in seen}) == 40
+    times = [n["created_at"] for n in seen]
+    assert times == sorted(times) and all(t.endswith("Z") and "." in t for t in times)
+    chat = next(n for n in seen if n["source"] == "communities")
+    assert chat["resource"]["site"]["title"] == "4chan" and chat["resource"]["id"] and chat["data_type"] == "chan"
+    assert chat["reason"]["origin"] == "searches" and chat["highlight_text"].count("<mark>") == 1
+    exposure = next(n for n in seen if n["source"] == "data_exposure__github")
+    assert exposure["resource"]["repo"] and exposure["resource"]["file"] and "snippet" in exposure["highlights"]
+    newest_first = notifications(sandbox, size=5).json()["items"]                  # created_at:desc by default
+    assert [n["created_at"] for n in newest_first] == sorted((n["created_at"] for n in newest_first), reverse=True)
+
+
+def test_notifications_refuse_an_offset_time_and_bad_sizes(sandbox):
+    assert notifications(sandbox, created_after="2024-06-19T09:11:22+00:00").status_code == 400
+    assert notifications(sandbox, size=0).status_code == 422 and notifications(sandbox, size=5001).status_code == 422
+    assert notifications(sandbox, sort="ts").status_code == 422
+    assert notifications(sandbox, cursor="nope").status_code == 400
+    raised = control(sandbox, "alerts", count=2)["raised"]
+    recent = notifications(sandbox, created_after=iso(time.time() - 60), sort="created_at:asc").json()
+    assert [n["id"] for n in recent["items"]] == raised and recent["pagination"]["next"] is None
+
+
+def test_ioc_v2_documents_have_the_partner_shape_and_page_by_from(sandbox):
+    first = iocs(sandbox, ioc_types="file", size=100, sort="modified_at:asc").json()
+    assert set(first) == {"items", "pagination"} and len(first["items"]) == 100
+    doc = first["items"][0]
+    assert {"id", "type", "value", "href", "score", "modified_at", "created_at", "last_seen_at", "platform_urls",
+            "mitre_attack_ids", "sightings"} <= set(doc)
+    assert doc["type"] == "file" and doc["score"]["value"] in ("malicious", "suspicious", "informational")
+    assert {n["type"] for n in first["items"]} == {"file"}
+    hashed = [n for n in first["items"] if "hashes" in n]
+    assert hashed and all(n["value"] in n["hashes"].values() for n in hashed)
+    following = first["pagination"]["next"]
+    assert "from=100" in following
+    rest = iocs(sandbox, **{k: v[0] for k, v in parse_qs(urlsplit(following).query).items()}).json()
+    assert len(rest["items"]) == 100 and rest["pagination"]["next"]            # 240 file IOCs in all
+    times = [n["modified_at"] for n in first["items"] + rest["items"]]
+    assert times == sorted(times)
+    ips = iocs(sandbox, ioc_types="ipv4", size=1000).json()
+    assert len(ips["items"]) == 180 and all("|" not in n["value"] for n in ips["items"])
+    assert ips["pagination"]["next"] is None
+
+
+def test_ioc_v2_windows_and_limits(sandbox):
+    fp = sandbox["flashpoint"]
+    middle = fp.end - fp.span // 2
+    early = iocs(sandbox, ioc_types="url", size=1000, modified_before=iso(middle)).json()["items"]
+    late = iocs(sandbox, ioc_types="url", size=1000, modified_after=iso(middle)).json()["items"]
+    assert len(early) + len(late) == 60 and early and late
+    assert iocs(sandbox, size=1001).status_code == 422 and iocs(sandbox, **{"from": -1}).status_code == 422
+    assert iocs(sandbox, size=1000, **{"from": 9001}).status_code == 400        # the 10,000 result window
+    assert iocs(sandbox, modified_after="yesterday").status_code == 400
+
+
+def recorded(name):
+    """A body recorded by partner code (tests/connectors/flashpoint/samples, each with its .source.txt)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "connectors", "flashpoint", "samples", name + ".json")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def test_ignite_documents_have_the_keys_of_the_recorded_ones(sandbox):
+    sample = recorded("alert_management_v1_notifications_response")
+    served = notifications(sandbox, size=50).json()
+    assert set(served["pagination"]) >= {"next"} and set(sample["pagination"]) >= {"next"}
+    for kind in ("communities", "data_exposure__github"):
+        mine = next(n for n in served["items"] if n["source"] == kind)
+        theirs = next(n for n in sample["items"] if n["source"] == kind)
+        assert set(mine) == set(theirs), kind
+        assert set(mine["reason"]) >= set(theirs["reason"]) - {"entity"} and mine["reason"]["origin"] == "searches"
+        assert set(theirs["resource"]) - set(mine["resource"]) <= {"section"}, kind
+    indicator = recorded("technical_intelligence_v2_indicator_response")
+    hashed = next(n for n in iocs(sandbox, ioc_types="file", size=50).json()["items"] if "hashes" in n)
+    assert set(hashed) == set(indicator)
+    assert set(hashed["score"]) == set(indicator["score"]) and set(hashed["sightings"][0]) == set(
+        indicator["sightings"][0])

@@ -1,5 +1,4 @@
-"""The Flashpoint connector declared: parameters, its streams (a lookup per indicator type, the alerts table) and
-the Devo collector config.yaml form."""
+"""The Flashpoint connector declared: parameters, streams (a lookup per indicator type, alerts), the collector form."""
 
 import json
 import logging
@@ -11,8 +10,8 @@ from functools import partial
 from tq_conn_common import (ConfigError, Connector, Declared, EventTable, LookupSpec, Param, Stream, checks, clock,
                             collector, devo, flatten)
 
-from tq_conn_flashpoint.settings import (DEFAULT_LOOKUP_NAME, TOKEN, TOKEN_MISSING, check_lookups, lookup_names,
-                                         parse_lookups, unknown_type_hint)
+from tq_conn_flashpoint.settings import (ALERTING, APIS, DEFAULT_LOOKUP_NAME, TOKEN, TOKEN_MISSING, V4, check_lookups,
+                                         lookup_names, parse_lookups, unknown_type_hint)
 from tq_conn_flashpoint.source import Flashpoint
 
 log = logging.getLogger(__name__)
@@ -21,18 +20,20 @@ DEFAULT_TAG = "threatintel.flashpoint.intelligence.alerts"
 # Pipeline bookkeeping whose keys come and go with Flashpoint's enrichment versions (reference 3.4, 3.9):
 # left out so that a type's column set stays stable.
 BOOKKEEPING = ("_meta", "enrichments")
-V4, ALERTING = "https://fp.tools/api/v4", "https://fp.tools/api/alerting/v1"
 FIRST_PULL_DAYS = 30  # how far back the first run reaches when initial_start_time is not set
 
 
 PARAMS = (
     TOKEN,
+    Param("api", "Flashpoint API", default="v4", choices=tuple(APIS),
+          help="v4: the FP Tools API v4 and Alerting API v1 (fp.tools); ignite: Ignite's attributes (the same "
+               "documents) and alert notifications (api.flashpoint.io); ioc-v2: Ignite's IOC v2 and notifications."),
     Param("lookups", "Indicator Lookups", type=list, required=True, check=check_lookups,
           help="The indicator types to pull, as Flashpoint spells them, each with its lookup_key (a flattened key "
-               "such as value.domain or fpid), lookup_status (New: the first pull creates or overwrites the lookup; "
-               "Created: rows are added to and updated in an existing lookup) and an optional lookup_name. YAML: "
-               "[{domain: {lookup_key: value.domain, lookup_status: New}}]; at the prompt: domain:value.domain:New, "
-               "sha1:fpid."),
+               "such as value.domain or fpid; default value.<type>, on ioc-v2 value), lookup_status (New: the first "
+               "pull creates or overwrites the lookup; Created: rows are added to and updated in an existing lookup) "
+               "and an optional lookup_name. YAML: [{domain: {lookup_key: value.domain, lookup_status: New}}]; at "
+               "the prompt: domain:value.domain:New, sha1:fpid."),
     Param("lookup_name", "Lookup Name", default=DEFAULT_LOOKUP_NAME,
           help="The name of every lookup without its own lookup_name; {Type} is replaced by the type "
                "(ip-dst|port gives Ip_dst_port)."),
@@ -42,14 +43,12 @@ PARAMS = (
     Param("alerts_enabled", "Pull Alerts", type=bool, default=True, prompt=True,
           help="Send Flashpoint alerts as events to the Devo table tag (needs devo_http_token or the X.509 keys)."),
     Param("tag", "Alerts Tag", default=DEFAULT_TAG, check=devo.check_tag, help="The Devo table the alerts are sent to."),
-    Param("indicators_url", "Indicators API URL", default=V4, check=checks.http_url(V4),
-          help="Base URL of the Flashpoint indicators API (Ignite: https://api.flashpoint.io)."),
-    Param("indicators_path", "Indicators Path", default="indicators",
-          help="Path under indicators_url holding attribute and scroll (Ignite: technical-intelligence/v1)."),
+    Param("indicators_url", "Indicators API URL", check=checks.http_url(V4),
+          help="Base URL of the indicators API; default https://fp.tools/api/v4 (v4), else https://api.flashpoint.io."),
     Param("indicators_paging", "Indicators Paging", default="scroll", choices=("scroll", "skip"),
-          help="scroll: one scroll session per type and window (API v4); skip: skip/limit pages (Ignite)."),
-    Param("alerts_url", "Alerts API URL", default=ALERTING, check=checks.http_url(ALERTING),
-          help="Base URL of the Flashpoint alerting API v1 (alerts are read from <alerts_url>/alerts)."),
+          help="scroll: one scroll session per type and window; skip: skip/limit pages (ioc-v2 pages by from/size)."),
+    Param("alerts_url", "Alerts API URL", check=checks.http_url(ALERTING),
+          help="Base URL of the alerts API; default https://fp.tools/api/alerting/v1 (v4), else the Ignite URL."),
     Param("page_size", "Indicators Page Size", type=int, default=500, range=(1, 1000), help="Indicators per request."),
     Param("alerts_page_size", "Alerts Page Size", type=int, default=100, range=(1, 100), help="Alerts per request."),
     Param("alerts_overlap_seconds", "Alerts Overlap", type=int, default=300, range=(0, 86400),
@@ -93,7 +92,8 @@ def streams(run):
     state["initial_start_time"] = initial
     lookups = parse_lookups(config.lookups)
     names = lookup_names(lookups, config.get("lookup_name"))
-    for hint in filter(None, map(unknown_type_hint, (entry.type for entry in lookups))):
+    default_key, ident = APIS[config.api][6], "id" if config.api == "ioc-v2" else "fpid"
+    for hint in filter(None, (unknown_type_hint(entry.type, config.api) for entry in lookups)):
         log.warning("%s", hint)
     if config.alerts_enabled:
         devo.check_settings(config, events=True, also="Or set alerts_enabled: false to pull indicators only.")
@@ -101,7 +101,8 @@ def streams(run):
     flashpoint.check(alerts=config.alerts_enabled)
     found = []
     for entry in lookups:
-        configured = json.dumps({"lookup_name": names[entry.type], "lookup_key": entry.key,
+        key = entry.key or default_key.replace("{type}", entry.type)
+        configured = json.dumps({"lookup_name": names[entry.type], "lookup_key": key,
                                  "lookup_status": entry.status}, sort_keys=True)
         saved = (state.get("indicators") or {}).get(entry.type) or {}
         saved = saved if saved.get("fingerprint", configured) == configured else {}   # as the runner: pulled again
@@ -109,15 +110,15 @@ def streams(run):
         window = {"from_checkpoint_time": saved.get("to_checkpoint_time", initial),
                   "to_checkpoint_time": clock.iso(now), "status": status}
         found.append(Stream(entry.type, fetch=partial(_indicators, flashpoint=flashpoint, window=window, now=now),
-                            to_row=partial(flatten, leave_out=BOOKKEEPING, what="indicator", context=("type", "fpid")),
-                            to=LookupSpec(key=entry.key, name=names[entry.type]),
+                            to_row=partial(flatten, leave_out=BOOKKEEPING, what="indicator", context=("type", ident)),
+                            to=LookupSpec(key=key, name=names[entry.type]),
                             mode="replace" if status == "New" else "upsert", dedupe="last",
                             fingerprint=configured, state=("indicators", entry.type), columns=_columns,
                             what="indicator", title=f"Type '{entry.type}'",
                             messages={"no_key": (NO_KEY.message, NO_KEY.fix)}))
     if config.alerts_enabled:
         found.append(Stream("alerts", fetch=partial(_alerts, flashpoint=flashpoint, initial=initial, now=now),
-                            to=EventTable(tag_from="tag", key="alert_id"), state=("alerts",), what="alert"))
+                            to=EventTable(tag_from="tag", key=flashpoint.alert_id), state=("alerts",), what="alert"))
     return found
 
 
@@ -152,8 +153,9 @@ def _alerts(ctx, flashpoint, initial, now):
              clock.iso(since), clock.iso(now))
     # Collected first, handed over after: a failed pull sends nothing, so a rerun cannot repeat events.
     alerts = list(flashpoint.alerts(since, now))
-    keep = [a["alert_id"] for a in alerts if isinstance(a, dict) and a.get("alert_id")
-            and (not isinstance(a.get("ts"), (int, float)) or a["ts"] >= now - overlap)]
+    ident, when = flashpoint.alert_id, flashpoint.alert_time   # v4: alert_id, ts; Ignite: id, created_at
+    keep = [a[ident] for a in alerts if isinstance(a, dict) and a.get(ident)
+            and ((made := clock.parse(a.get(when))) is None or made.timestamp() >= now - overlap)]
     ctx.checkpoint = {"from_checkpoint_time": clock.iso(since), "to_checkpoint_time": clock.iso(now),
                       "recent_alert_ids": list(dict.fromkeys(keep))}
     yield from alerts

@@ -1,8 +1,8 @@
-"""The Flashpoint settings that need more than a type: the base64 token, the per-type lookups and their names."""
+"""The Flashpoint settings that need more than a type: the APIs, the base64 token, the lookups and their names."""
 
 import base64
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from tq_conn_common import ConfigError, Param, checks
 from tq_conn_common.devo import NAME_RULE
@@ -15,9 +15,19 @@ EXAMPLE = "domain:value.domain:New, sha1:fpid:Created"
 KNOWN_TYPES = tuple("""AS attachment authentihash btc campaign-name comment cookie domain email-dst email-src
     email-src-display-name email-subject filename first-name float github-username hostname imphash ip-dst ip-dst|port
     ip-src link malware-sample md5 mutex other pattern-in-file pattern-in-memory pdb port regkey regkey|value sha1
-    sha256 sha512 size-in-bytes snort ssdeep target-external target-machine target-org text threat-actor twitter-id
-    uri url user-agent whois-creation-date whois-registrant-email whois-registrant-name whois-registrant-phone
+    sha256 sha512 size-in-bytes snort ssdeep target-external target-machine target-org text threat-actor twitter-id uri
+    url user-agent whois-creation-date whois-registrant-email whois-registrant-name whois-registrant-phone
     whois-registrar x509-fingerprint-md5 x509-fingerprint-sha1 x509-fingerprint-sha256 yara""".split())
+# IOC v2 types (Splunk SOAR app, OpenCTI connector; README "Flashpoint's APIs").
+V2_TYPES = ("domain", "email", "extracted_config", "file", "ipv4", "ipv6", "url")
+
+V4, ALERTING, IGNITE = "https://fp.tools/api/v4", "https://fp.tools/api/alerting/v1", "https://api.flashpoint.io"
+NOTIFICATIONS = "alert-management/v1/notifications"
+# The API choice -> indicators URL and path, alerts URL and path, alert id and time fields, default lookup_key
+# (reference sections 1 and 4, "2026 corrections").
+APIS = {"v4": (V4, "indicators", ALERTING, "alerts", "alert_id", "ts", "value.{type}"),
+        "ignite": (IGNITE, "technical-intelligence/v1", IGNITE, NOTIFICATIONS, "id", "created_at", "value.{type}"),
+        "ioc-v2": (IGNITE, "technical-intelligence/v2/indicators", IGNITE, NOTIFICATIONS, "id", "created_at", "value")}
 
 
 def decode_token(text):
@@ -43,19 +53,13 @@ TOKEN = Param("bearer_token_base64", "Bearer Token (base64)", secret=True, requi
                    "encoded in base64.")
 
 
-@dataclass(frozen=True)
-class TypeLookup:
-    """One configured indicator type: its Flashpoint type name, lookup key column, status and optional name."""
-
-    type: str
-    key: str
-    status: str = "New"
-    name: str = None
+# One configured indicator type: its Flashpoint type name, lookup key column (None: the API's default), status, name.
+TypeLookup = namedtuple("TypeLookup", "type key status name", defaults=("New", None))
 
 
 def check_lookups(items):
     """Param check of lookups: return them in the collector's form, [{type: {lookup_key, lookup_status, ...}}]."""
-    return [{entry.type: {"lookup_key": entry.key, "lookup_status": entry.status,
+    return [{entry.type: {**({"lookup_key": entry.key} if entry.key else {}), "lookup_status": entry.status,
                           **({"lookup_name": entry.name} if entry.name else {})}} for entry in parse_lookups(items)]
 
 
@@ -65,11 +69,11 @@ def parse_lookups(items):
     for item in items:
         if isinstance(item, str):   # the prompt's form: <type>:<lookup_key>[:New|Created[:<lookup_name>]]
             parts = [part.strip() for part in item.split(":")]
-            if not 2 <= len(parts) <= 4 or not all(parts[:2]):
-                raise ValueError(f"'{item}' has {'too many parts' if len(parts) > 4 else 'no lookup_key'}; write "
-                                 f"<type>:<lookup_key>[:New|Created[:<lookup_name>]], e.g. {EXAMPLE}.")
-            item = {parts[0]: dict(zip(("lookup_key", "lookup_status", "lookup_name"),
-                                       parts[1:] if len(parts) > 2 else parts[1:] + ["New"]))}
+            if len(parts) > 4 or not parts[0]:
+                raise ValueError(f"'{item}' has {'too many parts' if parts[0] else 'no type'}; write "
+                                 f"<type>[:<lookup_key>[:New|Created[:<lookup_name>]]], e.g. {EXAMPLE}.")
+            values = (parts[1:] or [""])[:1] + (parts[2:] or ["New"])
+            item = {parts[0]: dict(zip(("lookup_key", "lookup_status", "lookup_name"), values))}
         if not isinstance(item, dict) or not item:
             raise ValueError(f"the entry {item!r} is neither '<type>: {{lookup_key: ..., lookup_status: New}}' "
                              f"nor '<type>:<lookup_key>[:New|Created]'; e.g. {EXAMPLE}.")
@@ -91,8 +95,6 @@ def _entry(type_, spec):
                          "use lookup_key, lookup_status and lookup_name.")
     if not type_:
         raise ValueError("an entry has an empty indicator type; use the type as Flashpoint spells it, e.g. domain.")
-    if not spec.get("lookup_key"):
-        raise ValueError(f"the type '{type_}' has no lookup_key; set a flattened key such as value.{type_} or fpid.")
     status, name = str(spec.get("lookup_status") or ""), spec.get("lookup_name")
     name = str(name).strip() if name is not None else None
     matched = [s for s in STATUSES if s.lower() == status.strip().lower()]
@@ -102,7 +104,7 @@ def _entry(type_, spec):
     if name is not None and not NAME_RULE.match(name):
         raise ValueError(f"the lookup_name {name!r} of '{type_}' is not valid for Devo; "
                          "use only letters, digits and underscore.")
-    return TypeLookup(type_, str(spec["lookup_key"]).strip(), matched[0], name)
+    return TypeLookup(type_, str(spec.get("lookup_key") or "").strip() or None, matched[0], name)
 
 
 def type_label(type_):
@@ -133,12 +135,14 @@ def lookup_names(lookups, global_name):
     return {type_: name for name, type_ in owners.items()}
 
 
-def unknown_type_hint(type_):
-    """Return a warning for a type name Flashpoint is not known to use, or None."""
-    return None if type_ in KNOWN_TYPES else (
-        f"The indicator type '{type_}' is not one Flashpoint is known to use{checks.did_you_mean(type_, KNOWN_TYPES)}; "
-        "types are spelt as in Flashpoint (MISP attribute types, e.g. ip-dst|port).")
+def unknown_type_hint(type_, api="v4"):
+    """Return a warning for a type name Flashpoint is not known to use with the API, or None."""
+    known, spelt = (V2_TYPES, "IOC v2 types: " + ", ".join(V2_TYPES)) if api == "ioc-v2" else (
+        KNOWN_TYPES, "MISP attribute types, e.g. ip-dst|port")
+    return None if type_ in known else (
+        f"The indicator type '{type_}' is not one Flashpoint is known to use{checks.did_you_mean(type_, known)}; "
+        f"types are spelt as in Flashpoint ({spelt}).")
 
 
 __all__ = ["TypeLookup", "check_lookups", "parse_lookups", "lookup_names", "type_label", "decode_token",
-           "unknown_type_hint", "STATUSES", "DEFAULT_LOOKUP_NAME", "KNOWN_TYPES"]
+           "unknown_type_hint", "STATUSES", "DEFAULT_LOOKUP_NAME", "KNOWN_TYPES", "V2_TYPES", "APIS"]

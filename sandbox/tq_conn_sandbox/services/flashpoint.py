@@ -1,4 +1,6 @@
-"""Flashpoint stand-in: FP Tools REST v4 indicators (attribute documents, scroll, skip) and alerting v1 alerts."""
+"""Flashpoint stand-in: FP Tools REST v4 indicators (attribute documents, scroll, skip) and alerting v1 alerts, and the
+same data through Ignite: technical-intelligence/v1 (attributes, scroll), alert-management/v1/notifications and the
+IOC v2 API (technical-intelligence/v2/indicators)."""
 
 import base64
 import bisect
@@ -19,6 +21,10 @@ TOKEN = "fp-sandbox-token-6f1d2c"
 TOKEN_BASE64 = base64.b64encode(TOKEN.encode()).decode()
 INDICATORS = "/api/v4/indicators"
 ALERTS = "/api/alerting/v1/alerts"
+IGNITE_INDICATORS = "/technical-intelligence/v1"
+NOTIFICATIONS = "/alert-management/v1/notifications"
+IOC_V2 = "/technical-intelligence/v2/indicators"
+MAX_NOTIFICATIONS = 5000   # the Splunk SOAR app's limit of size on notifications
 RESULT_WINDOW = 10_000   # skip + limit past this is refused, like the Elasticsearch result window behind the API
 MAX_LIMIT = 1000
 MAX_SCROLLS = 1000
@@ -32,6 +38,12 @@ TAGS = ("event:analysis", "file_type:exe", "os:windows", "source:virustotal", "t
         "source:honeypot", "actor:ta505")
 ATTACK = (("T1116", "Code Signing"), ("T1106", "Execution through API"), ("T1057", "Process Discovery"),
           ("T1060", "Registry Run Keys / Start Folder"), ("T1055", "Process Injection"))
+TACTICS = ("Defense Evasion", "Execution", "Discovery", "Persistence", "Privilege Escalation")
+# The IOC v2 type of each MISP attribute type served (IOC v2 types: domain, extracted_config, file, ipv4, ipv6, url;
+# email as OpenCTI reads it). An IOC v2 indicator holds the value alone: ip-dst|port gives its address.
+V2_TYPE = {"domain": "domain", "hostname": "domain", "ip-dst": "ipv4", "ip-src": "ipv4", "ip-dst|port": "ipv4",
+           "md5": "file", "sha1": "file", "sha256": "file", "filename": "file", "url": "url", "email-src": "email"}
+SCORES = ("malicious", "suspicious", "informational")
 
 
 def _fpid(seed):
@@ -41,6 +53,12 @@ def _fpid(seed):
 
 def _iso(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+
+
+def _iso_micro(epoch, zone=""):
+    """Return epoch seconds as IOC v2 and notifications write times: 2025-01-02T01:00:00.000001 (zone: "Z" or "")."""
+    whole = int(epoch)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{min(999_999, round((epoch - whole) * 1e6)):06d}{zone}"
 
 
 def _when(text, now):
@@ -159,12 +177,67 @@ def alert(i, ts):
             "ts": ts, "tags": tags, "source": source}
 
 
+def indicator_v2(doc):
+    """Return the IOC v2 document of an attribute document, shaped like the Cortex XSOAR Ignite fixture
+    (indicator_reputation.json) and the fields OpenCTI's connector reads (reference, 2026 corrections)."""
+    misp, fpid = doc["type"], doc["fpid"]
+    value = doc["value"][misp].split("|")[0]
+    modified, created = _iso_micro(doc["header_"]["indexed_at"]), _iso_micro(doc["first_observed_at"]["timestamp"])
+    tags = [t["name"] for t in doc["Event"]["Tag"] if not t["is_galaxy"]]
+    attack = doc["Event"]["attack_ids"][0]
+    i = int(hashlib.sha256(fpid.encode()).hexdigest()[:4], 16)
+    found = {
+        "id": fpid, "type": V2_TYPE.get(misp, misp), "value": value,
+        "href": f"https://api.flashpoint.io/technical-intelligence/v2/indicators/{fpid}", "entity_type": "indicator",
+        "score": {"value": SCORES[i % 3], "last_scored_at": modified},
+        "modified_at": modified, "created_at": created, "last_seen_at": modified, "sort_date": modified,
+        "platform_urls": {"ignite": f"https://app.flashpoint.io/cti/malware/iocs/{fpid}"},
+        "apt_description": "N/A", "external_references": [],
+        "malware_description": doc.get("malware_description", ""),
+        "mitre_attack_ids": [{"id": attack, "name": dict(ATTACK)[attack],
+                              "tactic": TACTICS[[a for a, _ in ATTACK].index(attack)]}],
+        "sightings": [{"source": "flashpoint_detection", "sighted_at": created, "tags": tags, "related_iocs": []}],
+        "historical_tags": tags,
+        "reports": [{"html": r["html"], "json": "https://api.flashpoint.io/finished-intelligence/v1/reports/"
+                                                + r["html"].rsplit("/", 1)[1]}
+                    for r in doc.get("reports", ())],
+    }
+    if misp in ("md5", "sha1", "sha256"):
+        found["hashes"] = {misp: value}
+    return found
+
+
+def notification(item):
+    """Return an alert as Ignite's alert-management/v1/notifications hands it out: the Cortex XSOAR Ignite fixture
+    alert_list_success.json (id, resource, reason, created_at, source, ...) built from the v4 alert."""
+    resource = dict(item["source"])
+    resource["id"] = resource.pop("fpid")
+    github = resource.get("source") == "github"
+    if not github:   # a post carries the title of its thread
+        resource["title"] = resource["container"]["container"]["title"]
+    keyword = item["keyword"]
+    text = item["highlights"][0].replace("x-fp-highlight", "mark")
+    return {
+        "id": item["alert_id"], "resource": resource,
+        "reason": {"id": keyword["keyword_id"], "name": f"{keyword['keyword_text'].strip(chr(34))} search",
+                   "text": keyword["keyword_text"], "origin": "searches",
+                   "details": {"sources": ["data_exposure__github"] if github else ["communities"], "params": {}},
+                   "entity": {"id": "000000000000000001", "name": "ACME Corp", "type": "organization"}},
+        "status": None, "generated_at": _iso_micro(item["ts"] - 2, "Z"), "created_at": _iso_micro(item["ts"], "Z"),
+        "tags": item["tags"], "highlights": {"snippet" if github else "body.text/plain": [text]},
+        "highlight_text": text, "data_type": "github" if github else "chan", "parent_data_type": None,
+        "source": "data_exposure__github" if github else "communities", "is_read": False,
+    }
+
+
 def _error(status, detail):
     return Response({"detail": detail}, status=status)
 
 
 class Flashpoint(Service):
-    """FP Tools REST v4 indicators under /api/v4/indicators and alerting v1 under /api/alerting/v1.
+    """FP Tools REST v4 indicators under /api/v4/indicators and alerting v1 under /api/alerting/v1; the same data
+    through Ignite under technical-intelligence/v1, technical-intelligence/v2/indicators (IOC v2) and
+    alert-management/v1/notifications, at the root of the same host.
 
     Indicators: `count` generated attributes spread over `days` before the reset (type i % len(types)), served
     from arithmetic, never held in memory; publish() and update() add documents indexed now. Alerts likewise.
@@ -181,7 +254,7 @@ class Flashpoint(Service):
         self.switches = {"repeat_next_link": False, "fail_later_pages": None, "repeat_scroll_page": False}
         self.started = int(time.time())
         self.scrolls = {}            # scroll_id -> {"items": iterator, "limit": n}
-        self.alert_scrolls = {}      # scroll_id -> offset into the alerts of the window
+        self.alert_scrolls = {}      # scroll_id (v4) or cursor (notifications) -> offset into the alerts of the window
         self._serial = itertools.count(1)
         self.configure(count=int(self.options.get("count", 600)), alerts=int(self.options.get("alerts", 40)))
 
@@ -285,7 +358,8 @@ class Flashpoint(Service):
     def _info(self, request):
         return Response({"token": self.token, "bearer_token_base64": self.bearer_token_base64, "count": self.count,
                          "types": list(self.types), "alerts": self.alert_count, "published": len(self.extra),
-                         "indicators_url": f"{self.url}/api/v4", "alerts_url": f"{self.url}/api/alerting/v1"})
+                         "indicators_url": f"{self.url}/api/v4", "alerts_url": f"{self.url}/api/alerting/v1",
+                         "ignite_url": self.url})
 
     # ---- API ---------------------------------------------------------------------------------------------------
 
@@ -317,7 +391,7 @@ class Flashpoint(Service):
         at, i, doc = item
         return doc if doc is not None else attribute(i, self.types[i % len(self.types)], at)
 
-    @route("GET", r"^/api/v4/indicators/attribute$")
+    @route("GET", r"^(?:/api/v4/indicators|/technical-intelligence/v1)/attribute$")
     def attributes(self, request):
         refused = self._refused(request)
         if refused:
@@ -359,7 +433,7 @@ class Flashpoint(Service):
         total = sum(1 for _ in self._matching(types, since, until))
         return Response(page, headers={"x-fp-total-hits": str(total)})
 
-    @route("POST", r"^/api/v4/indicators/scroll$")
+    @route("POST", r"^(?:/api/v4/indicators|/technical-intelligence/v1)/scroll$")
     def scroll(self, request):
         refused = self._refused(request)
         if refused:
@@ -375,7 +449,7 @@ class Flashpoint(Service):
             page = [self._doc(item) for item in itertools.islice(session["items"], session["limit"])]
         return Response({"results": page, "scroll_id": scroll_id})
 
-    @route("DELETE", r"^/api/v4/indicators/scroll$")
+    @route("DELETE", r"^(?:/api/v4/indicators|/technical-intelligence/v1)/scroll$")
     def close_scroll(self, request):
         refused = self._refused(request)
         if refused:
@@ -443,5 +517,83 @@ class Flashpoint(Service):
             body["links"]["next"] = {"href": "/v1/alerts?" + urlencode({"scroll_id": scroll_id, **window})}
         return Response(body)
 
+    @route("GET", r"^/alert-management/v1/notifications$")
+    def notifications(self, request):
+        """Ignite's alerts: created_after, created_before (ISO with Z: an offset such as +00:00 is refused, as OpenCTI
+        warns), size, sort (created_at:desc by default, as the Splunk SOAR app notes) and cursor; the body is
+        {items, pagination: {next: an absolute URL with the cursor, or null}}."""
+        refused = self._refused(request)
+        if refused:
+            return refused
+        q = request.query
+        now = time.time()
+        try:
+            size = int(q.get("size", 25))
+            since = _when(q["created_after"], now) if q.get("created_after") else 0
+            until = _when(q["created_before"], now) if q.get("created_before") else now
+        except ValueError:
+            return _error(400, "size must be an integer; created_after and created_before YYYY-MM-DDTHH:MM:SSZ.")
+        order = q.get("sort", "created_at:desc")
+        if not 1 <= size <= MAX_NOTIFICATIONS or order not in ("created_at:asc", "created_at:desc"):
+            return _error(422, f"size must be between 1 and {MAX_NOTIFICATIONS}; sort created_at:asc or :desc.")
+        offset = 0
+        if q.get("cursor") and self.switches["fail_later_pages"]:
+            status = int(self.switches["fail_later_pages"])
+            return _error(status, f"Page refused by the sandbox switch fail_later_pages (HTTP {status}).")
+        if q.get("cursor"):
+            with self.lock:
+                offset = self.alert_scrolls.get(q["cursor"])
+            if offset is None:
+                return _error(400, "Invalid or expired cursor.")
+        found = list(self._alerts_in(since, until))
+        if order == "created_at:desc":
+            found.reverse()
+        page = [notification(item if isinstance(item, dict) else alert(item, ts))
+                for ts, item in found[offset:offset + size]]
+        body = {"items": page, "pagination": {"next": None}}
+        if offset + size < len(found):
+            cursor = f"{found[offset + size - 1][0]:.6f}-{next(self._serial)}"
+            if self.switches["repeat_next_link"]:
+                cursor = "0.0-0"
+            with self.lock:
+                self.alert_scrolls[cursor] = offset + size
+                while len(self.alert_scrolls) > MAX_SCROLLS:
+                    self.alert_scrolls.pop(next(iter(self.alert_scrolls)))
+            echo = {k: v for k, v in q.items() if k != "cursor"}
+            body["pagination"]["next"] = f"{self.url}{NOTIFICATIONS}?" + urlencode({**echo, "cursor": cursor})
+        return Response(body)
 
-__all__ = ["Flashpoint", "TOKEN", "TOKEN_BASE64", "attribute", "alert", "indicator_value", "DEFAULT_TYPES"]
+    @route("GET", r"^/technical-intelligence/v2/indicators$")
+    def indicators_v2(self, request):
+        """IOC v2: ioc_types, modified_after (inclusive), modified_before, sort (modified_at:asc|desc), size (at
+        most 1000), from; from + size past the 10,000 result window is refused; {items, pagination: {next}}."""
+        refused = self._refused(request)
+        if refused:
+            return refused
+        q = request.query
+        now = int(time.time())
+        try:
+            size, start = int(q.get("size", 10)), int(q.get("from", 0))
+            since = _when(q["modified_after"], now) if q.get("modified_after") else 0
+            until = _when(q["modified_before"], now) if q.get("modified_before") else now + 1
+        except ValueError:
+            return _error(400, "size and from must be integers; modified_after and modified_before ISO times.")
+        order = q.get("sort", "modified_at:desc")
+        if not 1 <= size <= MAX_LIMIT or start < 0 or order not in ("modified_at:asc", "modified_at:desc"):
+            return _error(422, f"size must be 1 to {MAX_LIMIT}, from not negative, sort modified_at:asc or :desc.")
+        if start + size > RESULT_WINDOW:
+            return _error(400, f"Result window is too large, from + size must be less than or equal to: "
+                               f"[{RESULT_WINDOW}] but was [{start + size}].")
+        wanted = set(t for t in q.get("ioc_types", "").split(",") if t)
+        known = set(self.types) | {d["type"] for _, _, d in self.extra}
+        types = {t for t in known if not wanted or V2_TYPE.get(t, t) in wanted}
+        items = self._matching(types, since, until, reverse=order == "modified_at:desc")
+        page = [indicator_v2(self._doc(item)) for item in itertools.islice(items, start, start + size)]
+        following = None
+        if len(page) == size:
+            following = f"{self.url}{IOC_V2}?" + urlencode({**q, "from": start + size})
+        return Response({"items": page, "pagination": {"next": following}})
+
+
+__all__ = ["Flashpoint", "TOKEN", "TOKEN_BASE64", "attribute", "alert", "indicator_v2", "notification",
+           "indicator_value", "DEFAULT_TYPES", "V2_TYPE"]

@@ -13,12 +13,9 @@ from tq_conn_common.rows import flatten as _flatten
 from tq_conn_flashpoint.connector import BOOKKEEPING
 
 
-def flatten(doc):
-    """The connector's to_row: an indicator flattened, bookkeeping left out (the simple endpoint's wrapper is
-    taken off while fetching)."""
-    if isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get("Attribute"), dict):
-        doc = doc["Attribute"]
-    return _flatten(doc, BOOKKEEPING, what="indicator", context=("type", "fpid"))
+def flatten(doc, ident="fpid"):
+    """The connector's to_row: an indicator flattened, bookkeeping left out."""
+    return _flatten(doc, BOOKKEEPING, what="indicator", context=("type", ident))
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "samples")
 
@@ -67,10 +64,14 @@ def test_the_ignite_attribute_flattens_the_same_way():
     assert rows[0]["Galaxy"] == "[]" and rows[0]["Event.CryptographicKey"] == "[]"
 
 
-def test_the_simple_endpoint_wrapper_is_unwrapped():
-    row = flatten(sample("v4_indicators_simple_ip_response")[0])
-    assert row["value.ip-dst"] == "0.0.0.0" and row["Event.Tags"] == '["tag1"]'
-    assert "Attribute.fpid" not in row
+def test_the_recorded_ioc_v2_indicator_has_its_value_and_id_at_the_top():
+    row = flatten(sample("technical_intelligence_v2_indicator_response"), ident="id")
+    assert row["value"] == "00000000000000000000000000000001" and row["id"] == "dummy_id"   # lookup_key value or id
+    assert row["type"] == "file" and row["score.value"] == "malicious" and row["hashes.sha1"].endswith("1")
+    assert row["modified_at"] == "2025-01-02T01:00:00.000001" and row["platform_urls.ignite"].endswith("dummy_id")
+    assert json.loads(row["sightings"])[0]["tags"][0] == "malware:pony"           # a list is one JSON column
+    assert json.loads(row["mitre_attack_ids"]) == [{"id": "dummy_mitre_id", "name": "dummy name",
+                                                    "tactic": "Defense Evasion"}]
 
 
 def test_composite_type_keys_are_kept_as_flashpoint_spells_them():

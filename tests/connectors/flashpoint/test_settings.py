@@ -28,8 +28,8 @@ def problems(**raw):
 
 def test_defaults_are_those_of_the_collector():
     config = validate()
-    assert config.indicators_url == "https://fp.tools/api/v4"
-    assert config.alerts_url == "https://fp.tools/api/alerting/v1"
+    assert config.api == "v4"                 # FP Tools API v4 and Alerting API v1, as seed 002
+    assert config.indicators_url is None and config.alerts_url is None     # the URLs of the API chosen
     assert config.tag == "threatintel.flashpoint.intelligence.alerts"
     assert config.lookup_name == "Threatintel_Flashpoint_Intelligence_{Type}"
     assert config.alerts_enabled is True and config.indicators_paging == "scroll"
@@ -69,8 +69,8 @@ def test_lookups_in_the_collector_form_and_the_prompt_form_are_the_same():
 
 @pytest.mark.parametrize("lookups,expected", [
     ([], "give at least one indicator type"),
-    ("domain", "'domain' has no lookup_key"),
-    ([{"domain": {"lookup_status": "New"}}], "the type 'domain' has no lookup_key"),
+    (":fpid", "':fpid' has no type"),
+    ("domain:fpid:New:Name:more", "has too many parts"),
     ([{"domain": {"lookup_key": "fpid"}}], "the type 'domain' has no lookup_status"),
     ([{"domain": {"lookup_key": "fpid", "lookup_status": "Old"}}], "'Old' of 'domain' is not allowed; set New"),
     ([{"domain": {"lookup_key": "fpid", "lookup_status": "New", "lookup_name": "my-lookup"}}], "not valid for Devo"),
@@ -82,6 +82,14 @@ def test_lookups_in_the_collector_form_and_the_prompt_form_are_the_same():
 def test_bad_lookups_name_the_entry_and_the_fix(lookups, expected):
     found = problems(lookups=lookups)
     assert len(found) == 1 and found[0].startswith("Indicator Lookups (lookups):") and expected in found[0], found
+
+
+def test_a_lookup_key_left_out_is_the_default_of_the_api():
+    config = validate(lookups="domain, sha1::Created")
+    assert config.lookups == [{"domain": {"lookup_status": "New"}}, {"sha1": {"lookup_status": "Created"}}]
+    assert parse_lookups(config.lookups) == (TypeLookup("domain", None, "New"), TypeLookup("sha1", None, "Created"))
+    assert validate(lookups=[{"ipv4": {"lookup_status": "New"}}], api="ioc-v2").lookups == [
+        {"ipv4": {"lookup_status": "New"}}]
 
 
 @pytest.mark.parametrize("type_,label", [("domain", "Domain"), ("ip-dst|port", "Ip_dst_port"), ("AS", "AS"),
@@ -112,6 +120,11 @@ def test_unknown_types_get_a_hint():
     assert unknown_type_hint("domain") is None and unknown_type_hint("ip-dst|port") is None
     assert "did you mean 'domain'" in unknown_type_hint("domian")
     assert "did you mean 'AS'" in unknown_type_hint("as")
+    assert unknown_type_hint("ipv4", "ioc-v2") is None and unknown_type_hint("file", "ioc-v2") is None
+    assert "IOC v2 types: domain, email, extracted_config, file, ipv4, ipv6, url" in unknown_type_hint("ip-dst",
+                                                                                                      "ioc-v2")
+    assert "did you mean 'url'" in unknown_type_hint("urls", "ioc-v2")
+    assert "MISP attribute types" in unknown_type_hint("ipv4")          # v4 and Ignite v1 speak MISP types
 
 
 def test_initial_start_time_accepts_the_collector_format_and_yaml_datetimes():
@@ -128,6 +141,7 @@ def test_initial_start_time_accepts_the_collector_format_and_yaml_datetimes():
     ({"page_size": 5000}, "above the maximum 1000"),
     ({"alerts_page_size": 0}, "below the minimum 1"),
     ({"indicators_paging": "cursor"}, "set one of scroll, skip"),
+    ({"api": "v5"}, "'v5' is not allowed; set one of v4, ignite, ioc-v2"),
 ])
 def test_other_settings_name_the_parameter(raw, expected):
     found = problems(**raw)

@@ -124,13 +124,14 @@ def test_a_refused_token_at_setup_is_setup_error_2(sandbox, client):
 
 def test_a_wrong_base_url_at_setup_is_setup_error_102_naming_the_setting(sandbox, client):
     with pytest.raises(ConfigError) as caught:
-        client(indicators_path="api/v9").check()
+        client(api="ignite").check()             # the v4 URL kept while choosing Ignite
     assert caught.value.message.startswith("SetupError 102: Api Flashpoint answered HTTP 404 to GET "
-                                           "/api/v4/api/v9/attribute")
-    assert "indicators_url and indicators_path" in caught.value.fix
+                                           "/api/v4/technical-intelligence/v1/attribute")
+    assert "check indicators_url and api" in caught.value.fix and "see the README on the setting api" in \
+        caught.value.fix
     with pytest.raises(ConfigError) as caught:
         client(alerts_url=sandbox.url("flashpoint") + "/alerting").check()
-    assert "check alerts_url" in caught.value.fix
+    assert "check alerts_url and api" in caught.value.fix
 
 
 def test_an_unreachable_api_at_setup_is_setup_error_102(client):
@@ -181,3 +182,62 @@ def test_transient_failures_are_retried(sandbox, client):
 
 def test_times_round_trip():
     assert iso(epoch("2023-02-07T10:16:59Z")) == "2023-02-07T10:16:59Z"
+
+
+# ---- Ignite and IOC v2 ------------------------------------------------------------------------------------------------
+
+def ignite(sandbox, api="ignite", **raw):
+    return {"api": api, "indicators_url": sandbox.url("flashpoint"), "alerts_url": sandbox.url("flashpoint"), **raw}
+
+
+def test_the_api_setting_chooses_the_endpoints_and_the_default_urls(client, sandbox):
+    assert client(indicators_url=None, alerts_url=None).attribute_url == "https://fp.tools/api/v4/indicators/attribute"
+    on_ignite = client(api="ignite", indicators_url=None, alerts_url=None)
+    assert on_ignite.attribute_url == "https://api.flashpoint.io/technical-intelligence/v1/attribute"
+    assert on_ignite.scroll_url == "https://api.flashpoint.io/technical-intelligence/v1/scroll"
+    assert on_ignite.alerts_url == "https://api.flashpoint.io/alert-management/v1/notifications"
+    on_v2 = client(api="ioc-v2", indicators_url=None, alerts_url=None)
+    assert on_v2.attribute_url == "https://api.flashpoint.io/technical-intelligence/v2/indicators"
+    assert (on_v2.alert_id, on_v2.alert_time) == ("id", "created_at")
+
+
+@pytest.mark.parametrize("paging", ["scroll", "skip"])
+def test_ignite_reads_the_same_documents_as_v4(sandbox, client, paging):
+    since, until = window(sandbox)
+    on_v4 = list(client(indicators_paging=paging).indicators("ip-dst|port", since, until))
+    on_ignite = list(client(indicators_paging=paging, **ignite(sandbox)).indicators("ip-dst|port", since, until))
+    assert on_ignite == on_v4 and len(on_v4) == 60
+    assert {r["path"] for r in sandbox["flashpoint"].requests} >= {"/technical-intelligence/v1/attribute"}
+
+
+def test_ignite_alerts_follow_the_cursor_of_the_next_link_within_the_window(sandbox, client):
+    fp = sandbox["flashpoint"]
+    alerts = list(client(alerts_page_size=6, **ignite(sandbox)).alerts(fp.end - fp.span - 10, fp.end + 10))
+    assert len(alerts) == 40 and len({a["id"] for a in alerts}) == 40
+    pages = requests_to(sandbox, "/notifications")
+    assert len(pages) == 7 and all("cursor=" in p["query"] for p in pages[1:])
+    assert all(f"created_after={iso(fp.end - fp.span - 10).replace(':', '%3A')}" in p["query"] for p in pages)
+
+
+def test_ioc_v2_pages_by_from_within_the_update_window(sandbox, client):
+    fp = sandbox["flashpoint"]
+    start, end = window(sandbox)
+    middle = (start + end) // 2
+    first = list(client(page_size=7, **ignite(sandbox, "ioc-v2")).indicators("ipv4", start, middle))
+    second = list(client(page_size=7, **ignite(sandbox, "ioc-v2")).indicators("ipv4", middle, end))
+    assert first and second and len(first) + len(second) == 180
+    assert len({d["id"] for d in first + second}) == 180 and {d["type"] for d in first} == {"ipv4"}
+    assert all(epoch(d["modified_at"]) < middle for d in first) and all(epoch(d["modified_at"]) >= middle
+                                                                         for d in second)
+    queries = [r["query"] for r in requests_to(sandbox, "/v2/indicators")]
+    assert "from=7&" in queries[1] + "&" and all("ioc_types=ipv4" in q for q in queries)
+    assert fp.span > 0
+
+
+@pytest.mark.slow
+def test_ioc_v2_restarts_the_window_before_the_result_window_ends(sandbox, client):
+    sandbox["flashpoint"].configure(count=120_000)          # 12,000 url IOCs: past the 10,000 result window
+    since, until = window(sandbox)
+    docs = [d["id"] for d in client(page_size=1000, **ignite(sandbox, "ioc-v2")).indicators("url", since, until)]
+    assert len(docs) == 12_000 and len(set(docs)) == 12_000
+    assert all("from=10000" not in r["query"] for r in requests_to(sandbox, "/v2/indicators"))
