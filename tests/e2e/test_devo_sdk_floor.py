@@ -4,9 +4,11 @@ import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # test_wheels beside it, whatever the import mode
 from test_wheels import ROOT, make_venv, pip_install, wheels  # noqa: F401  (wheels is a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
