@@ -236,6 +236,9 @@ class DeltaUpload:
     def _send_delta(self, upserts, deletes, rows):
         db, name = self._db, self.name
         if not upserts and not deletes:
+            with transport_upload(self.run, self.spec, name, "upsert") as up:
+                if not up.exists():   # removed in Devo since: what the index says is not there any more
+                    raise LookupMissing(f"Lookup '{name}' is not in Devo.")
             log.info("Lookup %s: delta, unchanged since the last run; nothing sent.", name)
             with _transaction(db):
                 db.execute("UPDATE idx.lookups SET delta_at = ? WHERE lookup = ?", (clock.stamp(), name))

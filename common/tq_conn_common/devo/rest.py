@@ -159,12 +159,7 @@ class RestUpload(Upload):
         log.info("Spooled %d rows for lookup %s (%d bytes).", self.count, name, self.spool.tell())
         if self.nothing_to_send():
             return 0
-        client = run.http(LOOKUPS_API, base, timeout=(15, 600),
-                          verify=checks.verify(run.config, "devo"),
-                          headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
-                                   "Accept": "application/json"})
-        path = f"lookup/{quote(domain, safe='')}/{quote(name, safe='')}"
-        context = {"name": name, "action": "check"}
+        client, path, context = self._client()
         exists = client.get(path, expect=(200, 404), context=context).status_code == 200
         if not exists and self.must_exist:
             raise LookupMissing(f"Lookup '{name}' is not in Devo domain {domain}.")
@@ -178,6 +173,22 @@ class RestUpload(Upload):
                  self.count, len(body), name, time.monotonic() - started)
         _wait(client, path, name, job, int(run.config.get(JOB_TIMEOUT.key) or JOB_TIMEOUT.default))
         return self.count
+
+
+    def exists(self):
+        """Return True when Devo holds the lookup."""
+        client, path, context = self._client()
+        return client.get(path, expect=(200, 404), context=context).status_code == 200
+
+    def _client(self):
+        """Return the HTTP client of the Lookups API, the lookup's path and the context of its messages."""
+        run, domain = self.run, self.settings.value("devo_domain")
+        client = run.http(LOOKUPS_API, self.settings.rest_url, timeout=(15, 600),
+                          verify=checks.verify(run.config, "devo"),
+                          headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
+                                   "Accept": "application/json"})
+        path = f"lookup/{quote(domain, safe='')}/{quote(self.name, safe='')}"
+        return client, path, {"name": self.name, "action": "check"}
 
 
 def _jobs(client, path, context):
