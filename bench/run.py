@@ -30,7 +30,7 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.dirname(sys.executable)
-CASES = ("exporter", "recorded_future", "tls", "growth")
+CASES = ("exporter", "recorded_future", "tls", "growth", "delta")
 MB = 1024.0
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,6 +39,7 @@ TARGETS = {
     "exporter_seconds": 60.0, "exporter_ratio_to_floor": 1.5, "exporter_peak_rss_mb": 250.0,
     "recorded_future_seconds": 20.0, "recorded_future_peak_rss_mb": 150.0, "psengine_over_ours_rss": 3.0,
     "ours_over_send_csv": 1.0, "memory_growth": 1.3,
+    "delta_rows_sent_ratio": 0.02, "delta_time_ratio": 0.25, "delta_peak_rss_mb": 150.0,
 }
 
 
@@ -262,11 +263,12 @@ class Bench:
         self.results = {}
         self.rows = []       # table lines: (label, rows, Measured figures, note)
 
-    def start(self, collections):
+    def start(self, collections, deltas=()):
         log("Starting the Devo stand-in (its own process)...")
         self.devo = Sandbox(self.work, "devo", "--only", "devo")
         from tq_conn_common import threatq
         names = [f"--collection=Bench {size}={size}" for size in collections]
+        names += [f"--delta-of=Bench {size}={size}" for size in deltas]
         if names:
             log(f"Starting the ThreatQ and Recorded Future stand-ins and rendering {', '.join(map(str, collections))} "
                 "indicators (once, before any timing)...")
@@ -350,6 +352,40 @@ class Bench:
         if rendered:
             result["sandbox_render_cpu_seconds"] = rendered["render_cpu_seconds"]
         return result
+
+    # -- delta delivery --
+
+    def delta(self, size):
+        """The exporter delivering a collection (full), then the same collection with 1% of its indicators changed
+        and 0.5% removed (delta), into one lookup; return both runs' figures and the ratios."""
+        exe = command("tq-conn-devo-ioc-exporter")
+        folder = self.exporter_config(f"delta-{size}", size)
+        path = os.path.join(folder, "tq-conn-devo-ioc-exporter.yaml")
+        with open(path, encoding="utf-8") as fh:
+            values = yaml.safe_load(fh)
+        values["lookup_name"] = f"Bench_Delta_{size}"
+        runs = {}
+        for label, collection in (("full", f"Bench {size}"), ("delta", f"Bench {size} delta")):
+            values["collection_name"] = collection
+            with open(path, "w", encoding="utf-8") as fh:
+                yaml.safe_dump(values, fh, sort_keys=False)
+            runs[label] = measure([exe, "-c", folder, "-v", "2"], self.work, f"delta-{size}-{label}",
+                                  self.sandboxes, cwd=folder)
+            log(f"  {label} run: {runs[label].seconds:.1f} s, {runs[label].peak_rss_mb:.0f} MB")
+        text = runs["delta"].out + runs["delta"].err
+        found = re.findall(r"delta \((\d+) upserted, (\d+) deleted\)", text)
+        if not found:
+            raise CaseFailed(f"the second run was not sent as a delta; see {self.work}/delta-{size}-delta.out")
+        upserted, deleted = map(int, found[-1])
+        landed = lookup_total(self.devo.url("devo"), f"Bench_Delta_{size}")
+        sent = summary_counts(text).get("delivered")
+        return {"rows": landed, "upserted": upserted, "deleted": deleted, "rows_sent": sent,
+                "rows_sent_ratio": sent / max(1, landed), "time_ratio": runs["delta"].seconds / runs["full"].seconds,
+                "peak_rss_mb": runs["delta"].peak_rss_mb, "seconds": runs["delta"].seconds,
+                "cpu_seconds": runs["delta"].cpu_seconds, "full_seconds": runs["full"].seconds,
+                "full_peak_rss_mb": runs["full"].peak_rss_mb, "full_cpu_seconds": runs["full"].cpu_seconds,
+                "full_rows_sent": summary_counts(runs["full"].out + runs["full"].err).get("delivered"),
+                "sandbox_cpu_seconds": runs["delta"].sandbox_cpu}
 
     # -- Recorded Future --
 
@@ -509,6 +545,10 @@ def judge(cases, size):
     tls = cases.get("tls_1m") or {}
     add("TLS ours / send_csv time", tls.get("ours_over_send_csv"), "x", TARGETS["ours_over_send_csv"])
     info("TLS ours / send_csv, CPU seconds", tls.get("ours_over_send_csv_cpu"), "x")
+    delta = cases.get("delta_1m") or {}
+    add("delta rows sent / lookup rows", delta.get("rows_sent_ratio"), "x", TARGETS["delta_rows_sent_ratio"])
+    add("delta time / full time", delta.get("time_ratio"), "x", TARGETS["delta_time_ratio"])
+    add("delta peak RSS", delta.get("peak_rss_mb"), " MB", TARGETS["delta_peak_rss_mb"], absolute=True)
     growth = cases.get("memory_growth") or {}
     add("memory growth exporter", growth.get("exporter"), "x", TARGETS["memory_growth"])
     add("memory growth recorded_future", growth.get("recorded_future"), "x", TARGETS["memory_growth"])
@@ -553,6 +593,12 @@ def table(results, size, small):
             t["cpu_seconds"], t["sandbox_cpu_seconds"])
         row("  devo-sdk Lookup.send_csv", t["rows"], t["send_csv_seconds"], t["send_csv_peak_rss_mb"],
             t["send_csv_cpu_seconds"], t["send_csv_sandbox_cpu_seconds"])
+    d = cases.get("delta_1m")
+    if d:
+        row(f"exporter {size_label(d['rows'] or size)}: full run", d["full_rows_sent"], d["full_seconds"],
+            d["full_peak_rss_mb"], d["full_cpu_seconds"])
+        row(f"  delta run ({d['upserted']} up, {d['deleted']} del)", d["rows_sent"], d["seconds"], d["peak_rss_mb"],
+            d["cpu_seconds"], d["sandbox_cpu_seconds"])
     g = cases.get("memory_growth") or {}
     for who in ("exporter", "recorded_future"):
         large_run = g.get(f"{who}_large")
@@ -663,12 +709,12 @@ def main(argv=None):
     started = time.monotonic()
     sample, mine = cpu_sample(), own_cpu()
     work = tempfile.mkdtemp(prefix="tq-conn-bench-")
-    collections = sorted(({args.size} if "exporter" in chosen else set())
+    collections = sorted(({args.size} if {"exporter", "delta"} & set(chosen) else set())
                          | ({args.small, args.size} if "growth" in chosen else set()))
     bench = Bench(args, work)
     cases = {}
     try:
-        bench.start(collections)
+        bench.start(collections, [args.size] if "delta" in chosen else [])
 
         def attempt(name, func, *args, **kwargs):
             try:
@@ -688,6 +734,9 @@ def main(argv=None):
         if "tls" in chosen:
             log(f"TLS: {args.size} rows, our transport beside devo-sdk's Lookup.send_csv...")
             cases["tls_1m"] = attempt("tls_1m", bench.tls, args.size)
+        if "delta" in chosen:
+            log(f"Delta: {args.size} indicators delivered whole, then 1% changed and 0.5% removed...")
+            cases["delta_1m"] = attempt("delta_1m", bench.delta, args.size)
         if "growth" in chosen:
             log(f"Memory growth: {args.small} rows beside {args.size}...")
             growth = {"small_rows": args.small, "large_rows": args.size}

@@ -222,6 +222,9 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", metavar="NAME", required=True, help="the stand-ins to run")
     parser.add_argument("--collection", action="append", default=[], metavar="NAME=SIZE",
                         help="a ThreatQ data collection to create and render before serving (repeatable)")
+    parser.add_argument("--delta-of", action="append", default=[], metavar="NAME=SIZE",
+                        help="also create and render '<NAME> delta': that collection a while later, 1%% of its "
+                             "indicators changed (their score) and the last 0.5%% removed (repeatable)")
     parser.add_argument("--duplicate-every", type=int, default=1000,
                         help="every n-th indicator repeats an earlier value under another type (default 1000)")
     parser.add_argument("--batch", type=int, default=1000, help="ThreatQ page size the exporter asks for")
@@ -241,6 +244,12 @@ def main(argv=None):
         tq = instances["threatq"]
         tq.add_collection(name, int(size), seed=7 + int(size) % 1000, duplicate_every=args.duplicate_every)
         warmed.append(warm_threatq(tq, name, args.batch, args.sort, args.with_, args.workers))
+    for item in args.delta_of:
+        name, _, size = item.rpartition("=")
+        tq = instances["threatq"]
+        tq.add_collection(f"{name} delta", int(size) - int(size) // 200, seed=7 + int(size) % 1000,
+                          duplicate_every=args.duplicate_every, changed_every=100, revision=1)
+        warmed.append(warm_threatq(tq, f"{name} delta", args.batch, args.sort, args.with_, args.workers))
     running = Running()  # serving threads start only now: the render workers were forked from a quiet process
     for service in instances.values():
         running.add(service, "127.0.0.1", 0)

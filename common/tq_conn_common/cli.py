@@ -57,6 +57,9 @@ def parser(connector):
     parser.add_argument("--print-config-template", action="store_true",
                         help="print every parameter with its help as a YAML template and exit")
     parser.add_argument("--show-config", action="store_true", help="print the effective config (secrets masked) and exit")
+    parser.add_argument("--show-state", action="store_true",
+                        help="print what earlier runs remembered (each stream's last run, each lookup's delta index: "
+                             "rows and last full replacement) and exit")
     parser.add_argument("--reset-state", action="store_true",
                         help="forget what earlier runs remembered (checkpoints, last run) and start over")
     parser.add_argument("--force", action="store_true",

@@ -12,7 +12,7 @@ import itertools
 import logging
 
 from tq_conn_common import clock
-from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, texts, upload
+from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, delta, texts
 from tq_conn_common.devo.events import BATCH as EVENT_BATCH
 from tq_conn_common.devo.lookup import MAX_CELL, cell, column_type, key_getter, text
 from tq_conn_common.errors import BadRecord, ConfigError, Declared, SourceError, TqConnError
@@ -377,7 +377,7 @@ class LookupTarget:
         self.seen = Dedupe() if stream.dedupe == "first" else None
         keep = "first" if stream.dedupe == "first" else "last"
         self.keyed = KeyedSpool(keep) if stream.dedupe == "last" or not spec.columns else None
-        self.upload = None if self.keyed else upload(self.run, spec, self.name, stream.mode, stream.allow_empty)
+        self.upload = None if self.keyed else self._upload(spec)
         if self.seen is None and self.keyed is None:   # dedupe=None: repeats go out as they come, the lookup
             self.seen = Dedupe()                        # keeps one of each: counted as duplicates, not as delivered
         self.batch, self.count, self.repeats = [], 0, 0
@@ -446,7 +446,19 @@ class LookupTarget:
                      self.ctx.stream.mode)
             return 0
         sent = self.upload.send()
-        return sent - min(self.repeats, sent)
+        mode = self.ctx.stream.mode
+        how, upserted, deleted = getattr(self.upload, "outcome", None) or (
+            "full" if mode == "replace" else mode, sent, 0)
+        self.run.stats.lookups.append(f"{self.name} {how} ({upserted} upserted, {deleted} deleted)" if how == "delta"
+                                      else f"{self.name} {how} ({upserted} rows)")
+        # A delta or full replacement through the index sends each key once; other uploads send repeats as they came.
+        return sent if getattr(self.upload, "outcome", None) else sent - min(self.repeats, sent)
+
+    def _upload(self, spec):
+        """Return the upload of the lookup: a delta or a full replacement when the stream replaces it over the
+        Lookups API (see devo.delta), else the transport's upload in the stream's mode."""
+        stream = self.ctx.stream
+        return delta.upload(self.run, spec, self.name, stream.mode, stream.allow_empty, forced=self.ctx.forced)
 
     def _from_spool(self):
         """Hand the spooled rows to an upload, typing the columns first when the data defines them."""
@@ -468,7 +480,7 @@ class LookupTarget:
             rows = ({n: cell(row.get(n), t) for n, t in types.items()} for row in keyed.rows())
         else:
             rows = keyed.rows()
-        self.upload = upload(self.run, spec, self.name, stream.mode, stream.allow_empty)
+        self.upload = self._upload(spec)
         for batch in chunks(texts(spec, rows), _BATCH):
             self.upload.add(self._fit(batch))
 

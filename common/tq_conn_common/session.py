@@ -10,7 +10,7 @@ import time
 
 from tq_conn_common import cli, cron, http, logs, runner
 from tq_conn_common import config as cfg
-from tq_conn_common.devo import settings as devo_settings
+from tq_conn_common.devo import delta, settings as devo_settings
 from tq_conn_common.errors import (EXIT_CONFIG, EXIT_FAILED, EXIT_OK, ConfigError, Stop, TqConnError,
                                    UsageError, stop)
 from tq_conn_common.http import HttpClient
@@ -94,6 +94,7 @@ class Stats:
         self.duplicates = 0
         self.delivered = 0
         self.unconfirmed = []   # lookups sent over the X.509 collector, which confirms nothing
+        self.lookups = []       # how each lookup was delivered: "<name> full (N rows)", "<name> delta (...)"
         self.started = time.monotonic()
 
     @property
@@ -107,6 +108,7 @@ class Stats:
         return (f"Run statistics: requests made {self.requests}, items received {self.received}, "
                 f"skipped as invalid {self.skipped}, duplicates dropped {self.duplicates}, "
                 f"items delivered {self.delivered}, items per second {rate:.1f}, elapsed {elapsed:.2f} s"
+                + (f"; lookups: {', '.join(self.lookups)}" if self.lookups else "")
                 + (f"; sent unconfirmed: lookups {', '.join(self.unconfirmed)} went through the X.509 collector "
                    "(devo_transport: tls), which acknowledges nothing and whose lookup upload Devo announced to end "
                    "on 2026-01-01" if self.unconfirmed else ""))
@@ -198,6 +200,9 @@ def execute(connector, argv=None):
         if args.log_level in ("ERROR", "CRITICAL") and args.verbosity == 1:   # a later -v 2 or 3 wins
             logging.getLogger().setLevel(args.log_level)
         _check_common(connector)
+        if args.show_state:
+            sys.stdout.write(delta.state_view(paths(connector, args)["state"]))
+            return EXIT_OK
         run = _configure(connector, args, stats)
         if args.show_config:
             sys.stdout.write(cfg.dump(run.config, connector.params, run.origins,
@@ -229,7 +234,7 @@ def execute(connector, argv=None):
         _restore_signals(previous)
         if run is not None:
             run.close()
-        if not (args.show_config or args.cron):
+        if not (args.show_config or args.show_state or args.cron):
             _summary(run.stats if run is not None else stats)
 
 

@@ -6,6 +6,7 @@ from tq_conn_common.devo.settings import (Settings, check as check_settings, out
                                           ASKED_FIRST)
 from tq_conn_common.devo.transport import upload, settings_of, MODES  # noqa
 from tq_conn_common.devo import rest, tls  # noqa: F401  (they register the transports)
+from tq_conn_common.devo import delta  # noqa: F401
 from tq_conn_common.devo.events import EventTable, EventUpload, check_tag, TAG_RULE  # noqa
 
 

@@ -44,22 +44,29 @@ def csv_line(values):
 
 
 def csv_lines(rows):
-    """Return the CSV lines of rows (tuples of text values, all of one width), as csv_line writes each of them.
+    """Return the CSV lines of rows (tuples of text values, all of one width), as csv_line writes each of them."""
+    if not rows:
+        return ""
+    return "\n".join(csv_records(rows)) + "\n"
+
+
+def csv_records(rows):
+    """Return each row (a tuple of text values, all of one width) as its CSV record, without the line end.
 
     The usual batch, where no value needs quotes, is checked and joined whole: a value needs quotes when it is empty,
     not printable ASCII, or holds a comma or a quote or begins or ends with a space; with no comma in any value, the
     commas of the joined batch are the separators, so each of those shows in the joined text.
     """
     if not rows:
-        return ""
+        return []
     values = list(itertools.chain.from_iterable(rows))
     joined = ",".join(values)
     if ("" not in values and joined.isascii() and '"' not in joined
             and joined.count(",") == len(values) - 1
             and len(joined.encode("ascii").translate(None, _CONTROL)) == len(joined)
             and ", " not in joined and " ," not in joined and joined[0] != " " and joined[-1] != " "):
-        return "\n".join(map(",".join, rows)) + "\n"
-    return "".join(map(csv_line, rows))
+        return list(map(",".join, rows))
+    return [csv_line(row)[:-1] for row in rows]
 
 
 class _Multipart:
@@ -117,9 +124,18 @@ LOOKUPS_API = Service(
     classes={"status": DeliveryError, "connection": DeliveryError})
 
 
+class LookupMissing(DeliveryError):
+    """An upsert or delete meant for a lookup Devo does not hold (a delta needs the content it was computed on)."""
+
+
 @register("rest")
 class RestUpload(Upload):
-    """A deploy-csv upload of the spooled CSV, confirmed by the status of Devo's load job."""
+    """A deploy-csv upload of the spooled CSV, confirmed by the status of Devo's load job.
+
+    must_exist: raise LookupMissing, sending nothing, when the lookup is not in Devo (set by delta delivery).
+    """
+
+    must_exist = False
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -129,6 +145,12 @@ class RestUpload(Upload):
         self.spool.write(csv_lines(rows).encode("utf-8"))
         self.count += len(rows)
 
+    def add_records(self, records):
+        """Spool CSV records (texts as csv_records returns them)."""
+        if records:
+            self.spool.write(("\n".join(records) + "\n").encode("utf-8"))
+            self.count += len(records)
+
     def send(self):
         run, name, mode = self.run, self.name, self.mode
         base, domain = self.settings.rest_url, self.settings.value("devo_domain")
@@ -137,13 +159,10 @@ class RestUpload(Upload):
         log.info("Spooled %d rows for lookup %s (%d bytes).", self.count, name, self.spool.tell())
         if self.nothing_to_send():
             return 0
-        client = run.http(LOOKUPS_API, base, timeout=(15, 600),
-                          verify=checks.verify(run.config, "devo"),
-                          headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
-                                   "Accept": "application/json"})
-        path = f"lookup/{quote(domain, safe='')}/{quote(name, safe='')}"
-        context = {"name": name, "action": "check"}
+        client, path, context = self._client()
         exists = client.get(path, expect=(200, 404), context=context).status_code == 200
+        if not exists and self.must_exist:
+            raise LookupMissing(f"Lookup '{name}' is not in Devo domain {domain}.")
         if not exists and mode == "delete":
             log.warning("Lookup %s does not exist in domain %s; no rows to delete.", name, domain)
             return 0
@@ -154,6 +173,22 @@ class RestUpload(Upload):
                  self.count, len(body), name, time.monotonic() - started)
         _wait(client, path, name, job, int(run.config.get(JOB_TIMEOUT.key) or JOB_TIMEOUT.default))
         return self.count
+
+
+    def exists(self):
+        """Return True when Devo holds the lookup."""
+        client, path, context = self._client()
+        return client.get(path, expect=(200, 404), context=context).status_code == 200
+
+    def _client(self):
+        """Return the HTTP client of the Lookups API, the lookup's path and the context of its messages."""
+        run, domain = self.run, self.settings.value("devo_domain")
+        client = run.http(LOOKUPS_API, self.settings.rest_url, timeout=(15, 600),
+                          verify=checks.verify(run.config, "devo"),
+                          headers={"Authorization": f"Bearer {self.settings.value('devo_token')}",
+                                   "Accept": "application/json"})
+        path = f"lookup/{quote(domain, safe='')}/{quote(self.name, safe='')}"
+        return client, path, {"name": self.name, "action": "check"}
 
 
 def _jobs(client, path, context):
@@ -260,4 +295,5 @@ def _wait(client, path, name, job, timeout):
         pause = min(pause * 2, 5.0)
 
 
-__all__ = ["RestUpload", "LOOKUPS_API", "deploy_config", "csv_field", "csv_line", "csv_lines", "REST_TYPES"]
+__all__ = ["RestUpload", "LOOKUPS_API", "LookupMissing", "deploy_config", "csv_field", "csv_line", "csv_lines",
+           "csv_records", "REST_TYPES"]

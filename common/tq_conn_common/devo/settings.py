@@ -49,8 +49,17 @@ PORT = Param("devo_port", "Devo Collector Port", type=int, range=(1, 65535),
              help="Override the collector port (default 443).")
 TLS_DELAY = Param("devo_tls_delay", "Devo Lookup Control Delay", type=float, default=5.0, range=(0, 120),
                   help="Seconds devo-sdk waits after a lookup's START and before its END message (X.509 transport).")
-PARAMS = (TRANSPORT, REGION, LOOKUPS_URL, TOKEN, DOMAIN, VERIFY, CA_BUNDLE, JOB_TIMEOUT, HTTP_TOKEN, HTTP_URL, CERT, KEY,
-          CHAIN, HOST, PORT, TLS_DELAY)
+DELTA = Param("devo_delta_delivery", "Devo Delta Delivery", type=bool, default=True,
+              help="Send a lookup only what changed since the last run (rows added or changed, keys gone), over the "
+                   "Lookups API; false sends every lookup whole on every run.")
+DELTA_SHARE = Param("devo_delta_max_percent", "Devo Delta Maximum Percent", type=int, default=50, range=(1, 100),
+                    help="A delta larger than this share of a lookup (rows upserted and deleted, in percent of its "
+                         "rows) is sent as a full replacement instead.")
+FULL_DAYS = Param("devo_full_replace_days", "Devo Full Replacement Days", type=int, default=7, range=(1, 365),
+                  help="With delta delivery, a lookup is still sent whole once every this many days, to heal any "
+                       "drift between Devo and what the connector remembers.")
+PARAMS = (TRANSPORT, REGION, LOOKUPS_URL, TOKEN, DOMAIN, VERIFY, CA_BUNDLE, JOB_TIMEOUT, DELTA, DELTA_SHARE, FULL_DAYS,
+          HTTP_TOKEN, HTTP_URL, CERT, KEY, CHAIN, HOST, PORT, TLS_DELAY)
 NO_CREDENTIALS = Declared(ConfigError, "No Devo credentials are set, so nothing can be delivered to Devo.",
                           f"set {TOKEN.named} and {DOMAIN.named} to use the Lookups API (recommended), or "
                           f"{CERT.named}, {KEY.named} and {CHAIN.named} for the X.509 collector.")
@@ -171,4 +180,4 @@ def _check(config, events):
 
 
 __all__ = ["PARAMS", "REGIONS", "TRANSPORTS", "Settings", "check", "output_params", "TOKEN", "DOMAIN", "CERT", "KEY",
-           "CHAIN", "ASKED_FIRST", "HTTP_TOKEN", "HTTP_URL", "X509_ONLY"]
+           "CHAIN", "ASKED_FIRST", "HTTP_TOKEN", "HTTP_URL", "X509_ONLY", "DELTA", "DELTA_SHARE", "FULL_DAYS"]

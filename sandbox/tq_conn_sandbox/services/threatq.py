@@ -149,8 +149,10 @@ class Collection:
     """
 
     def __init__(self, ident, name, size, seed, *, duplicate_every=0, empty_value_every=0, json_as_string=False,
-                 sparse=False, untidy=False):
+                 sparse=False, untidy=False, changed_every=0, revision=0):
         self.id, self.name, self.size, self.seed = ident, name, int(size), int(seed)
+        # revision > 0 changes the generated score of every changed_every-th indicator (a collection edited since)
+        self.changed_every, self.revision = int(changed_every or 0), int(revision or 0)
         self.duplicate_every, self.empty_value_every = int(duplicate_every or 0), int(empty_value_every or 0)
         self.json_as_string, self.sparse, self.untidy = bool(json_as_string), bool(sparse), bool(untidy)
         self.hash = hashlib.md5(f"collection:{ident}:{name}".encode()).hexdigest()
@@ -225,6 +227,8 @@ class Collection:
             status = bisect.bisect_right(_STATUS_TOTALS, pick)
             status_id = STATUSES[status][0]
             n, generated = divmod(n, 1001)
+            if self.revision and self.changed_every and index % self.changed_every == 0:
+                generated = (generated + 1 + self.revision) % 1001
             n, manual = divmod(n, 55)          # one in five indicators has a manual score of 0 to 10
             n, phase = divmod(n, 14)           # one of 7 phases, and a coin: kept by half of a sparse collection
             n, threat = divmod(n, 224)         # one or two threat types: 8 x 7 pairs x (1, 1, 1, 2)
