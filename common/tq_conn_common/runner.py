@@ -378,8 +378,9 @@ class LookupTarget:
         keep = "first" if stream.dedupe == "first" else "last"
         self.keyed = KeyedSpool(keep) if stream.dedupe == "last" or not spec.columns else None
         self.upload = None if self.keyed else self._upload(spec)
-        if self.seen is None and self.keyed is None:   # dedupe=None: repeats go out as they come, the lookup
-            self.seen = Dedupe()                        # keeps one of each: counted as duplicates, not as delivered
+        if self.seen is None and self.keyed is None and not getattr(self.upload, "dedupes", False):
+            self.seen = Dedupe()   # dedupe=None: repeats go out as they come, the lookup keeps one of each: counted
+            #                        as duplicates, not as delivered (a delta upload keeps one of each by itself)
         self.batch, self.count, self.repeats = [], 0, 0
         self.keyless, self.examples = 0, []
 
@@ -446,6 +447,7 @@ class LookupTarget:
                      self.ctx.stream.mode)
             return 0
         sent = self.upload.send()
+        self.run.stats.duplicates += getattr(self.upload, "repeats", 0)
         mode = self.ctx.stream.mode
         how, upserted, deleted = getattr(self.upload, "outcome", None) or (
             "full" if mode == "replace" else mode, sent, 0)

@@ -128,10 +128,11 @@ class DeltaUpload:
     """
 
     mode = "replace"
+    dedupes = True   # a later row of a key replaces the earlier one; repeats: how many were replaced so
 
     def __init__(self, run, spec, name, allow_empty=False, forced=False):
         self.run, self.spec, self.name, self.allow_empty, self.forced = run, spec, name, allow_empty, forced
-        self.count = 0
+        self.count = self.repeats = 0
         self.outcome = None
         self._key = spec.key_index
         self._db = sqlite3.connect("", isolation_level=None)   # "": private, on disk, removed on close
@@ -159,6 +160,7 @@ class DeltaUpload:
         db, name = self._db, self.name
         db.execute("COMMIT")
         rows = db.execute("SELECT count(*) FROM new").fetchone()[0]
+        self.repeats = self.count - rows
         if rows == 0 and not self.allow_empty:
             log.warning("No rows to replace in lookup %s; it was left unchanged.", name)
             return 0
