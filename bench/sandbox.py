@@ -196,7 +196,8 @@ def warm_threatq(service, collection_name, batch, sort, with_, workers):
     token = json.loads(data)["access_token"]
     collection = service.collection(collection_name)
     query = collection.listing()["json"]["api_query"]
-    body = json.dumps({k: query[k] for k in ("criteria", "filters") if k in query}).encode()
+    from tq_conn_common.threatq.client import FIELDS   # the body the exporter sends: its query and the fields
+    body = json.dumps({**{k: query[k] for k in ("criteria", "filters") if k in query}, "fields": list(FIELDS)}).encode()
     _WORKER.update(service=service, template={
         "path": "/api/indicators/query", "body": body,
         "headers": {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
