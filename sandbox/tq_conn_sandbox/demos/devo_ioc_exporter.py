@@ -82,13 +82,18 @@ STEPS = (
          set=(_ui({"devo_token": DEFAULT_TOKEN, "devo_domain": DEFAULT_DOMAIN, "lookup_name": LOOKUP,
                   "collection_name": "Devo Export", "threatq_hostname": "threatq.example.com"}, is_active=True),),
          args=("-c", "{home}", "-v", "2"), show=(_lookup(), _last_import)),
-    Step("The same collection over the X.509 collector: the Devo certificate, key and chain pasted into the UI "
-         "instead of the token (the log names the transport).",
-         set=(_ui(_x509),), args=("-c", "{home}", "-v", "2"), show=(_lookup("ThreatQ_IOCs_X509", limit=1),)),
+    Step("Only the Devo X.509 certificate, key and chain pasted into the UI instead of the token, as the vendor "
+         "guide had it: Devo announced the end of that lookup upload for 2026-01-01 and it confirms nothing, so "
+         "the run stops and says what to set.",
+         set=(_ui(_x509),), args=("-c", "{home}"), check=False),
+    Step("Chosen on purpose (Devo Transport: tls), the X.509 collector delivers the same collection; the "
+         "statistics line says the lookup went out unconfirmed.",
+         set=(_ui({"devo_transport": "tls"}),), args=("-c", "{home}", "-v", "2"),
+         show=(_lookup("ThreatQ_IOCs_X509", limit=1),)),
     Step("ThreatQ revokes the token in the middle of the paging (page 3, batch size 100): the connector renews "
          "it and goes on.",
          set=(_ui({"devo_token": DEFAULT_TOKEN, "devo_domain": DEFAULT_DOMAIN, "devo_cert": "", "devo_key": "",
-                  "devo_chain": "", "lookup_name": LOOKUP, "batch_size": 100}),
+                  "devo_chain": "", "devo_transport": "auto", "lookup_name": LOOKUP, "batch_size": 100}),
               call("threatq", "configure", revoke_on_page=3)),
          args=("-c", "{home}", "-v", "2"), then=(call("threatq", "configure", revoke_on_page=0),)),
     Step("A data collection name with a typo: the run stops, lists the collections that exist, and leaves the "
