@@ -130,7 +130,7 @@ def _env_float(name, default):
 def _same_process(holder):
     """Return True if the holder's process still runs and is the one that wrote the record (not a reused PID)."""
     pid = holder.get("pid")
-    if not isinstance(pid, int) or pid <= 0 or not _alive(pid):
+    if not isinstance(pid, int) or pid <= 0 or not alive(pid):
         return False
     recorded, now = holder.get("process_start"), _process_start(pid)
     return recorded is None or now is None or recorded == now
@@ -145,7 +145,8 @@ def _process_start(pid):
         return None
 
 
-def _alive(pid):
+def alive(pid):
+    """Return whether process pid runs (a zombie does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -171,7 +172,7 @@ def _terminate(pid, grace):
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return
         time.sleep(0.05)
     log.warning("Process %s did not stop after SIGTERM; sending SIGKILL.", pid)

@@ -43,6 +43,18 @@ class Tally:
 TALLY = Tally()
 
 
+def scenario(connector, name, body):
+    """Run body() as one scenario of the summary, counted and recorded for connector; a failed one fails its test."""
+    TALLY.scenarios += 1
+    ok = False
+    try:
+        body()
+        ok = True
+    finally:
+        TALLY.survived += ok
+        TALLY.record(connector, name, ok)
+
+
 # ---- running the installed commands ------------------------------------------------------------------------------
 
 class Result:

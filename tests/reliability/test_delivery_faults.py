@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from reliability_kit import TALLY, kill_group, wait_for
+from reliability_kit import TALLY, kill_group, scenario, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,17 +30,6 @@ def reset_collector(h, after, times):
     h.sandbox["devo"].settings.update(collector_reset_after=after, collector_reset_times=times)
 
 
-def tally(connector, scenario, check):
-    TALLY.scenarios += 1
-    ok = False
-    try:
-        check()
-        ok = True
-    finally:
-        TALLY.survived += ok
-        TALLY.record(connector, scenario, ok)
-
-
 def assert_all_delivered(h):
     lost = h.lost()
     TALLY.iocs_lost += sum(len(v) for v in lost.values())
@@ -58,7 +47,7 @@ def test_a_collector_reset_mid_lookup_sends_the_lookup_again_whole(connector, ha
         assert any("connection reset after 5 messages" in p for p in h.sandbox["devo"].collector_log)
         assert_all_delivered(h)
         assert not h.state_problems() and h.leftovers() == []
-    tally(connector, "X.509 reset mid-lookup, once", check)
+    scenario(connector, "X.509 reset mid-lookup, once", check)
 
 
 @pytest.mark.parametrize("connector", X509)
@@ -76,7 +65,7 @@ def test_a_collector_that_keeps_resetting_fails_the_run_and_the_next_run_complet
         assert "sent unconfirmed: lookups" in again.both     # the X.509 path says what it cannot confirm
         assert_all_delivered(h)
         assert h.leftovers() == []
-    tally(connector, "X.509 reset mid-lookup, for good", check)
+    scenario(connector, "X.509 reset mid-lookup, for good", check)
 
 
 # ---- events: Flashpoint alerts -------------------------------------------------------------------------------
@@ -121,7 +110,7 @@ def test_alerts_over_x509_with_a_reset_mid_batch_are_sent_again_on_a_new_connect
         assert_once_but(h, most=BATCH)
         assert len(alert_ids(h)) - ALERTS in (200, 201)
         assert "in_flight_ids" not in h.state()["alerts"] and "sent_ids" not in h.state()["alerts"]
-    tally("flashpoint", "X.509 reset mid-batch of events", check)
+    scenario("flashpoint", "X.509 reset mid-batch of events", check)
 
 
 def test_alerts_through_the_http_endpoint_arrive_once(harness_for):
@@ -135,7 +124,7 @@ def test_alerts_through_the_http_endpoint_arrive_once(harness_for):
         assert {e["via"] for e in events} == {"http"}
         posts = [r for r in h.sandbox["devo"].requests if r["path"].startswith("/stream/")]
         assert len(posts) == 2    # two batches, each one gzip request
-    tally("flashpoint", "events through the HTTP endpoint", check)
+    scenario("flashpoint", "events through the HTTP endpoint", check)
 
 
 @pytest.mark.parametrize("fault,twice", [({"status": 503}, 0), ({"cut": True}, 500)],
@@ -154,7 +143,7 @@ def test_a_failed_batch_stays_in_flight_and_the_next_run_sends_it_once(harness_f
         # The second batch went again, once; the first did not. A batch Devo took before the cut arrives twice.
         assert_once_but(h, twice=twice)
         assert "in_flight_ids" not in h.state()["alerts"]
-    tally("flashpoint", f"HTTP endpoint: {'5xx' if 'status' in fault else 'cut'} mid-events", check)
+    scenario("flashpoint", f"HTTP endpoint: {'5xx' if 'status' in fault else 'cut'} mid-events", check)
 
 
 def test_a_run_killed_between_send_and_commit_sends_only_the_batch_in_flight_again(harness_for):
@@ -172,4 +161,4 @@ def test_a_run_killed_between_send_and_commit_sends_only_the_batch_in_flight_aga
         h.assert_clean_exit(again, 0)
         assert_once_but(h, twice=ALERTS - BATCH)
         assert h.leftovers() == []
-    tally("flashpoint", "killed between send and commit", check)
+    scenario("flashpoint", "killed between send and commit", check)

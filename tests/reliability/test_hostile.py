@@ -9,21 +9,14 @@ import time
 import pytest
 
 from hostile import Hostile, drip, endless, gzip_bomb
-from reliability_kit import TALLY, kill_group, wait_for
+from reliability_kit import TALLY, kill_group, scenario, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _scenario(h, name, body):
     """Run body(h) as one scenario of the summary; a failed scenario fails its test."""
-    TALLY.scenarios += 1
-    ok = False
-    try:
-        body(h)
-        ok = True
-    finally:
-        TALLY.survived += ok
-        TALLY.record(h.adapter.name, name, ok)
+    scenario(h.adapter.name, name, lambda: body(h))
 
 
 def _rerun_delivers(h):

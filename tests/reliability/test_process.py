@@ -7,21 +7,14 @@ import time
 
 import pytest
 
-from reliability_kit import CONNECTORS, TALLY, kill_group, requests_to, wait_for
+from reliability_kit import CONNECTORS, TALLY, kill_group, requests_to, scenario, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def _scenario(h, name, body):
     """Run body(h) as one scenario of the matrix, counted in the summary."""
-    TALLY.scenarios += 1
-    ok = False
-    try:
-        body(h)
-        ok = True
-    finally:
-        TALLY.survived += ok
-        TALLY.record(h.adapter.name, name, ok)
+    scenario(h.adapter.name, name, lambda: body(h))
 
 
 def _delivered_in_full(h):

@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from tq_conn_common.config import Param
+from tq_conn_common.lock import alive
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def sweep(directory=None):
     for name in names:
         match = _OURS.match(name)
         path = os.path.join(directory, name)
-        if not match or _alive(int(match.group(1))):
+        if not match or alive(int(match.group(1))):
             continue
         try:
             if os.lstat(path).st_uid != os.getuid():
@@ -72,16 +73,6 @@ def sweep(directory=None):
             continue
         shutil.rmtree(path, ignore_errors=True)
         log.info("Removed the credential files %s left by a run that was killed.", path)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_pem_text(value):
