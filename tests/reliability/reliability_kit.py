@@ -43,6 +43,26 @@ class Tally:
 TALLY = Tally()
 
 
+def nothing_lost(h):
+    """Assert the destination holds the whole reference delivery; what it lacks counts as lost in the summary."""
+    lost = h.lost()
+    TALLY.iocs_lost += sum(len(v) for v in lost.values())
+    assert not lost, f"lost: { {k: sorted(v)[:5] for k, v in lost.items()} }"
+
+
+def rerun_delivers(h, private=True):
+    """Run again with the faults cleared: it ends well, nothing of the reference is missing, the state is covered
+    (and every file it left is private); return the run."""
+    h.clear_faults()
+    again = h.run(verbosity=1, to_log=False)
+    h.assert_clean_exit(again, 0)
+    nothing_lost(h)
+    assert not h.state_problems()
+    if private:
+        h.assert_private_files()
+    return again
+
+
 def scenario(connector, name, body):
     """Run body() as one scenario of the summary, counted and recorded for connector; a failed one fails its test."""
     TALLY.scenarios += 1

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from reliability_kit import TALLY, kill_group, scenario, wait_for
+from reliability_kit import TALLY, kill_group, nothing_lost, scenario, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +30,6 @@ def reset_collector(h, after, times):
     h.sandbox["devo"].settings.update(collector_reset_after=after, collector_reset_times=times)
 
 
-def assert_all_delivered(h):
-    lost = h.lost()
-    TALLY.iocs_lost += sum(len(v) for v in lost.values())
-    assert not lost, f"lost: { {k: sorted(v)[:5] for k, v in lost.items()} }"
-
-
 @pytest.mark.parametrize("connector", X509)
 def test_a_collector_reset_mid_lookup_sends_the_lookup_again_whole(connector, harness_for):
     def check():
@@ -45,7 +39,7 @@ def test_a_collector_reset_mid_lookup_sends_the_lookup_again_whole(connector, ha
         h.assert_clean_exit(result, 0)
         assert "broke while sending lookup" in result.logs and "sending it again on a new connection" in result.logs
         assert any("connection reset after 5 messages" in p for p in h.sandbox["devo"].collector_log)
-        assert_all_delivered(h)
+        nothing_lost(h)
         assert not h.state_problems() and h.leftovers() == []
     scenario(connector, "X.509 reset mid-lookup, once", check)
 
@@ -63,7 +57,7 @@ def test_a_collector_that_keeps_resetting_fails_the_run_and_the_next_run_complet
         again = h.run(verbosity=1, to_log=False)
         h.assert_clean_exit(again, 0)
         assert "sent unconfirmed: lookups" in again.both     # the X.509 path says what it cannot confirm
-        assert_all_delivered(h)
+        nothing_lost(h)
         assert h.leftovers() == []
     scenario(connector, "X.509 reset mid-lookup, for good", check)
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from hostile import Hostile, drip, endless, gzip_bomb
-from reliability_kit import TALLY, kill_group, scenario, wait_for
+from reliability_kit import TALLY, kill_group, rerun_delivers, scenario, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -17,15 +17,6 @@ pytestmark = pytest.mark.e2e
 def _scenario(h, name, body):
     """Run body(h) as one scenario of the summary; a failed scenario fails its test."""
     scenario(h.adapter.name, name, lambda: body(h))
-
-
-def _rerun_delivers(h):
-    h.clear_faults()
-    again = h.run(verbosity=1, to_log=False)
-    h.assert_clean_exit(again, 0)
-    lost = h.lost()
-    TALLY.iocs_lost += sum(len(v) for v in lost.values())
-    assert not lost and not h.state_problems()
 
 
 @pytest.fixture
@@ -52,7 +43,7 @@ def test_a_drip_fed_body_ends_at_the_response_deadline(harness_for, hostile, nam
         assert time.monotonic() - began < 30, result
         h.assert_clean_exit(result, 1, r"did not finish .*within 2 s")
         h.prepare()
-        _rerun_delivers(h)
+        rerun_delivers(h, private=False)
     _scenario(harness_for(name), "drip-fed body", body)
 
 
@@ -63,7 +54,7 @@ def test_an_endless_json_body_ends_at_the_size_limit(harness_for, hostile):
         result = h.run(env={"TQ_CONN_MAX_RESPONSE_MB": "4", "TQ_CONN_HTTP_RETRIES": "0"}, timeout=60)
         h.assert_clean_exit(result, 1, r"CTCI sent more than the limit of 4 MiB")
         h.prepare()
-        _rerun_delivers(h)
+        rerun_delivers(h, private=False)
     _scenario(harness_for("ctci"), "endless body", body)
 
 
@@ -75,7 +66,7 @@ def test_an_endless_risk_list_ends_at_the_download_limit(harness_for, hostile):
         result = h.run(env={"TQ_CONN_MAX_DOWNLOAD_MB": "3"}, timeout=60)
         h.assert_clean_exit(result, 1, r"is larger than the limit of 3 MiB")
         h.prepare()
-        _rerun_delivers(h)
+        rerun_delivers(h, private=False)
     _scenario(harness_for("recorded_future"), "endless risk list", body)
 
 
@@ -92,7 +83,7 @@ def test_a_gzip_bomb_stops_at_the_inflation_limit(harness_for, hostile, name):
         assert time.monotonic() - began < 60, result
         h.assert_clean_exit(result, 1, r"inflat\w+ more than 200 times")
         h.prepare()
-        _rerun_delivers(h)
+        rerun_delivers(h, private=False)
     _scenario(harness_for(name), "gzip bomb", body)
 
 
@@ -103,7 +94,7 @@ def test_a_huge_retry_after_stops_the_run_at_once(harness_for):
         result = h.run(timeout=60)
         assert time.monotonic() - began < 20, result
         h.assert_clean_exit(result, 1, r"asked to wait 100000 s \(Retry-After\)")
-        _rerun_delivers(h)
+        rerun_delivers(h, private=False)
     _scenario(harness_for("ctci"), "Retry-After: 100000", body)
 
 
@@ -209,7 +200,7 @@ def test_a_signal_during_an_x509_send_leaves_no_key_file(harness_for, how):
             kill_group(proc)
         assert _key_files(h, h.values["devo_key"]) == [] and h.leftovers() == []
         h.prepare()
-        _rerun_delivers(h)
+        rerun_delivers(h, private=False)
         TALLY.key_files_left += len(_key_files(h, h.values["devo_key"]))
         assert _key_files(h, h.values["devo_key"]) == []
     _scenario(harness_for("flashpoint"), f"{how} during an X.509 send", body)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from reliability_kit import CONNECTORS, TALLY, kill_group, requests_to, scenario, wait_for
+from reliability_kit import CONNECTORS, kill_group, requests_to, rerun_delivers, scenario, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -15,19 +15,6 @@ pytestmark = pytest.mark.e2e
 def _scenario(h, name, body):
     """Run body(h) as one scenario of the matrix, counted in the summary."""
     scenario(h.adapter.name, name, lambda: body(h))
-
-
-def _delivered_in_full(h):
-    """Run again: everything of the reference arrives, state covered, nothing left in TMPDIR, files private."""
-    h.clear_faults()
-    again = h.run(verbosity=1, to_log=False)
-    h.assert_clean_exit(again, 0)
-    lost = h.lost()
-    TALLY.iocs_lost += sum(len(v) for v in lost.values())
-    assert not lost, f"the rerun did not deliver what the failed run did not: {lost}"
-    assert not h.state_problems()
-    h.assert_private_files()
-    return again
 
 
 @pytest.mark.slow
@@ -49,7 +36,7 @@ def test_sigkill_mid_upload_then_run_again(connector, harness_for):
                 assert path.stat().st_mode & 0o077 == 0, f"{path} left readable by others"
         shutil.rmtree(h.tmpdir)
         h.tmpdir.mkdir()
-        again = _delivered_in_full(h)
+        again = rerun_delivers(h)
         assert "held the lock" not in again.both
     _scenario(harness_for(connector), "SIGKILL mid-upload, run again", body)
 
@@ -72,7 +59,7 @@ def test_state_cannot_be_written(connector, harness_for):
         shutil.rmtree(state)
         assert h.leftovers() == [], f"temporary files left after the run: {h.leftovers()}"
         assert not [p.name for p in h.folder.iterdir() if p.name.startswith(".tmp-")], "a temporary state file left"
-        _delivered_in_full(h)
+        rerun_delivers(h)
     _scenario(harness_for(connector), "state cannot be written (disk full)", body)
 
 
@@ -91,7 +78,7 @@ def test_two_runs_at_once(connector, harness_for):
             skipped
         assert "Run statistics: requests made 0," in skipped.out   # a skipped run ends with its line too
         assert not h.lost() and not h.delivered_twice()
-        _delivered_in_full(h)
+        rerun_delivers(h)
     _scenario(harness_for(connector), "two runs at once", body)
 
 
@@ -122,5 +109,5 @@ def test_hung_run(connector, harness_for):
             assert f"kill {hung.pid}" in result.err, result.err
             kill_group(hung)
         assert not h.state_problems()
-        _delivered_in_full(h)
+        rerun_delivers(h)
     _scenario(harness_for(connector), "hung run (Kill Previous Runs After X Seconds)", body)
