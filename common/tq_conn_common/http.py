@@ -11,6 +11,7 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import requests
 import urllib3
 
@@ -25,6 +26,15 @@ _OK = (200, 201, 202, 204)
 _MIB = 1 << 20
 _READ = 64 * 1024
 _run_deadline = None     # time.monotonic() by which the run must end (set by the session), or None
+
+
+def loads(body):
+    """Return a JSON body decoded by orjson (about twice as fast on vendor pages), or as the standard json module
+    decodes it (its errors, NaN and numbers of any size included) when orjson refuses it."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def _env_float(name, default):
@@ -263,7 +273,7 @@ class HttpClient:
     def post(self, path="", **kwargs):
         return self.request("POST", path, **kwargs)
 
-    def json(self, method, path="", *, loads=json.loads, **kwargs):
+    def json(self, method, path="", *, loads=loads, **kwargs):
         """Return the decoded JSON body of a request; a malformed or cut body is retried, then the Service's error."""
         service = kwargs.get("service") or self.service
         attempt = 0

@@ -78,8 +78,9 @@ def test_a_sequence_of_runs_leaves_each_lookup_as_a_full_replacement_would(harne
     first = h.run()
     assert first.code == 0, first
     assert " full (" in summary(first) and "delta" not in summary(first), first
-    index = h.folder / (h.adapter.command + ".index.sqlite")
-    assert stat.S_IMODE(os.stat(index).st_mode) == 0o600
+    index = h.folder / (h.adapter.command + ".index")
+    assert stat.S_IMODE(os.stat(index).st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in index.iterdir()} == {0o600}
     same_as_full(h, first)
     for step in ("add", "change", "delete"):
         CHANGES[name](h, step)

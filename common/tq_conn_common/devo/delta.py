@@ -1,47 +1,52 @@
 """Delta delivery of lookups over the Lookups API: what Devo holds, remembered beside the state, and the upload of
 only what changed since (rows added or changed as an upsert, keys gone as a delete).
 
-The index is one SQLite file beside the state file (`<command>.index.sqlite`, mode 0600): for each lookup, key ->
-digest of the row as delivered, and the row itself (a delete sends the whole rows, as Devo's guide does). A run puts
-its rows in a private temporary database, compares them with the index there (neither is loaded whole: memory stays
-flat), and sends a full replacement instead when there is no index yet, the lookup's shape or destination changed, the
-run is forced, the delta is larger than devo_delta_max_percent of the lookup, or the last full replacement is older
-than devo_full_replace_days. The index changes only in one transaction after Devo confirmed every part. Before a part
-is sent the keys it carries are committed as in flight: a run that dies part way leaves the index as it was, and
-the next run sends those keys again as they then are (upsert if present, delete if gone), so the lookup ends as a
-full replacement would leave it.
+The index is a folder beside the state file (`<command>.index/`, mode 0700) with, for each lookup, a small SQLite
+file (key digest -> digest of the row as delivered, and where the row is) and the CSV text the lookup was last
+delivered with (a delete sends the whole rows, as Devo's guide does). A run writes its rows as they come into a new
+pair of those files, which is the body of a full replacement as it stands; the comparison with the index is done by
+SQLite on integers (neither side is loaded whole: memory stays flat). The run sends a full replacement instead of a
+delta when there is no index yet, the lookup's shape or destination changed, the run is forced, the delta is larger
+than devo_delta_max_percent of the lookup, or the last full replacement is older than devo_full_replace_days. Only
+once Devo confirmed every part does the new pair replace the old one (one rename). Before a part is sent the keys it
+carries are committed to the old index as in flight: a run that dies part way leaves the index as it was, and the
+next run sends those keys again as they then are (upsert if present, delete if gone), so the lookup ends as a full
+replacement would leave it.
 """
 
 import datetime
+import glob
 import hashlib
+import itertools
 import json
 import logging
 import os
 import sqlite3
+import uuid
+from urllib.parse import quote
 
 from tq_conn_common import clock
-from tq_conn_common.devo.rest import REST_TYPES, LookupMissing, csv_records
+from tq_conn_common.devo.rest import REST_TYPES, LookupMissing, csv_line, csv_records
 from tq_conn_common.devo.settings import DELTA, DELTA_SHARE, FULL_DAYS
 from tq_conn_common.devo.transport import settings_of, upload as transport_upload
 from tq_conn_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-SUFFIX = ".index.sqlite"
-CACHE_KB = 16 * 1024     # SQLite page cache of each database: memory stays flat whatever the number of rows
-_READ = 4096             # records read from the databases together
+SUFFIX = ".index"        # <command>.index/ beside <command>.state.json
+_OLD_SUFFIX = ".index.sqlite"   # the single-file index of 1.1: dropped, each lookup is sent whole once
+CACHE_KB = 4 * 1024      # SQLite page cache of each database (KB): memory stays flat whatever the number of rows
+_READ = 4096             # records read and written together
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS idx.lookups (lookup TEXT PRIMARY KEY, shape TEXT, size INTEGER NOT NULL DEFAULT 0, "
-    "full_at TEXT, delta_at TEXT, full_pending INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS idx.rows (lookup TEXT NOT NULL, k TEXT NOT NULL, d BLOB NOT NULL, line TEXT NOT NULL, "
-    "PRIMARY KEY (lookup, k)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS idx.inflight (lookup TEXT NOT NULL, k TEXT NOT NULL, line TEXT NOT NULL, "
-    "PRIMARY KEY (lookup, k)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS {db}meta (lookup TEXT, shape TEXT, size INTEGER, full_at TEXT, delta_at TEXT, "
+    "full_pending INTEGER NOT NULL DEFAULT 0, lines TEXT)",
+    "CREATE TABLE IF NOT EXISTS {db}rows (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {db}inflight (k BLOB PRIMARY KEY, line TEXT NOT NULL)",
 )
 
 
-def index_path(state_path):
-    """Return the path of the delta index beside a state file (x.state.json -> x.index.sqlite)."""
+def index_dir(state_path):
+    """Return the folder of the delta index beside a state file (x.state.json -> x.index)."""
     base = state_path[:-len(".state.json")] if state_path.endswith(".state.json") else state_path
     return base + SUFFIX
 
@@ -63,47 +68,80 @@ def _enabled(config):
     return DELTA.default if value is None else bool(value)
 
 
-def forget(run, name):
-    """Drop the index entry of a lookup (if there is an index at all)."""
-    path = index_path(run.paths["state"])
-    if not os.path.exists(path):
-        return
-    db = _open(path)
+def _folder(state_path):
+    """Return the index folder (created private if missing), the 1.1 single-file index dropped."""
+    folder = index_dir(state_path)
+    old = folder[:-len(SUFFIX)] + _OLD_SUFFIX
+    if os.path.exists(old):
+        log.info("The delta index moved to %s; each lookup is sent whole once to start it.", folder)
+        os.unlink(old)
     try:
-        if db.execute("SELECT 1 FROM idx.lookups WHERE lookup = ?", (name,)).fetchone():
-            log.info("Lookup %s is not delivered as a delta this time; its delta index is dropped.", name)
-            with _transaction(db):
-                for table in ("rows", "inflight", "lookups"):
-                    db.execute(f"DELETE FROM idx.{table} WHERE lookup = ?", (name,))
-    finally:
-        db.close()
-
-
-def _open(path, attach_to=None):
-    """Return a connection (autocommit) with the index at path attached as idx, created with mode 0600 if new."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        os.fchmod(fd, 0o600)
-        os.close(fd)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if os.path.islink(folder) or not os.path.isdir(folder):
+            raise OSError(0, "it is not a folder")
+        os.chmod(folder, 0o700)
     except OSError as exc:
-        raise ConfigError(f"The delta index {path} cannot be opened ({exc.strerror}).",
+        raise ConfigError(f"The delta index {folder} cannot be used ({exc.strerror}).",
                           "make the config folder writable by this user (the index lives beside the state file).") \
             from None
-    db = attach_to or sqlite3.connect("", isolation_level=None)
+    return folder
+
+
+def _base(folder, name):
+    return os.path.join(folder, quote(name, safe=""))
+
+
+def _lines_of(db_path):
+    """Return the path of the lines file an index database names, or None."""
     try:
-        db.execute("ATTACH DATABASE ? AS idx", (path,))
-        for statement in _SCHEMA:
-            db.execute(statement)
-    except sqlite3.DatabaseError as exc:
+        db = sqlite3.connect(db_path)
         try:
-            db.execute("DETACH DATABASE idx")
-        except sqlite3.Error:
-            pass
-        log.warning("The delta index %s cannot be read (%s); it is started again: every lookup is sent whole once.",
-                    path, exc)
+            found = db.execute("SELECT lines FROM meta").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return os.path.join(os.path.dirname(db_path), found[0]) if found and found[0] else None
+
+
+def forget(run, name):
+    """Drop the index of a lookup (if there is one)."""
+    folder = index_dir(run.paths["state"])
+    path = _base(folder, name) + ".sqlite"
+    if os.path.exists(path):
+        log.info("Lookup %s is not delivered as a delta this time; its delta index is dropped.", name)
+        lines = _lines_of(path)
         os.unlink(path)
-        return _open(path, db)
-    return db
+        if lines and os.path.exists(lines):
+            os.unlink(lines)
+
+
+def _private(path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    os.close(fd)
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sweep(folder, base):
+    """Remove what runs that died left of their new index files for this lookup (their process is gone)."""
+    from tq_conn_common.lock import alive
+    current = _lines_of(base + ".sqlite") if os.path.exists(base + ".sqlite") else None
+    for path in glob.glob(glob.escape(base) + ".*.new*") + glob.glob(glob.escape(base) + ".*.csv"):
+        if path == current:
+            continue
+        pid = os.path.basename(path)[len(os.path.basename(base)) + 1:].split(".", 1)[0].split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 class _transaction:
@@ -135,10 +173,24 @@ class DeltaUpload:
         self.count = self.repeats = 0
         self.outcome = None
         self._key = spec.key_index
-        self._db = sqlite3.connect("", isolation_level=None)   # "": private, on disk, removed on close
-        self._db.execute(f"PRAGMA cache_size = -{CACHE_KB}")
-        self._db.execute("CREATE TABLE new (k TEXT PRIMARY KEY, d BLOB NOT NULL, line TEXT NOT NULL) WITHOUT ROWID")
+        self._folder = _folder(run.paths["state"])
+        self._base = _base(self._folder, name)
+        _sweep(self._folder, self._base)
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._path = f"{self._base}.{tag}.new.sqlite"
+        self._lines = f"{self._base}.{tag}.csv"
+        for path in (self._path, self._lines):
+            _private(path)
+        self._spool = open(self._lines, "wb")
+        self._spool.write(csv_line(spec.names).encode("utf-8"))
+        self._at = self._spool.tell()
+        self._db = sqlite3.connect(self._path, isolation_level=None)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KB}"):
+            self._db.execute(f"PRAGMA {pragma}")
+        for statement in _SCHEMA:
+            self._db.execute(statement.format(db=""))
         self._db.execute("BEGIN")
+        self._current = None   # the lookup's index as it was, attached as idx when there is one
 
     def __enter__(self):
         return self
@@ -148,40 +200,102 @@ class DeltaUpload:
 
     def add(self, rows):
         """Keep rows (a list of tuples of texts) by key."""
-        key, blake = self._key, hashlib.blake2b
-        records = csv_records(rows)
-        self._db.executemany("INSERT OR REPLACE INTO new VALUES (?, ?, ?)",
-                             [(row[key], blake(line.encode("utf-8", "surrogatepass"), digest_size=16).digest(), line)
-                              for row, line in zip(rows, records)])
+        key, blake, at = self._key, hashlib.blake2b, self._at
+        data, found = [], []
+        for row, record in zip(rows, csv_records(rows)):
+            line = (record + "\n").encode("utf-8", "surrogatepass")
+            found.append((blake(row[key].encode("utf-8", "surrogatepass"), digest_size=16).digest(),
+                          blake(line, digest_size=8).digest(), at))
+            data.append(line)
+            at += len(line)
+        self._spool.write(b"".join(data))
+        self._at = at
+        self._db.executemany("INSERT INTO rows VALUES (?, ?, ?)", found)
         self.count += len(rows)
 
     def send(self):
         """Send the full replacement or the delta; return how many rows were sent."""
         db, name = self._db, self.name
+        self._spool.flush()
         db.execute("COMMIT")
-        rows = db.execute("SELECT count(*) FROM new").fetchone()[0]
+        rows = self._one_per_key()
         self.repeats = self.count - rows
         if rows == 0 and not self.allow_empty:
             log.warning("No rows to replace in lookup %s; it was left unchanged.", name)
             return 0
-        _open(index_path(self.run.paths["state"]), db)
+        meta = self._attach()
         shape = self._shape()
-        meta = db.execute("SELECT shape, size, full_at, full_pending FROM idx.lookups WHERE lookup = ?",
-                          (name,)).fetchone()
         reason = self._full_reason(meta, shape)
         if reason is None:
             upserts, deletes = self._delta()
             share = int(self.run.config.get(DELTA_SHARE.key) or DELTA_SHARE.default)
-            whole = max(rows, meta[1], 1)
+            whole = max(rows, meta["size"] or 0, 1)
             if (upserts + deletes) * 100 > share * whole:
                 reason = (f"its delta ({upserts} upserted, {deletes} deleted) is more than {share}% of its {whole} "
                           f"rows ({DELTA_SHARE.key})")
             else:
                 try:
-                    return self._send_delta(upserts, deletes, rows)
+                    return self._send_delta(upserts, deletes, rows, meta, shape)
                 except LookupMissing:
                     reason = "it is not in Devo any more"
         return self._send_full(reason, shape, rows)
+
+    def _one_per_key(self):
+        """Keep the last row of each key (the spool rewritten without the others, when there were any); return how
+        many rows are kept."""
+        db = self._db
+        try:
+            db.execute("CREATE UNIQUE INDEX keys ON rows (k)")
+        except sqlite3.IntegrityError:
+            db.execute("DELETE FROM rows WHERE rowid NOT IN (SELECT max(rowid) FROM rows GROUP BY k)")
+            db.execute("CREATE UNIQUE INDEX keys ON rows (k)")
+            self._rewrite_spool()
+        return db.execute("SELECT count(*) FROM rows").fetchone()[0]
+
+    def _rewrite_spool(self):
+        """Write the kept rows' records into a new lines file, in their order, and point the index at them."""
+        old, self._lines = self._lines, self._lines[:-len(".csv")] + "-kept.csv"
+        _private(self._lines)
+        moved = []
+        with open(old, "rb") as source, open(self._lines, "wb") as spool:
+            spool.write(source.readline())
+            with _transaction(self._db):
+                cursor = self._db.execute("SELECT rowid, off FROM rows ORDER BY rowid")
+                for batch in iter(lambda: cursor.fetchmany(_READ), []):
+                    for rowid, off in batch:
+                        source.seek(off)
+                        moved.append((spool.tell(), rowid))
+                        spool.write(source.readline())
+                    self._db.executemany("UPDATE rows SET off = ? WHERE rowid = ?", moved)
+                    moved = []
+        self._spool.close()
+        os.unlink(old)
+        self._spool = open(self._lines, "ab")
+
+    def _attach(self):
+        """Attach the lookup's index as idx; return its meta ({} when there is no index or it cannot be read)."""
+        path = self._base + ".sqlite"
+        if not os.path.exists(path):
+            return {}
+        db = self._db
+        try:
+            db.execute("ATTACH DATABASE ? AS idx", (path,))
+            for statement in _SCHEMA:
+                db.execute(statement.format(db="idx."))
+            found = db.execute("SELECT lookup, shape, size, full_at, delta_at, full_pending, lines FROM idx.meta") \
+                .fetchone()
+        except sqlite3.DatabaseError as exc:
+            log.warning("The delta index of lookup %s cannot be read (%s); it is started again: the lookup is sent "
+                        "whole once.", self.name, exc)
+            try:
+                db.execute("DETACH DATABASE idx")
+            except sqlite3.Error:
+                pass
+            os.unlink(path)
+            return {}
+        self._current = path
+        keys = ("lookup", "shape", "size", "full_at", "delta_at", "full_pending", "lines")
+        return dict(zip(keys, found)) if found else {}
 
     def _shape(self):
         """Return what the index of the lookup holds true for: its columns, key and Devo destination."""
@@ -193,97 +307,122 @@ class DeltaUpload:
         """Return why the lookup must be sent whole, or None when a delta will do."""
         if self.forced:
             return "the run is forced (--force or --reset-state)"
-        if meta is None or meta[0] is None:
+        if not meta.get("shape"):
             return "it has no delta index yet"
-        if meta[3]:
+        if meta["full_pending"]:
             return "the last full replacement was not confirmed"
-        if meta[0] != shape:
+        if meta["shape"] != shape:
             return "its columns, key or Devo destination changed"
+        if not meta.get("lines") or not os.path.exists(os.path.join(self._folder, meta["lines"])):
+            return "its delta index lost the rows it was delivered with"
         days = int(self.run.config.get(FULL_DAYS.key) or FULL_DAYS.default)
-        last = clock.parse(meta[2])
+        last = clock.parse(meta["full_at"])
         if last is None or clock.now() - last >= datetime.timedelta(days=days) - datetime.timedelta(minutes=5):
             return f"its last full replacement is {days} days old or more ({FULL_DAYS.key})"
         return None
 
     def _delta(self):
-        """Put the rows to upsert (new or changed, or in flight when a run died) and to delete (gone) in tables;
-        return how many of each."""
-        db, name = self._db, self.name
-        db.execute("DROP TABLE IF EXISTS up")
-        db.execute("DROP TABLE IF EXISTS gone")
-        db.execute("CREATE TABLE up AS SELECT n.k AS k FROM new n LEFT JOIN idx.rows i ON i.lookup = ? AND i.k = n.k "
-                   "WHERE i.d IS NULL OR i.d != n.d OR n.k IN (SELECT k FROM idx.inflight WHERE lookup = ?)",
-                   (name, name))
-        db.execute("CREATE TABLE gone (k TEXT PRIMARY KEY, line TEXT NOT NULL) WITHOUT ROWID")
-        db.execute("INSERT INTO gone SELECT i.k, i.line FROM idx.rows i WHERE i.lookup = ? "
-                   "AND NOT EXISTS (SELECT 1 FROM new n WHERE n.k = i.k)", (name,))
-        db.execute("INSERT OR IGNORE INTO gone SELECT f.k, f.line FROM idx.inflight f WHERE f.lookup = ? "
-                   "AND NOT EXISTS (SELECT 1 FROM new n WHERE n.k = f.k)", (name,))
+        """Put the keys to upsert (new or changed, or in flight when a run died) and to delete (gone) in temporary
+        tables; return how many of each."""
+        db = self._db
+        db.execute("CREATE TEMP TABLE up AS SELECT n.k AS k, n.off AS off FROM rows n "
+                   "LEFT JOIN idx.rows i ON i.k = n.k WHERE i.d IS NULL OR i.d != n.d "
+                   "OR n.k IN (SELECT k FROM idx.inflight)")
+        db.execute("CREATE TEMP TABLE gone AS SELECT i.k AS k, i.off AS off, NULL AS line FROM idx.rows i "
+                   "WHERE NOT EXISTS (SELECT 1 FROM rows n WHERE n.k = i.k)")
+        db.execute("INSERT INTO gone SELECT f.k, NULL, f.line FROM idx.inflight f "
+                   "WHERE NOT EXISTS (SELECT 1 FROM rows n WHERE n.k = f.k) AND f.k NOT IN (SELECT k FROM gone)")
         return (db.execute("SELECT count(*) FROM up").fetchone()[0],
                 db.execute("SELECT count(*) FROM gone").fetchone()[0])
 
-    def _part(self, mode, query, args=()):
-        """Upload the records query yields in mode (replace, upsert, delete); return the rows Devo confirmed."""
-        up = transport_upload(self.run, self.spec, self.name, mode, self.allow_empty)
-        with up:
-            up.must_exist = mode != "replace"
-            cursor = self._db.execute(query, args)
-            while True:
-                batch = cursor.fetchmany(_READ)
-                if not batch:
-                    break
-                up.add_records([line for (line,) in batch])
-            return up.send()
+    def _records(self, query, path):
+        """Yield (k, line) of the rows query selects (k, off, line), reading from path where line is NULL."""
+        cursor = self._db.execute(query)
+        with open(path, "rb") as lines:
+            for batch in iter(lambda: cursor.fetchmany(_READ), []):
+                for k, off, line in batch:
+                    if line is None:
+                        lines.seek(off)
+                        line = lines.readline().decode("utf-8", "surrogatepass").rstrip("\n")
+                    yield k, line
 
-    def _send_delta(self, upserts, deletes, rows):
+    def _send_delta(self, upserts, deletes, rows, meta, shape):
         db, name = self._db, self.name
         if not upserts and not deletes:
             with transport_upload(self.run, self.spec, name, "upsert") as up:
                 if not up.exists():   # removed in Devo since: what the index says is not there any more
                     raise LookupMissing(f"Lookup '{name}' is not in Devo.")
             log.info("Lookup %s: delta, unchanged since the last run; nothing sent.", name)
-            with _transaction(db):
-                db.execute("UPDATE idx.lookups SET delta_at = ? WHERE lookup = ?", (clock.stamp(), name))
+            self._commit(shape, rows, meta["full_at"], clock.stamp())
             self.outcome = ("delta", 0, 0)
             return 0
         log.info("Lookup %s: delta of %d rows upserted and %d deleted (of %d rows).", name, upserts, deletes, rows)
-        with _transaction(db):   # what is about to change in Devo: sent again by the next run if this one dies
-            db.execute("DELETE FROM idx.inflight WHERE lookup = ?", (name,))
-            db.execute("INSERT INTO idx.inflight SELECT ?, n.k, n.line FROM up u JOIN new n ON n.k = u.k", (name,))
-            db.execute("INSERT OR REPLACE INTO idx.inflight SELECT ?, k, line FROM gone", (name,))
-        sent = 0
-        if upserts:
-            sent += self._part("upsert", "SELECT n.line FROM up u JOIN new n ON n.k = u.k")
-        if deletes:
-            sent += self._part("delete", "SELECT line FROM gone")
-        with _transaction(db):
-            db.execute("DELETE FROM idx.rows WHERE lookup = ? AND k IN (SELECT k FROM gone)", (name,))
-            db.execute("INSERT OR REPLACE INTO idx.rows SELECT ?, n.k, n.d, n.line FROM up u JOIN new n ON n.k = u.k",
-                       (name,))
-            db.execute("DELETE FROM idx.inflight WHERE lookup = ?", (name,))
-            db.execute("UPDATE idx.lookups SET size = ?, delta_at = ? WHERE lookup = ?", (rows, clock.stamp(), name))
+        old_lines = os.path.join(self._folder, meta["lines"])
+        parts = (("upsert", "SELECT k, off, NULL FROM up ORDER BY off", self._lines),
+                 ("delete", "SELECT k, off, line FROM gone ORDER BY off", old_lines))
+        uploads = [transport_upload(self.run, self.spec, name, mode, self.allow_empty) for mode, _, _ in parts]
+        try:
+            with _transaction(db):   # what is about to change in Devo: sent again by the next run if this one dies
+                db.execute("DELETE FROM idx.inflight")
+                for up, (_, query, path) in zip(uploads, parts):
+                    up.must_exist = True
+                    records = self._records(query, path)
+                    for batch in iter(lambda: list(itertools.islice(records, _READ)), []):
+                        db.executemany("INSERT OR REPLACE INTO idx.inflight VALUES (?, ?)", batch)
+                        up.add_records([line for _, line in batch])
+            sent = sum(up.send() for up in uploads if up.count)
+        finally:
+            for up in uploads:
+                up.close()
+        self._commit(shape, rows, meta["full_at"], clock.stamp())
         self.outcome = ("delta", upserts, deletes)
         return sent
 
     def _send_full(self, reason, shape, rows):
         db, name = self._db, self.name
         log.info("Lookup %s: full replacement of %d rows, as %s.", name, rows, reason)
-        with _transaction(db):   # until Devo confirms it, the index no longer says what Devo holds
-            db.execute("INSERT OR IGNORE INTO idx.lookups (lookup) VALUES (?)", (name,))
-            db.execute("UPDATE idx.lookups SET full_pending = 1 WHERE lookup = ?", (name,))
-        sent = self._part("replace", "SELECT line FROM new")
-        with _transaction(db):
-            db.execute("DELETE FROM idx.rows WHERE lookup = ?", (name,))
-            db.execute("INSERT INTO idx.rows SELECT ?, k, d, line FROM new", (name,))
-            db.execute("DELETE FROM idx.inflight WHERE lookup = ?", (name,))
-            db.execute("UPDATE idx.lookups SET shape = ?, size = ?, full_at = ?, delta_at = NULL, full_pending = 0 "
-                       "WHERE lookup = ?",
-                       (shape, rows, clock.stamp(), name))
+        if self._current:
+            with _transaction(db):   # until Devo confirms it, the index no longer says what Devo holds
+                db.execute("UPDATE idx.meta SET full_pending = 1")
+        with transport_upload(self.run, self.spec, name, "replace", self.allow_empty) as up:
+            up.spool.close()
+            up.spool, up.count = open(self._lines, "rb"), rows   # the lines file is the body as it stands
+            up.spool.seek(0, os.SEEK_END)
+            sent = up.send()
+        self._commit(shape, rows, clock.stamp(), None)
         self.outcome = ("full", sent, 0)
         return sent
 
+    def _commit(self, shape, rows, full_at, delta_at):
+        """Make the run's rows the lookup's index (Devo confirmed them): one rename, then the old lines go."""
+        db = self._db
+        old_lines = None
+        if self._current:
+            found = db.execute("SELECT lines FROM idx.meta").fetchone()
+            old_lines = found and found[0] and os.path.join(self._folder, found[0])
+            db.execute("DETACH DATABASE idx")
+        db.execute("INSERT INTO meta VALUES (?, ?, ?, ?, ?, 0, ?)",
+                   (self.name, shape, rows, full_at, delta_at, os.path.basename(self._lines)))
+        db.close()
+        self._spool.close()
+        for path in (self._lines, self._path):
+            _fsync(path)
+        os.replace(self._path, self._base + ".sqlite")
+        _fsync(self._folder)
+        self._path = None
+        if old_lines and old_lines != self._lines and os.path.exists(old_lines):
+            os.unlink(old_lines)
+        self._lines = None
+
     def close(self):
-        self._db.close()
+        self._spool.close()
+        try:
+            self._db.close()
+        except sqlite3.Error:
+            pass
+        for path in (self._path, self._lines):
+            if path and os.path.exists(path):
+                os.unlink(path)
 
 
 def state_view(state_path):
@@ -303,25 +442,28 @@ def state_view(state_path):
         if isinstance(entry, dict) and entry.get("last_run"):
             lines.append(f"  stream {stream or '(top level)'}: last run {entry['last_run']}, "
                          f"{entry.get('last_count', 0)} rows")
-    path = index_path(state_path)
-    if not os.path.exists(path):
-        lines.append(f"Delta index: {path} (none yet: the next run sends every lookup whole)")
-        return "\n".join(lines) + "\n"
-    lines.append(f"Delta index: {path}")
-    db = _open(path)
-    try:
-        found = db.execute("SELECT lookup, size, full_at, delta_at, full_pending, (SELECT count(*) FROM idx.inflight f "
-                           "WHERE f.lookup = l.lookup) FROM idx.lookups l ORDER BY lookup").fetchall()
-    finally:
-        db.close()
-    for lookup, size, full_at, delta_at, pending, inflight in found:
+    folder = index_dir(state_path)
+    found = sorted(p for p in glob.glob(os.path.join(glob.escape(folder), "*.sqlite")) if ".new." not in p)
+    lines.append(f"Delta index: {folder}" + ("" if found else " (none yet: the next run sends every lookup whole)"))
+    for path in found:
+        try:
+            db = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+            try:
+                meta = db.execute("SELECT lookup, size, full_at, delta_at, full_pending FROM meta").fetchone()
+                inflight = db.execute("SELECT count(*) FROM inflight").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            lines.append(f"  {os.path.basename(path)}: cannot be read ({exc}); the next run sends that lookup whole")
+            continue
+        if not meta:
+            continue
+        lookup, size, full_at, delta_at, pending = meta
         lines.append(f"  lookup {lookup}: {size} rows indexed, last full replacement {full_at or 'not confirmed'}, "
                      f"last delta {delta_at or 'none since'}"
                      + ("; a full replacement was not confirmed: the next run sends it whole" if pending else "")
                      + (f"; {inflight} keys in flight: the next run sends them again" if inflight else ""))
-    if not found:
-        lines.append("  no lookup indexed yet")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["DeltaUpload", "upload", "forget", "index_path", "state_view"]
+__all__ = ["DeltaUpload", "upload", "forget", "index_dir", "state_view"]
