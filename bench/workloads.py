@@ -3,7 +3,9 @@
 Each subcommand does one workload and prints one JSON line (rows and what it saw); the parent measures the process
 from outside (wall time, peak RSS from wait4, CPU time).
 
+    python bench/workloads.py threatq-pages --config DIR
     python bench/workloads.py threatq-floor --config DIR
+    python bench/workloads.py rf-floor --config DIR [--kind ip]
     python bench/workloads.py psengine-risklist --url URL --token TOKEN [--kind ip]
     python bench/workloads.py tls-ours --csv FILE --settings JSON --lookup NAME
     python bench/workloads.py tls-send-csv --csv FILE --settings JSON --lookup NAME
@@ -12,6 +14,8 @@ from outside (wall time, peak RSS from wait4, CPU time).
 
 import argparse
 import csv
+import gzip
+import io
 import json
 import logging
 import os
@@ -36,17 +40,58 @@ def _run(connector, config, folder):
                State(os.path.join(folder, "bench.state.json")), {"config": os.path.join(folder, "bench.yaml")})
 
 
-def threatq_floor(args):
-    """Page and parse the exporter's collection with the exporter's own ThreatQ client, and nothing else."""
+def _settings(folder, name):
     import yaml
+    with open(os.path.join(folder, name), encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _exporter(folder):
+    """Return the exporter's validated config, a run and the run's ThreatQ client, from its config folder."""
     from tq_conn_common import config as cfg, threatq
     from tq_conn_devo_ioc_exporter.connector import CONNECTOR
 
-    with open(os.path.join(args.config, "tq-conn-devo-ioc-exporter.yaml"), encoding="utf-8") as fh:
-        settings = yaml.safe_load(fh)
-    config = cfg.validate(CONNECTOR.params, settings)
-    run = _run(CONNECTOR, config, args.config)  # the token cache and state go beside the floor's own config
-    tq = threatq.client(run)
+    config = cfg.validate(CONNECTOR.params, _settings(folder, "tq-conn-devo-ioc-exporter.yaml"))
+    run = _run(CONNECTOR, config, folder)  # the token cache and state go beside the floor's own config
+    return config, run, threatq.client(run)
+
+
+def threatq_pages(args):
+    """Fetch the pages the exporter fetches over one keep-alive connection and parse each with orjson.loads, nothing
+    else (the honest floor: no client, no names, no rows)."""
+    import orjson
+    import requests
+    from tq_conn_common.threatq import FIELDS, WITH
+
+    config, run, tq = _exporter(args.config)
+    if config.threatq_paging != "offset":
+        raise SystemExit("threatq-pages reads offset pages only; the bench's exporter config uses them.")
+    collection = tq.collection(config.collection_name)
+    # The request ThreatQ.indicators builds for the exporter's call (tq_conn_devo_ioc_exporter.source): the same
+    # cleaned query and fields, sort, batch size and with=, so that the pages are the ones the exporter fetches.
+    query = collection.get("json", {}).get("api_query") or {}
+    body = tq.clean_query({key: query[key] for key in ("criteria", "filters") if key in query}, collection.get("name"))
+    body["fields"] = list(FIELDS)
+    params = {"limit": config.batch_size, "sort": "-updated_at", "with": ",".join(WITH)}
+    url, headers = tq.http.url("indicators/query"), {"Authorization": f"Bearer {tq.access_token()}"}
+    run.close()
+    rows = pages = 0
+    with requests.Session() as session:
+        while True:  # offset paging's end as tq_conn_common.paging.offset_pages sees it
+            response = session.post(url, params={**params, "offset": rows}, json=body, headers=headers, timeout=600)
+            response.raise_for_status()
+            page = orjson.loads(response.content)
+            pages += 1
+            items, total = page.get("data") or [], page.get("total")
+            rows += len(items)
+            if not items or (rows >= total if total is not None else len(items) < config.batch_size):
+                break
+    return {"rows": rows, "requests": run.stats.requests + pages}
+
+
+def threatq_floor(args):
+    """Page and parse the exporter's collection with the exporter's own ThreatQ client, and nothing else."""
+    config, run, tq = _exporter(args.config)
     collection = tq.collection(config.collection_name)
     # The exporter's request: newest first, its batch size and paging (tq_conn_devo_ioc_exporter.source.run).
     rows = 0
@@ -54,6 +99,25 @@ def threatq_floor(args):
         rows += 1
     run.close()
     return {"rows": rows, "requests": run.stats.requests}
+
+
+def rf_floor(args):
+    """Download a risk list as the Recorded Future connector asks for it and split it into CSV fields with csv.reader
+    over the decoded text, counting rows, and nothing else."""
+    import requests
+    from tq_conn_common import config as cfg, reveal
+    from tq_conn_recorded_future import source
+    from tq_conn_recorded_future.connector import CONNECTOR
+
+    config = cfg.validate(CONNECTOR.params, _settings(args.config, "tq-conn-recorded-future.yaml"))
+    url, _ = source.list_urls(config.base_url, args.kind, (config.risk_list or {}).get(args.kind), config.gzip,
+                              config.fusion_path)
+    with requests.get(url, headers={"X-RFToken": reveal(config.api_token)}, stream=True, timeout=600) as response:
+        response.raise_for_status()
+        response.raw.decode_content = True  # a Content-Encoding: gzip transfer undone, as the connector's Download
+        body = gzip.GzipFile(fileobj=response.raw) if config.gzip else response.raw  # gzip=true: a gzip file
+        rows = sum(1 for _ in csv.reader(io.TextIOWrapper(body, encoding="utf-8-sig", newline=""))) - 1
+    return {"rows": rows, "requests": 1}
 
 
 def psengine_risklist(args):
@@ -133,8 +197,12 @@ def tls_send_csv(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="workload", required=True)
-    floor = sub.add_parser("threatq-floor", help=threatq_floor.__doc__)
-    floor.add_argument("--config", required=True, help="the exporter's config folder")
+    for name, func in (("threatq-pages", threatq_pages), ("threatq-floor", threatq_floor)):
+        sub.add_parser(name, help=func.__doc__).add_argument("--config", required=True,
+                                                             help="the exporter's config folder")
+    floor = sub.add_parser("rf-floor", help=rf_floor.__doc__)
+    floor.add_argument("--config", required=True, help="the Recorded Future connector's config folder")
+    floor.add_argument("--kind", default="ip", help="the risk list's type (default ip)")
     rf = sub.add_parser("psengine-risklist", help=psengine_risklist.__doc__)
     rf.add_argument("--url", required=True, help="the Recorded Future API root (RF_BASE_URL)")
     rf.add_argument("--token", required=True)
@@ -150,8 +218,9 @@ def main(argv=None):
     rows.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    work = {"threatq-floor": threatq_floor, "psengine-risklist": psengine_risklist, "tls-ours": tls_ours,
-            "tls-send-csv": tls_send_csv, "make-csv": make_csv}[args.workload]
+    work = {"threatq-pages": threatq_pages, "threatq-floor": threatq_floor, "rf-floor": rf_floor,
+            "psengine-risklist": psengine_risklist, "tls-ours": tls_ours, "tls-send-csv": tls_send_csv,
+            "make-csv": make_csv}[args.workload]
     print(json.dumps(work(args)), flush=True)
     return 0
 
