@@ -30,6 +30,8 @@ class Stream:
     batch_size: int = None          # destinations that take rows in batches: rows per delivery, records kept whole
     columns: Callable = None        # columns(ctx, found) -> {column: type}, for a LookupSpec without columns
     done: Callable = None           # done(ctx) after the stream's checkpoint was committed
+    shared_pages: Callable = None   # shared_pages(ctx) -> the page size when fetch's pages are shared out among
+    #                                 worker processes (see parallel; offset_pages(shared=True)), else None
     what: str = "record"            # how a skipped record is named in the log
     title: str = None               # how messages name the stream (default: its name)
     messages: dict = field(default_factory=dict)  # "rejected", "no_key": (message, fix) templates

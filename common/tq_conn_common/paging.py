@@ -3,6 +3,7 @@ window past a result window), each refusing a page handed out twice instead of l
 
 import logging
 
+from tq_conn_common import parallel
 from tq_conn_common.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -14,15 +15,20 @@ def _repeated(service, what, fix):
 
 
 def offset_pages(get_page, page_size, *, start=0, service="The service", what="items", fix=None,
-                 identity=None, repeated=None):
+                 identity=None, repeated=None, shared=False):
     """Yield the pages (lists) of get_page(offset, limit) -> (items, total or None), from start to the end.
 
     The end: an empty page, offset past total, or (total unknown) a page shorter than page_size; a server may cap
     the page below the size asked for, so a known total is trusted over the page length. identity(items) tells
     two pages apart (default: the first item and the length); a page equal to the one before is an error.
+    shared: in worker k of n (parallel.share()), only pages k, k + n, ... of page_size items each are fetched.
     """
-    offset, previous = start, None
     identity = identity or (lambda items: (repr(items[0])[:200], len(items)))
+    if shared and parallel.share():
+        yield from _shared_pages(get_page, page_size, start, identity, _repeated(service, repeated or
+                                                                                  f"a page of {what}", fix), what)
+        return
+    offset, previous = start, None
     while True:
         items, total = get_page(offset, page_size)
         items = list(items or ())
@@ -36,6 +42,34 @@ def offset_pages(get_page, page_size, *, start=0, service="The service", what="i
         log.info("Fetched %d %s%s.", offset - start, what, f" of {total}" if total is not None else "")
         yield items
         if (total is not None and offset >= total) or (total is None and len(items) < page_size):
+            return
+
+
+def _shared_pages(get_page, page_size, start, identity, repeated, what):
+    """Yield this worker's pages: page_size items from start + k * page_size, then every n pages. A page the server
+    cut short before the end is completed from where it stopped, so that each page holds page_size items and the
+    pages of all workers, put in order, are the whole list."""
+    k, n = parallel.share()
+    offset, previous = start + k * page_size, None
+    while True:
+        items, total = get_page(offset, page_size)
+        items = list(items or ())
+        if not items:
+            return
+        mark = identity(items)
+        if mark == previous:
+            raise repeated
+        previous = mark
+        while len(items) < page_size and (total is None or offset + len(items) < total):
+            more, total = get_page(offset + len(items), page_size - len(items))
+            more = list(more or ())
+            if not more:
+                break
+            items += more[:page_size - len(items)]
+        log.info("Fetched %d %s at %d%s.", len(items), what, offset, f" of {total}" if total is not None else "")
+        yield items
+        offset += n * page_size
+        if len(items) < page_size or (total is not None and offset >= total):
             return
 
 

@@ -11,7 +11,7 @@ import datetime
 import itertools
 import logging
 
-from tq_conn_common import clock
+from tq_conn_common import clock, parallel
 from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, delta, texts
 from tq_conn_common.devo.events import BATCH as EVENT_BATCH
 from tq_conn_common.devo.lookup import MAX_CELL, cell, column_type, key_getter, text
@@ -189,7 +189,14 @@ def _pump(ctx, targets):
     to_row, split, size = stream.to_row, stream.split, stream.batch_size
     stats = run.stats
     first, rejected = None, 0
-    for record in stream.fetch(ctx):
+    records = stream.fetch(ctx)
+    page = stream.shared_pages(ctx) if stream.shared_pages else None
+    count = parallel.workers() if page and len(targets) == 1 and isinstance(targets[0], LookupTarget) else 1
+    if count > 1 and split is None and targets[0].spec.columns and not ctx.dry_run:
+        log.info("%s: read by %d worker processes, %d %ss a page each in turn.", stream.name, count, page, stream.what)
+        records, to_row = _made_in_workers(ctx, records, page, count, targets[0].spec), None
+        targets[0].ready = True
+    for record in records:
         if ctx.halted:
             break
         ctx.received += 1
@@ -226,6 +233,32 @@ def _pump(ctx, targets):
         values = {"count": ctx.received, "what": stream.what, "stream": stream.name, "first": first,
                   "targets": names, "title": stream.title or stream.name}
         raise SourceError(message.format(**values), fix.format(**values))
+
+
+def _made_in_workers(ctx, records, page, count, spec):
+    """Yield what to_row made of each record (its row as texts, a BadRecord, None or a list of rows), the records
+    read and mapped by count worker processes, page by page in order (see parallel)."""
+    to_row = ctx.stream.to_row
+
+    def made(record):
+        if type(record) is BadRecord:
+            return record
+        try:
+            row = to_row(record) if to_row is not None else record
+        except BadRecord as bad:
+            return bad
+        return list(texts(spec, row)) if isinstance(row, list) else row
+
+    def make():   # in each worker: its pages of records, each record as to_row made it, rows as texts
+        for chunk in chunks(records, page):
+            out = [made(record) for record in chunk]
+            at = [i for i, row in enumerate(out) if type(row) is dict]
+            for i, row in zip(at, texts(spec, [out[i] for i in at])):
+                out[i] = row
+            yield out
+
+    for out in parallel.pages(make, count, ctx.run.clients, ctx.run.stats):
+        yield from out
 
 
 def _deliver(ctx, targets, batch=False):
@@ -374,13 +407,14 @@ class LookupTarget:
         self.name = spec.resolve_name(ctx.config)
         self.label = f"lookup {self.name} ({stream.mode})"
         self.key = key_getter(spec)
-        self.seen = Dedupe() if stream.dedupe == "first" else None
         keep = "first" if stream.dedupe == "first" else "last"
         self.keyed = KeyedSpool(keep) if stream.dedupe == "last" or not spec.columns else None
-        self.upload = None if self.keyed else self._upload(spec)
-        if self.seen is None and self.keyed is None and not getattr(self.upload, "dedupes", False):
-            self.seen = Dedupe()   # dedupe=None: repeats go out as they come, the lookup keeps one of each: counted
-            #                        as duplicates, not as delivered (a delta upload keeps one of each by itself)
+        self.upload = None if self.keyed else self._upload(spec, keep)
+        # A delta upload keeps one row of each key by itself (the first or the last); otherwise dedupe="first" drops
+        # repeats here, and with dedupe=None they go out as they come and the lookup keeps one of each: counted as
+        # duplicates, not as delivered.
+        self.seen = None if self.keyed or getattr(self.upload, "dedupes", False) else Dedupe()
+        self.ready = False   # True: rows come as tuples of texts in column order (made in workers)
         self.batch, self.count, self.repeats = [], 0, 0
         self.keyless, self.examples = 0, []
 
@@ -414,7 +448,7 @@ class LookupTarget:
             self.add(row)
 
     def _flush(self):
-        self.upload.add(self._fit(texts(self.spec, self.batch)))
+        self.upload.add(self._fit(self.batch if self.ready else texts(self.spec, self.batch)))
         self.batch = []
 
     def _fit(self, rows):
@@ -443,7 +477,9 @@ class LookupTarget:
         self.ctx.skipped += self.keyless - len(self.examples)
         self.run.stats.skipped += self.keyless - len(self.examples)
         if self.ctx.dry_run:
-            log.info("Dry run: %d rows would go to lookup %s (%s); nothing was sent.", self.upload.count, self.name,
+            rows = self.upload.kept() if getattr(self.upload, "dedupes", False) else self.upload.count
+            self.run.stats.duplicates += getattr(self.upload, "repeats", 0)
+            log.info("Dry run: %d rows would go to lookup %s (%s); nothing was sent.", rows, self.name,
                      self.ctx.stream.mode)
             return 0
         sent = self.upload.send()
@@ -456,11 +492,13 @@ class LookupTarget:
         # A delta or full replacement through the index sends each key once; other uploads send repeats as they came.
         return sent if getattr(self.upload, "outcome", None) else sent - min(self.repeats, sent)
 
-    def _upload(self, spec):
+    def _upload(self, spec, keep):
         """Return the upload of the lookup: a delta or a full replacement when the stream replaces it over the
-        Lookups API (see devo.delta), else the transport's upload in the stream's mode."""
+        Lookups API (see devo.delta; it keeps the first or the last row of a key), else the transport's upload in
+        the stream's mode."""
         stream = self.ctx.stream
-        return delta.upload(self.run, spec, self.name, stream.mode, stream.allow_empty, forced=self.ctx.forced)
+        return delta.upload(self.run, spec, self.name, stream.mode, stream.allow_empty, forced=self.ctx.forced,
+                            keep=keep)
 
     def _from_spool(self):
         """Hand the spooled rows to an upload, typing the columns first when the data defines them."""
@@ -482,7 +520,7 @@ class LookupTarget:
             rows = ({n: cell(row.get(n), t) for n, t in types.items()} for row in keyed.rows())
         else:
             rows = keyed.rows()
-        self.upload = self._upload(spec)
+        self.upload = self._upload(spec, keyed.keep)
         for batch in chunks(texts(spec, rows), _BATCH):
             self.upload.add(self._fit(batch))
 

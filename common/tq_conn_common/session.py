@@ -128,7 +128,7 @@ class Run:
         self.stats = stats or Stats()
         self.devo = None      # the Devo settings, checked once when the run starts
         self.started = False  # set once the lock is taken
-        self._clients = []
+        self.clients = []     # the HttpClients of the run (closed with it)
 
     @property
     def name(self):
@@ -139,7 +139,7 @@ class Run:
         kwargs.setdefault("stats", self.stats)
         kwargs.setdefault("ca_param", _ca_param(self.connector, service))
         client = HttpClient(service, base_url, **kwargs)
-        self._clients.append(client)
+        self.clients.append(client)
         return client
 
     def skip(self, bad, what="record"):
@@ -151,7 +151,7 @@ class Run:
             record_log.warning("More records skipped; the rest are logged at -v 3 only.")
 
     def close(self):
-        for client in self._clients:
+        for client in self.clients:
             client.close()
 
 

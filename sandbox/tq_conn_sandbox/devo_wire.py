@@ -239,6 +239,7 @@ def parse_csv(data, columns, key, has_header, skip_empty, contribution):
         layout = header or names
         action_index = layout.index(action_column) if action_column in layout else None
         key_index = names.index(key)
+        typed = [(i, t) for i, t in enumerate(types) if t != "STRING"]   # STRING values stay as they are
         rows = []
         for number, fields in enumerate(reader, start=2 if has_header else 1):
             if not fields and skip_empty:
@@ -248,11 +249,14 @@ def parse_csv(data, columns, key, has_header, skip_empty, contribution):
             action = "del" if kind == "del" else "add"
             if action_index is not None:
                 action = fields.pop(action_index).strip().lower()
+            key_text = fields[key_index]
             try:
-                row = tuple(convert(t, v) for t, v in zip(types, fields))
+                for i, t in typed:
+                    fields[i] = convert(t, fields[i])
+                row = tuple(fields)
             except BadValue as exc:
                 return [], f"Line {number}: {exc}"
-            rows.append((fields[key_index], action, row))
+            rows.append((key_text, action, row))
         return rows, None
     except (UnicodeDecodeError, csv.Error) as exc:
         return [], f"The CSV cannot be read: {exc}"

@@ -100,3 +100,26 @@ def test_a_scroll_page_handed_out_twice_is_an_error_and_a_failed_close_only_warn
     answers = iter([([1], "s"), ([], "s")])
     assert list(scroll_pages(lambda scroll_id: next(answers), close=refuse, service="Flashpoint")) == [[1]]
     assert "Could not close the Flashpoint scroll session (Flashpoint answered HTTP 500)" in caplog.text
+
+
+@pytest.mark.parametrize("heeds_limit", [True, False])
+@pytest.mark.parametrize("cap", [1000, 300, 999])
+def test_shared_offset_pages_put_in_order_are_the_whole_list_whatever_the_server_caps(monkeypatch, cap, heeds_limit):
+    from tq_conn_common import parallel
+    listing = list(range(2_503))
+    asked = []
+
+    def page(offset, limit):   # a server that hands out at most cap items a request (and maybe more than asked)
+        asked.append((offset, limit))
+        return listing[offset:offset + (min(limit, cap) if heeds_limit else cap)], len(listing)
+
+    shares = []
+    for k in range(3):
+        monkeypatch.setattr(parallel, "_share", (k, 3))
+        shares.append(list(offset_pages(page, 1000, shared=True)))
+    assert [len(p) for p in shares[0] + shares[1] + shares[2]] == [1000, 1000, 503]   # page k of each worker
+    ordered = [shares[i % 3][i // 3] for i in range(3)]
+    assert list(items(ordered)) == listing
+    assert not [a for a in asked if a[0] >= len(listing)]    # no worker asks past the end
+    monkeypatch.setattr(parallel, "_share", None)
+    assert list(items(offset_pages(page, 1000, shared=True))) == listing   # outside a worker: every page, in turn

@@ -280,8 +280,9 @@ def test_a_changed_ui_value_applies_to_the_next_run(sandbox, configured, exporte
     assert all("limit=50" in r["query"] for r in indicator_requests(sandbox)[-3:])
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize("how", ["revoked on page 3", "expired during a slow page"])
-def test_a_token_that_expires_mid_run_is_renewed_and_the_run_completes(sandbox, configured, exporter, how):
+def test_a_token_that_expires_mid_run_is_renewed_and_the_run_completes(sandbox, configured, exporter, how, workers):
     configured(values=rest_values(batch_size=100))
     threatq = sandbox["threatq"]
     if how == "revoked on page 3":
@@ -294,10 +295,14 @@ def test_a_token_that_expires_mid_run_is_renewed_and_the_run_completes(sandbox, 
         sandbox.fault("threatq", path="^/api/indicators/query$", delay=2.5, count=1)
         renewals = 2
     before = len(threatq.logins)
-    result = exporter("-v", "2")
+    result = exporter("-v", "2", env={"TQ_CONN_WORKERS": workers})
     assert result.code == 0, result
     assert lookup_rows(sandbox) == expected_rows(sandbox)
-    assert [x["grant"] for x in threatq.logins[before:]] == ["refresh_token"] * renewals
+    grants = [x["grant"] for x in threatq.logins[before:]]
+    if workers == "1":
+        assert grants == ["refresh_token"] * renewals
+    else:   # each worker renews the token it holds; a refresh token used once already falls back to the password
+        assert grants[0] == "refresh_token" and set(grants) <= {"refresh_token", "password"}, grants
     assert "renewing it and retrying" in result.out
     assert "items received 500" in result.out
 
@@ -485,3 +490,47 @@ def test_a_cron_entry_from_cron_works_when_uncommented(sandbox, configured, expo
     assert ran.returncode == 0, ran
     assert "Run statistics:" in ran.stdout
     assert len(lookup_rows(sandbox)) == 491
+
+
+# ---- worker processes ---------------------------------------------------------------------------------------------
+
+def test_workers_reading_pages_the_server_caps_fill_the_same_lookup_as_one_process(sandbox, configured, exporter):
+    configured(values=rest_values(batch_size=100))
+    sandbox["threatq"].configure(max_limit=30)   # each page comes in four answers: 30, 30, 30 and 10 indicators
+    alone = exporter("-v", "2", env={"TQ_CONN_WORKERS": "1"})
+    assert alone.code == 0 and "worker processes" not in alone.out, alone
+    assert lookup_rows(sandbox) == expected_rows(sandbox)
+    sandbox["devo"].lookups.clear()
+    shared = exporter("-v", "2", "--force", env={"TQ_CONN_WORKERS": "2"})
+    assert shared.code == 0 and "read by 2 worker processes, 100 indicators a page" in shared.out, shared
+    assert lookup_rows(sandbox) == expected_rows(sandbox)
+    assert "items received 500" in shared.out and "duplicates dropped 9" in shared.out, shared
+
+
+def test_a_run_killed_while_its_workers_read_leaves_none_of_them_behind(sandbox, configured, folder):
+    configured(values=rest_values(batch_size=100))
+    sandbox.fault("threatq", path="^/api/indicators/query$", delay=30, count=2)   # both workers wait on a page
+    run = subprocess.Popen([bin_path(), "-c", str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env_of({"TQ_CONN_WORKERS": "2"}), stdin=subprocess.DEVNULL)
+    children = f"/proc/{run.pid}/task/{run.pid}/children"
+    workers, deadline = [], time.monotonic() + 20
+    while len(workers) < 2 and time.monotonic() < deadline:
+        with open(children, encoding="ascii") as fh:
+            workers = [int(pid) for pid in fh.read().split()]
+        time.sleep(0.05)
+    assert len(workers) == 2, workers
+    run.kill()
+    run.communicate(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid) for pid in workers) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid)]
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -51,13 +51,13 @@ def index_dir(state_path):
     return base + SUFFIX
 
 
-def upload(run, spec, name, mode="replace", allow_empty=False, forced=False):
-    """Return the Upload of a lookup: a DeltaUpload when the lookup is replaced over the Lookups API with delta
-    delivery on, else the transport's own Upload (and the lookup's index entry is dropped: Devo's content is about to
-    change without it)."""
+def upload(run, spec, name, mode="replace", allow_empty=False, forced=False, keep="last"):
+    """Return the Upload of a lookup: a DeltaUpload (keeping the first or the last row of a key) when the lookup is
+    replaced over the Lookups API with delta delivery on, else the transport's own Upload (and the lookup's index
+    entry is dropped: Devo's content is about to change without it)."""
     settings = settings_of(run)
     if mode == "replace" and settings.transport == "rest" and _enabled(run.config):
-        return DeltaUpload(run, spec, name, allow_empty, forced)
+        return DeltaUpload(run, spec, name, allow_empty, forced, keep)
     if not getattr(run.args, "dry_run", False):
         forget(run, name)
     return transport_upload(run, spec, name, mode, allow_empty)
@@ -144,6 +144,17 @@ def _sweep(folder, base):
                 pass
 
 
+def _copy(source, target, size):
+    """Copy size bytes (None: the rest) from one open file to another, in blocks."""
+    while size is None or size > 0:
+        block = source.read(1 << 20 if size is None else min(size, 1 << 20))
+        if not block:
+            return
+        target.write(block)
+        if size is not None:
+            size -= len(block)
+
+
 class _transaction:
     """BEGIN ... COMMIT on an autocommit connection; ROLLBACK when the block raises."""
 
@@ -160,16 +171,19 @@ class _transaction:
 class DeltaUpload:
     """The rows of one lookup replaced over the Lookups API: sent as a full replacement or as a delta.
 
-    add() takes tuples of texts in the order of spec.columns (a later row of a key replaces an earlier one, as in
-    Devo); send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
+    add() takes tuples of texts in the order of spec.columns; of the rows of one key, the first or the last (keep)
+    is kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
     ("full" or "delta", rows upserted, rows deleted).
     """
 
     mode = "replace"
-    dedupes = True   # a later row of a key replaces the earlier one; repeats: how many were replaced so
+    dedupes = True   # one row of each key is kept; repeats: how many were dropped so
 
-    def __init__(self, run, spec, name, allow_empty=False, forced=False):
+    def __init__(self, run, spec, name, allow_empty=False, forced=False, keep="last"):
         self.run, self.spec, self.name, self.allow_empty, self.forced = run, spec, name, allow_empty, forced
+        self.keep = keep
+        self._body = None   # the lines file without the rows dropped as repeats, when there were any
+        self._kept = None
         self.count = self.repeats = 0
         self.outcome = None
         self._key = spec.key_index
@@ -213,13 +227,19 @@ class DeltaUpload:
         self._db.executemany("INSERT INTO rows VALUES (?, ?, ?)", found)
         self.count += len(rows)
 
+    def kept(self):
+        """Return how many rows are kept, one per key (the rows repeating a key counted in repeats); once added."""
+        if self._kept is None:
+            self._spool.flush()
+            self._db.execute("COMMIT")
+            self._kept = self._one_per_key()
+            self.repeats = self.count - self._kept
+        return self._kept
+
     def send(self):
         """Send the full replacement or the delta; return how many rows were sent."""
         db, name = self._db, self.name
-        self._spool.flush()
-        db.execute("COMMIT")
-        rows = self._one_per_key()
-        self.repeats = self.count - rows
+        rows = self.kept()
         if rows == 0 and not self.allow_empty:
             log.warning("No rows to replace in lookup %s; it was left unchanged.", name)
             return 0
@@ -241,36 +261,35 @@ class DeltaUpload:
         return self._send_full(reason, shape, rows)
 
     def _one_per_key(self):
-        """Keep the last row of each key (the spool rewritten without the others, when there were any); return how
-        many rows are kept."""
+        """Keep the first or the last row of each key; return how many rows are kept. The rows dropped stay in the
+        lines file, unread (the index points at the kept ones); the body of a full replacement leaves them out."""
         db = self._db
         try:
             db.execute("CREATE UNIQUE INDEX keys ON rows (k)")
         except sqlite3.IntegrityError:
-            db.execute("DELETE FROM rows WHERE rowid NOT IN (SELECT max(rowid) FROM rows GROUP BY k)")
+            kept = "min" if self.keep == "first" else "max"
+            db.execute(f"CREATE TEMP TABLE dropped AS SELECT off FROM rows WHERE rowid NOT IN "
+                       f"(SELECT {kept}(rowid) FROM rows GROUP BY k) ORDER BY off")
+            db.execute("DELETE FROM rows WHERE off IN (SELECT off FROM dropped)")
             db.execute("CREATE UNIQUE INDEX keys ON rows (k)")
-            self._rewrite_spool()
+            log.info("Lookup %s: %d rows repeated a key of an earlier row; the %s row of each key is kept.", self.name,
+                     db.execute("SELECT count(*) FROM dropped").fetchone()[0], self.keep)
+            self._body = self._without_dropped()
         return db.execute("SELECT count(*) FROM rows").fetchone()[0]
 
-    def _rewrite_spool(self):
-        """Write the kept rows' records into a new lines file, in their order, and point the index at them."""
-        old, self._lines = self._lines, self._lines[:-len(".csv")] + "-kept.csv"
-        _private(self._lines)
-        moved = []
-        with open(old, "rb") as source, open(self._lines, "wb") as spool:
-            spool.write(source.readline())
-            with _transaction(self._db):
-                cursor = self._db.execute("SELECT rowid, off FROM rows ORDER BY rowid")
-                for batch in iter(lambda: cursor.fetchmany(_READ), []):
-                    for rowid, off in batch:
-                        source.seek(off)
-                        moved.append((spool.tell(), rowid))
-                        spool.write(source.readline())
-                    self._db.executemany("UPDATE rows SET off = ? WHERE rowid = ?", moved)
-                    moved = []
-        self._spool.close()
-        os.unlink(old)
-        self._spool = open(self._lines, "ab")
+    def _without_dropped(self):
+        """Return the path of a copy of the lines file without the lines of the dropped rows (the upload's body)."""
+        path = self._lines[:-len(".csv")] + "-body.csv"
+        _private(path)
+        cursor = self._db.execute("SELECT off FROM dropped ORDER BY off")
+        with open(self._lines, "rb") as source, open(path, "wb") as body:
+            at = 0
+            for batch in iter(lambda: cursor.fetchmany(_READ), []):
+                for (off,) in batch:
+                    _copy(source, body, off - at)
+                    at = off + len(source.readline())
+            _copy(source, body, None)
+        return path
 
     def _attach(self):
         """Attach the lookup's index as idx; return its meta ({} when there is no index or it cannot be read)."""
@@ -386,7 +405,7 @@ class DeltaUpload:
                 db.execute("UPDATE idx.meta SET full_pending = 1")
         with transport_upload(self.run, self.spec, name, "replace", self.allow_empty) as up:
             up.spool.close()
-            up.spool, up.count = open(self._lines, "rb"), rows   # the lines file is the body as it stands
+            up.spool, up.count = open(self._body or self._lines, "rb"), rows   # the body as it stands
             up.spool.seek(0, os.SEEK_END)
             sent = up.send()
         self._commit(shape, rows, clock.stamp(), None)
@@ -420,7 +439,7 @@ class DeltaUpload:
             self._db.close()
         except sqlite3.Error:
             pass
-        for path in (self._path, self._lines):
+        for path in (self._path, self._lines, self._body):
             if path and os.path.exists(path):
                 os.unlink(path)
 

@@ -106,24 +106,35 @@ def text(value):
 def texts(spec, rows):
     """Yield each row as a tuple of texts in column order.
 
-    Rows are dicts keyed by column name, or sequences of values in column order. They are taken in batches: a batch
-    of texts passes through whole (the common case costs no Python work per value).
+    Rows are dicts keyed by column name, or sequences of values in column order. They are taken in batches and
+    turned column by column: a column of texts passes through whole, the others go value by value through text().
     """
     names = spec.names
     width = len(names)
+    every = operator.itemgetter(*names) if width > 1 else None
     rows = iter(rows)
     while True:
         batch = list(itertools.islice(rows, _BATCH))
         if not batch:
             return
-        batch = [row if isinstance(row, (tuple, list)) else tuple(map(row.get, names)) for row in batch]
-        if set(map(len, batch)) != {width}:
-            raise ValueError(f"rows of lookup columns {names} must have {width} values, one per column")
-        flat = list(itertools.chain.from_iterable(batch))
-        if set(map(type, flat)) != {str}:
-            flat = [v if type(v) is str else text(v) for v in flat]
-            batch = zip(*[iter(flat)] * width)
-        yield from map(tuple, batch)
+        tuples = []
+        for row in batch:
+            if isinstance(row, (tuple, list)):
+                if len(row) != width:
+                    raise ValueError(f"rows of lookup columns {names} must have {width} values, one per column")
+                tuples.append(row)
+            elif every is not None and len(row) == width:
+                try:
+                    tuples.append(every(row))
+                except KeyError:   # other keys than the columns: the missing columns are empty
+                    tuples.append(tuple(map(row.get, names)))
+            else:
+                tuples.append(tuple(map(row.get, names)))
+        columns = list(zip(*tuples))
+        for i, values in enumerate(columns):
+            if set(map(type, values)) != {str}:
+                columns[i] = [v if type(v) is str else text(v) for v in values]
+        yield from zip(*columns)
 
 
 def key_getter(spec):

@@ -109,9 +109,10 @@ class ThreatQ:
                                  end_on_same=True)
         else:
             def page(offset, limit):
-                found = self._page("POST", "indicators/query", json=body, params={**params, "offset": offset})
+                found = self._page("POST", "indicators/query", json=body,
+                                   params={**params, "limit": limit, "offset": offset})
                 return _data_list(found), _total(found)
-            pages = offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED,
+            pages = offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED, shared=True,
                                  identity=lambda items: (items[0].get("id") if isinstance(items[0], dict) else None,
                                                          len(items)))
         for page in ahead(self._named(pages)):

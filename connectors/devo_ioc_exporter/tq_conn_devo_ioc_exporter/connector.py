@@ -1,7 +1,6 @@
 """The Devo IOC Exporter declared: its parameters (prompted, set in the ThreatQ UI, local), its lookup and errors."""
 
 from dataclasses import replace
-
 from functools import partial
 
 from tq_conn_common import Column, Connector, LookupSpec, Param, Stream, devo, threatq
@@ -46,7 +45,7 @@ def streams(run):
     """The one stream: the collection into the lookup as a full replacement, the newest row of a value kept."""
     links = threatq.ui_base(run.config.get("threatq_hostname") or run.config.threatq_host)
     return (Stream("iocs", fetch=source.fetch, to_row=partial(source.to_row, links=links), to=IOCS, dedupe="first",
-                   state=(), done=source.record_run, what="indicator"),)
+                   state=(), done=source.record_run, what="indicator", shared_pages=source.shared_pages),)
 
 
 CONNECTOR = Connector(

@@ -24,6 +24,11 @@ def fetch(ctx):
     return tq.indicators(collection, config.batch_size, config.threatq_paging, sort="-updated_at")
 
 
+def shared_pages(ctx):
+    """Return the page size when the collection's pages can be shared out among worker processes (offset paging)."""
+    return ctx.config.batch_size if ctx.config.threatq_paging == "offset" else None
+
+
 def record_run(ctx):
     """Write the run into the connector record in ThreatQ, once Devo holds the lookup (a dry run changes nothing)."""
     if not ctx.dry_run:
