@@ -54,6 +54,8 @@ def _shared_pages(get_page, page_size, start, identity, repeated, what):
     while True:
         items, total = get_page(offset, page_size)
         items = list(items or ())
+        if total is not None:
+            parallel.note_pages(-(-(total - start) // page_size))
         if not items:
             return
         mark = identity(items)

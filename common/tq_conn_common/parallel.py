@@ -19,6 +19,14 @@ log = logging.getLogger(__name__)
 
 MAX_WORKERS = 4
 _share = None      # (k, n) in worker k of n; None in the run itself
+_pages_in_list = None   # in a worker: how many pages the list has, as the last page its pager read says
+
+
+def note_pages(count):
+    """In a worker: say how many pages the whole list has (from the total the source announced); the run takes
+    no page past the fewest any worker saw, as one reader would stop there."""
+    global _pages_in_list
+    _pages_in_list = count
 
 
 def share():
@@ -57,11 +65,16 @@ def pages(make, count, clients=(), stats=None):
                 _work(make, k, count, write, clients, stats)
             os.close(write)
             children.append((pid, read, os.fdopen(read, "rb", buffering=1 << 20, closefd=False)))
-        live = list(children)
+        live, index, last = list(children), 0, None
         while live:
             for child in list(live):
-                kind, value = pickle.load(child[2])
+                kind, value, *noted = pickle.load(child[2])
                 if kind == "page":
+                    if noted[0] is not None:
+                        last = noted[0] if last is None else min(last, noted[0])
+                    if last is not None and index >= last:
+                        return   # past the end of the list as a worker saw it: the list changed while read
+                    index += 1
                     yield value
                     continue
                 live.remove(child)
@@ -100,7 +113,7 @@ def _work(make, k, count, fd, clients, stats):
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             try:
                 for page in make():
-                    pickle.dump(("page", page), out, protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump(("page", page, _pages_in_list), out, protocol=pickle.HIGHEST_PROTOCOL)
                     out.flush()
                 pickle.dump(("end", (stats.requests if stats is not None else 0) - before), out)
                 code = 0
@@ -127,4 +140,4 @@ def _die_with_parent():
         os._exit(1)
 
 
-__all__ = ["share", "workers", "pages", "MAX_WORKERS"]
+__all__ = ["share", "workers", "pages", "note_pages", "MAX_WORKERS"]

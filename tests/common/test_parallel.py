@@ -78,3 +78,13 @@ def test_the_number_of_workers_follows_the_cores_and_the_environment(monkeypatch
     assert parallel.workers() == parallel.MAX_WORKERS
     monkeypatch.delenv("TQ_CONN_WORKERS")
     assert 1 <= parallel.workers() <= min(len(os.sched_getaffinity(0)), parallel.MAX_WORKERS)
+
+
+def test_no_page_past_the_end_of_the_list_as_the_first_worker_to_see_it_says():
+    def make():   # worker 0 sees a list of one page (it shrank), worker 1 still the list of four
+        k, _ = parallel.share()
+        parallel.note_pages(1 if k == 0 else 4)
+        for p in range(k, 4, 2):
+            yield [p]
+
+    assert [x for page in parallel.pages(make, 2) for x in page] == [0]
