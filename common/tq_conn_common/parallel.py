@@ -98,14 +98,14 @@ def pages(make, count, clients=(), stats=None):
 
 def _work(make, k, count, fd, clients, stats):
     """Run make() in worker k, sending each page it yields, then its request count or its error; exit."""
-    global _share
+    global _share, _pages_in_list
     code = 1
     try:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C: the run stops and kills the workers
         _die_with_parent()
-        _share = (k, count)
+        _share, _pages_in_list = (k, count), None
         gc.disable()   # pages and rows are trees without cycles, freed by reference counting as they go
         for client in clients:
             client.session.close()   # the run's connections stay the run's: new ones are opened on first use

@@ -106,6 +106,7 @@ def test_a_scroll_page_handed_out_twice_is_an_error_and_a_failed_close_only_warn
 @pytest.mark.parametrize("cap", [1000, 300, 999])
 def test_shared_offset_pages_put_in_order_are_the_whole_list_whatever_the_server_caps(monkeypatch, cap, heeds_limit):
     from tq_conn_common import parallel
+    monkeypatch.setattr(parallel, "_pages_in_list", None)
     listing = list(range(2_503))
     asked = []
 
