@@ -80,9 +80,10 @@ def threatq_pages(args):
     gc.disable()   # pages are trees without cycles, freed by reference counting: the fastest way to read them
     with requests.Session() as session:
         while True:  # offset paging's end as tq_conn_common.paging.offset_pages sees it
-            response = session.post(url, params={**params, "offset": rows}, json=body, headers=headers, timeout=600)
+            response = session.post(url, params={**params, "offset": rows}, json=body, headers=headers, timeout=600,
+                                    stream=True)
             response.raise_for_status()
-            page = orjson.loads(response.content)
+            page = orjson.loads(response.raw.read(decode_content=True))   # the body in one read
             pages += 1
             items, total = page.get("data") or [], page.get("total")
             rows += len(items)
