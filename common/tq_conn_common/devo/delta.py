@@ -2,10 +2,11 @@
 only what changed since (rows added or changed as an upsert, keys gone as a delete).
 
 The index is a folder beside the state file (`<command>.index/`, mode 0700) with, for each lookup, a small SQLite
-file (key digest -> digest of the row as delivered, and where the row is) and the CSV text the lookup was last
-delivered with (a delete sends the whole rows, as Devo's guide does). A run writes its rows as they come into a new
-pair of those files, which is the body of a full replacement as it stands; the comparison with the index is done by
-SQLite on integers (neither side is loaded whole: memory stays flat). The run sends a full replacement instead of a
+file (key digest -> digest of the row as delivered, and where the row is, in key digest order) and the CSV text the
+lookup was last delivered with (a delete sends the whole rows, as Devo's guide does). A run writes its rows as they
+come into a new pair of those files, which is the body of a full replacement as it stands; the comparison with the
+index is done by SQLite on the digests, both tables walked in key order (neither side is loaded whole: memory
+stays flat). The run sends a full replacement instead of a
 delta when there is no index yet, the lookup's shape or destination changed, the run is forced, the delta is larger
 than devo_delta_max_percent of the lookup, or the last full replacement is older than devo_full_replace_days. Only
 once Devo confirmed every part does the new pair replace the old one (one rename). Before a part is sent the keys it
@@ -38,11 +39,12 @@ _OLD_SUFFIX = ".index.sqlite"   # the single-file index of 1.1: dropped, each lo
 CACHE_KB = 4 * 1024      # SQLite page cache of each database (KB): memory stays flat whatever the number of rows
 _READ = 4096             # records read and written together
 _PER_INSERT = 256        # rows of one INSERT statement (3 values each: within SQLite's oldest limit of 999)
-_INSERT = "INSERT INTO rows VALUES " + ",".join(["(?, ?, ?)"] * _PER_INSERT)
+_INSERT = "INSERT INTO temp.added VALUES " + ",".join(["(?, ?, ?)"] * _PER_INSERT)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {db}meta (lookup TEXT, shape TEXT, size INTEGER, full_at TEXT, delta_at TEXT, "
     "full_pending INTEGER NOT NULL DEFAULT 0, lines TEXT)",
-    "CREATE TABLE IF NOT EXISTS {db}rows (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL)",
+    # In the order of the key digests: a comparison walks both indexes side by side, every look-up beside the last.
+    "CREATE TABLE IF NOT EXISTS {db}rows (k BLOB PRIMARY KEY, d BLOB NOT NULL, off INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS {db}inflight (k BLOB PRIMARY KEY, line TEXT NOT NULL)",
 )
 
@@ -205,6 +207,8 @@ class DeltaUpload:
             self._db.execute(f"PRAGMA {pragma}")
         for statement in _SCHEMA:
             self._db.execute(statement.format(db=""))
+        # The rows as they come, appended to a private temporary table; sorted into rows once, at send().
+        self._db.execute("CREATE TEMP TABLE added (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL)")
         self._db.execute("BEGIN")
         self._current = None   # the lookup's index as it was, attached as idx when there is one
 
@@ -229,7 +233,7 @@ class DeltaUpload:
         whole = len(found) // _PER_INSERT * _PER_INSERT   # many rows a statement: a third cheaper than one each
         for at in range(0, whole, _PER_INSERT):
             self._db.execute(_INSERT, list(itertools.chain.from_iterable(found[at:at + _PER_INSERT])))
-        self._db.executemany("INSERT INTO rows VALUES (?, ?, ?)", found[whole:])
+        self._db.executemany("INSERT INTO temp.added VALUES (?, ?, ?)", found[whole:])
         self.count += len(rows)
 
     def kept(self):
@@ -269,18 +273,17 @@ class DeltaUpload:
         """Keep the first or the last row of each key; return how many rows are kept. The rows dropped stay in the
         lines file, unread (the index points at the kept ones); the body of a full replacement leaves them out."""
         db = self._db
-        try:
-            db.execute("CREATE UNIQUE INDEX keys ON rows (k)")
-        except sqlite3.IntegrityError:
-            kept = "min" if self.keep == "first" else "max"
-            db.execute(f"CREATE TEMP TABLE dropped AS SELECT off FROM rows WHERE rowid NOT IN "
-                       f"(SELECT {kept}(rowid) FROM rows GROUP BY k) ORDER BY off")
-            db.execute("DELETE FROM rows WHERE off IN (SELECT off FROM dropped)")
-            db.execute("CREATE UNIQUE INDEX keys ON rows (k)")
+        order = "" if self.keep == "first" else " DESC"
+        db.execute(f"INSERT OR IGNORE INTO rows SELECT k, d, off FROM temp.added ORDER BY k, rowid{order}")
+        kept = db.execute("SELECT count(*) FROM rows").fetchone()[0]
+        if kept < self.count:
+            db.execute("CREATE TEMP TABLE dropped AS SELECT a.off AS off FROM temp.added a "
+                       "WHERE NOT EXISTS (SELECT 1 FROM rows r WHERE r.k = a.k AND r.off = a.off) ORDER BY a.off")
             log.info("Lookup %s: %d rows repeated a key of an earlier row; the %s row of each key is kept.", self.name,
-                     db.execute("SELECT count(*) FROM dropped").fetchone()[0], self.keep)
+                     self.count - kept, self.keep)
             self._body = self._without_dropped()
-        return db.execute("SELECT count(*) FROM rows").fetchone()[0]
+        db.execute("DROP TABLE temp.added")
+        return kept
 
     def _without_dropped(self):
         """Return the path of a copy of the lines file without the lines of the dropped rows (the upload's body)."""
