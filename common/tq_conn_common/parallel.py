@@ -15,6 +15,8 @@ import os
 import pickle
 import signal
 
+from tq_conn_common.errors import SourceError
+
 log = logging.getLogger(__name__)
 
 MAX_WORKERS = 4
@@ -85,7 +87,8 @@ def pages(make, count, clients=(), stats=None):
                 if stats is not None:
                     stats.requests += value
     except EOFError:
-        raise RuntimeError("a worker reading the source ended without a word (killed?)") from None
+        raise SourceError("A worker process reading the source ended without a word (killed, or out of memory?).",
+                          "run again; TQ_CONN_WORKERS=1 makes a run read in one process.", retryable=True) from None
     finally:
         gc.unfreeze()
         if collecting:

@@ -67,8 +67,9 @@ def test_a_worker_that_dies_without_a_word_fails_the_run():
         yield [1]
         os._exit(9)
 
-    with pytest.raises(RuntimeError, match="ended without a word"):
+    with pytest.raises(SourceError, match="ended without a word") as raised:
         list(parallel.pages(make, 2))
+    assert raised.value.retryable and "TQ_CONN_WORKERS=1" in raised.value.fix
 
 
 def test_the_number_of_workers_follows_the_cores_and_the_environment(monkeypatch):
