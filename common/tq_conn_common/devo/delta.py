@@ -247,7 +247,7 @@ class DeltaUpload:
 
     def send(self):
         """Send the full replacement or the delta; return how many rows were sent."""
-        db, name = self._db, self.name
+        name = self.name
         rows = self.kept()
         if rows == 0 and not self.allow_empty:
             log.warning("No rows to replace in lookup %s; it was left unchanged.", name)
