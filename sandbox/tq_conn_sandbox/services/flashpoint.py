@@ -474,6 +474,25 @@ class Flashpoint(Service):
         return heapq.merge(((self._alert_at(i), i) for i in range(lo, hi)), ((a["ts"], a) for a in extra),
                            key=lambda pair: pair[0])
 
+    def _scrolled(self, token, what):
+        """Return (offset, None) where a scroll id or cursor handed out before goes on (0 without one), or (None,
+        the error answer) when fail_later_pages refuses later pages or the token is not known."""
+        if not token:
+            return 0, None
+        if self.switches["fail_later_pages"]:
+            status = int(self.switches["fail_later_pages"])
+            return None, _error(status, f"Page refused by the sandbox switch fail_later_pages (HTTP {status}).")
+        with self.lock:
+            offset = self.alert_scrolls.get(token)
+        return (offset, None) if offset is not None else (None, _error(400, f"Invalid or expired {what}."))
+
+    def _remember(self, token, offset):
+        """Hand out a scroll id or cursor going on at offset (the oldest forgotten past MAX_SCROLLS)."""
+        with self.lock:
+            self.alert_scrolls[token] = offset
+            while len(self.alert_scrolls) > MAX_SCROLLS:
+                self.alert_scrolls.pop(next(iter(self.alert_scrolls)))
+
     @route("GET", r"^/api/alerting/v1/alerts$")
     def alerts(self, request):
         refused = self._refused(request)
@@ -489,15 +508,9 @@ class Flashpoint(Service):
             return _error(400, "size must be an integer; since and until YYYY-MM-DDTHH:MM:SSZ.")
         if not 1 <= size <= 100:
             return _error(400, "size must be between 1 and 100.")
-        offset = 0
-        if q.get("scroll_id") and self.switches["fail_later_pages"]:
-            status = int(self.switches["fail_later_pages"])
-            return _error(status, f"Page refused by the sandbox switch fail_later_pages (HTTP {status}).")
-        if q.get("scroll_id"):
-            with self.lock:
-                offset = self.alert_scrolls.get(q["scroll_id"])
-            if offset is None:
-                return _error(400, "Invalid or expired scroll_id.")
+        offset, refused = self._scrolled(q.get("scroll_id"), "scroll_id")
+        if refused:
+            return refused
         page = []
         for ts, item in itertools.islice(self._alerts_in(since, until), offset, offset + size + 1):
             page.append(item if isinstance(item, dict) else alert(item, ts))
@@ -510,10 +523,7 @@ class Flashpoint(Service):
             scroll_id = f"{cursor}${page[size - 1]['ts']}"
             if self.switches["repeat_next_link"]:
                 scroll_id = "0" * 32 + "$0"
-            with self.lock:
-                self.alert_scrolls[scroll_id] = offset + size
-                while len(self.alert_scrolls) > MAX_SCROLLS:
-                    self.alert_scrolls.pop(next(iter(self.alert_scrolls)))
+            self._remember(scroll_id, offset + size)
             body["links"]["next"] = {"href": "/v1/alerts?" + urlencode({"scroll_id": scroll_id, **window})}
         return Response(body)
 
@@ -536,15 +546,9 @@ class Flashpoint(Service):
         order = q.get("sort", "created_at:desc")
         if not 1 <= size <= MAX_NOTIFICATIONS or order not in ("created_at:asc", "created_at:desc"):
             return _error(422, f"size must be between 1 and {MAX_NOTIFICATIONS}; sort created_at:asc or :desc.")
-        offset = 0
-        if q.get("cursor") and self.switches["fail_later_pages"]:
-            status = int(self.switches["fail_later_pages"])
-            return _error(status, f"Page refused by the sandbox switch fail_later_pages (HTTP {status}).")
-        if q.get("cursor"):
-            with self.lock:
-                offset = self.alert_scrolls.get(q["cursor"])
-            if offset is None:
-                return _error(400, "Invalid or expired cursor.")
+        offset, refused = self._scrolled(q.get("cursor"), "cursor")
+        if refused:
+            return refused
         found = list(self._alerts_in(since, until))
         if order == "created_at:desc":
             found.reverse()
@@ -555,10 +559,7 @@ class Flashpoint(Service):
             cursor = f"{found[offset + size - 1][0]:.6f}-{next(self._serial)}"
             if self.switches["repeat_next_link"]:
                 cursor = "0.0-0"
-            with self.lock:
-                self.alert_scrolls[cursor] = offset + size
-                while len(self.alert_scrolls) > MAX_SCROLLS:
-                    self.alert_scrolls.pop(next(iter(self.alert_scrolls)))
+            self._remember(cursor, offset + size)
             echo = {k: v for k, v in q.items() if k != "cursor"}
             body["pagination"]["next"] = f"{self.url}{NOTIFICATIONS}?" + urlencode({**echo, "cursor": cursor})
         return Response(body)
