@@ -61,6 +61,14 @@ def _iso_micro(epoch, zone=""):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{min(999_999, round((epoch - whole) * 1e6)):06d}{zone}"
 
 
+def _window(query, size, since_key, until_key):
+    """Return (size, since, until) of an alerts query (epoch seconds: since 0 and until now when not given);
+    raise ValueError for a size or time that does not read."""
+    now = time.time()
+    return (int(query.get("size", size)), _when(query[since_key], now) if query.get(since_key) else 0,
+            _when(query[until_key], now) if query.get(until_key) else now)
+
+
 def _when(text, now):
     """Return epoch seconds of an ISO time (…Z) or a relative form like 1h, 3d, 30m; raise ValueError."""
     match = re.fullmatch(r"(\d+)([smhd])", text.strip())
@@ -499,11 +507,8 @@ class Flashpoint(Service):
         if refused:
             return refused
         q = request.query
-        now = time.time()
         try:
-            size = int(q.get("size", 50))
-            since = _when(q["since"], now) if q.get("since") else 0
-            until = _when(q["until"], now) if q.get("until") else now
+            size, since, until = _window(q, 50, "since", "until")
         except ValueError:
             return _error(400, "size must be an integer; since and until YYYY-MM-DDTHH:MM:SSZ.")
         if not 1 <= size <= 100:
@@ -536,11 +541,8 @@ class Flashpoint(Service):
         if refused:
             return refused
         q = request.query
-        now = time.time()
         try:
-            size = int(q.get("size", 25))
-            since = _when(q["created_after"], now) if q.get("created_after") else 0
-            until = _when(q["created_before"], now) if q.get("created_before") else now
+            size, since, until = _window(q, 25, "created_after", "created_before")
         except ValueError:
             return _error(400, "size must be an integer; created_after and created_before YYYY-MM-DDTHH:MM:SSZ.")
         order = q.get("sort", "created_at:desc")
