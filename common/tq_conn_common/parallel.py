@@ -72,10 +72,12 @@ def pages(make, count, clients=(), stats=None):
         live, index, last = list(children), 0, None
         while live:
             for child in list(live):
-                kind, value, *noted = pickle.load(child[2])
+                kind, value, requests, noted = pickle.load(child[2])
+                if stats is not None:
+                    stats.requests += requests   # counted as they come: a run that stops early misses none
                 if kind == "page":
-                    if noted[0] is not None:
-                        last = noted[0] if last is None else min(last, noted[0])
+                    if noted is not None:
+                        last = noted if last is None else min(last, noted)
                     if last is not None and index >= last:
                         return   # past the end of the list as a worker saw it: the list changed while read
                     index += 1
@@ -84,8 +86,6 @@ def pages(make, count, clients=(), stats=None):
                 live.remove(child)
                 if kind == "error":
                     raise value
-                if stats is not None:
-                    stats.requests += value
     except EOFError:
         raise SourceError("A worker process reading the source ended without a word (killed, or out of memory?).",
                           "run again; TQ_CONN_WORKERS=1 makes a run read in one process.", retryable=True) from None
@@ -116,20 +116,25 @@ def _work(make, k, count, fd, clients, stats):
         gc.disable()   # pages and rows are trees without cycles, freed by reference counting as they go
         for client in clients:
             client.session.close()   # the run's connections stay the run's: new ones are opened on first use
-        before = stats.requests if stats is not None else 0
+        sent = [stats.requests if stats is not None else 0]
+
+        def send(kind, value):   # with the requests made since the last message, and the list's length if known
+            made = stats.requests if stats is not None else 0
+            out.write(pickle.dumps((kind, value, made - sent[0], _pages_in_list), protocol=pickle.HIGHEST_PROTOCOL))
+            out.flush()   # whole messages only: one that cannot be pickled leaves nothing half written
+            sent[0] = made
+
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             try:
                 for page in make():
-                    pickle.dump(("page", page, _pages_in_list), out, protocol=pickle.HIGHEST_PROTOCOL)
-                    out.flush()
-                pickle.dump(("end", (stats.requests if stats is not None else 0) - before), out)
+                    send("page", page)
+                send("end", None)
                 code = 0
             except Exception as exc:   # handed to the run, which raises it
                 try:
-                    pickle.dump(("error", exc), out)
+                    send("error", exc)
                 except Exception:   # noqa: BLE001  - an error that cannot travel is named instead
-                    pickle.dump(("error", RuntimeError(f"{type(exc).__name__}: {exc}")), out)
-            out.flush()
+                    send("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
     except BaseException:   # the run is gone (broken pipe) or killed us: nothing to tell
         pass
     finally:

@@ -89,3 +89,30 @@ def test_no_page_past_the_end_of_the_list_as_the_first_worker_to_see_it_says():
             yield [p]
 
     assert [x for page in parallel.pages(make, 2) for x in page] == [0]
+
+
+def test_an_error_that_cannot_be_pickled_is_named_in_the_run():
+    class Odd(Exception):
+        def __reduce__(self):
+            raise TypeError("not picklable")
+
+    def make():
+        yield [1]
+        raise Odd("the vendor sent something odd")
+
+    with pytest.raises(RuntimeError, match="Odd: the vendor sent something odd"):
+        list(parallel.pages(make, 1))
+
+
+def test_requests_are_counted_even_when_the_run_stops_early():
+    stats = Stats()
+
+    def make():
+        k, _ = parallel.share()
+        parallel.note_pages(1)   # the list has one page: worker 1's first page is past its end
+        stats.requests += 1
+        yield [k]
+        time.sleep(60)
+
+    assert [x for page in parallel.pages(make, 2, stats=stats) for x in page] == [0]
+    assert stats.requests == 2
