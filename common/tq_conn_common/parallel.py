@@ -10,14 +10,11 @@ Only the rows travel back; what is delivered, counted and committed stays with t
 """
 
 import gc
-import logging
 import os
 import pickle
 import signal
 
 from tq_conn_common.errors import SourceError
-
-log = logging.getLogger(__name__)
 
 MAX_WORKERS = 4
 _share = None      # (k, n) in worker k of n; None in the run itself

@@ -211,6 +211,7 @@ class DeltaUpload:
         self._db.execute("CREATE TEMP TABLE added (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL)")
         self._db.execute("BEGIN")
         self._current = None   # the lookup's index as it was, attached as idx when there is one
+        self._old_lines = None   # and the lines file it names
 
     def __enter__(self):
         return self
@@ -322,7 +323,9 @@ class DeltaUpload:
             return {}
         self._current = path
         keys = ("lookup", "shape", "size", "full_at", "delta_at", "full_pending", "lines")
-        return dict(zip(keys, found)) if found else {}
+        meta = dict(zip(keys, found)) if found else {}
+        self._old_lines = os.path.join(self._folder, meta["lines"]) if meta.get("lines") else None
+        return meta
 
     def _shape(self):
         """Return what the index of the lookup holds true for: its columns, key and Devo destination."""
@@ -340,7 +343,7 @@ class DeltaUpload:
             return "the last full replacement was not confirmed"
         if meta["shape"] != shape:
             return "its columns, key or Devo destination changed"
-        if not meta.get("lines") or not os.path.exists(os.path.join(self._folder, meta["lines"])):
+        if not self._old_lines or not os.path.exists(self._old_lines):
             return "its delta index lost the rows it was delivered with"
         days = int(self.run.config.get(FULL_DAYS.key) or FULL_DAYS.default)
         last = clock.parse(meta["full_at"])
@@ -384,9 +387,8 @@ class DeltaUpload:
             self.outcome = ("delta", 0, 0)
             return 0
         log.info("Lookup %s: delta of %d rows upserted and %d deleted (of %d rows).", name, upserts, deletes, rows)
-        old_lines = os.path.join(self._folder, meta["lines"])
         parts = (("upsert", "SELECT k, off, NULL FROM up ORDER BY off", self._lines),
-                 ("delete", "SELECT k, off, line FROM gone ORDER BY off", old_lines))
+                 ("delete", "SELECT k, off, line FROM gone ORDER BY off", self._old_lines))
         uploads = [transport_upload(self.run, self.spec, name, mode, self.allow_empty) for mode, _, _ in parts]
         try:
             with _transaction(db):   # what is about to change in Devo: sent again by the next run if this one dies
@@ -412,9 +414,7 @@ class DeltaUpload:
             with _transaction(db):   # until Devo confirms it, the index no longer says what Devo holds
                 db.execute("UPDATE idx.meta SET full_pending = 1")
         with transport_upload(self.run, self.spec, name, "replace", self.allow_empty) as up:
-            up.spool.close()
-            up.spool, up.count = open(self._body or self._lines, "rb"), rows   # the body as it stands
-            up.spool.seek(0, os.SEEK_END)
+            up.adopt(self._body or self._lines, rows)   # the lines file is the body as it stands
             sent = up.send()
         self._commit(shape, rows, clock.stamp(), None)
         self.outcome = ("full", sent, 0)
@@ -422,11 +422,8 @@ class DeltaUpload:
 
     def _commit(self, shape, rows, full_at, delta_at):
         """Make the run's rows the lookup's index (Devo confirmed them): one rename, then the old lines go."""
-        db = self._db
-        old_lines = None
+        db, old_lines = self._db, self._old_lines
         if self._current:
-            found = db.execute("SELECT lines FROM idx.meta").fetchone()
-            old_lines = found and found[0] and os.path.join(self._folder, found[0])
             db.execute("DETACH DATABASE idx")
         db.execute("INSERT INTO meta VALUES (?, ?, ?, ?, ?, 0, ?)",
                    (self.name, shape, rows, full_at, delta_at, os.path.basename(self._lines)))

@@ -1,8 +1,8 @@
 """Devo Lookups REST API transport: deploy-csv uploads streamed from a spooled temporary file, then job polling."""
 
-import itertools
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -145,6 +145,13 @@ class RestUpload(Upload):
     def add(self, rows):
         self.spool.write(csv_lines(rows).encode("utf-8"))
         self.count += len(rows)
+
+    def adopt(self, path, count):
+        """Send the CSV file at path (header line, then count records) instead of what was spooled."""
+        self.spool.close()
+        self.spool = open(path, "rb")
+        self.spool.seek(0, os.SEEK_END)
+        self.count = count
 
     def add_records(self, records):
         """Spool CSV records (texts as csv_records returns them)."""
