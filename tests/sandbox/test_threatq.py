@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -107,7 +108,7 @@ def test_every_api_route_checks_the_bearer_token(sandbox, header):
     headers = {"Authorization": header} if header else {}
     for method, path in (("GET", "search/query"), ("POST", "indicators/query"), ("GET", "indicator/types"),
                          ("GET", "indicator/statuses"), ("GET", "connectors"), ("POST", "connectors"),
-                         ("GET", "indicators/query/hash/1")):
+                         ("GET", "indicators/query/hash/1"), ("GET", "indicators/40000001")):
         response = requests.request(method, url(sandbox, "/api/" + path), headers=headers, json={}, timeout=10)
         assert response.status_code == 401, (method, path)
 
@@ -286,6 +287,134 @@ def test_shared_faults_apply(sandbox):
     response = page(sandbox, "Devo Export", limit=5, offset=0)
     with pytest.raises(ValueError):
         response.json()
+
+
+# Changes, touched_at windows, narrow listings, one indicator by id (reference 3.2, 3.4, 5).
+
+LISTING = ["id", "value", "touched_at"]
+
+
+def listing(sandbox, name, window=None, fields=LISTING, **params):
+    """Return the response to the exporter's listing of a collection, narrowed to a touched_at window if given."""
+    _, query = collection(sandbox, name)
+    if window:
+        query["filters"]["+and"].append({"touched_at": window})
+    return api(sandbox, "POST", "indicators/query", json={**query, "fields": fields},
+               params={"limit": 1000, "offset": 0, "sort": "-updated_at", **params})
+
+
+def change(sandbox, size, revision):
+    """Change the collection "Moving" (seed 21): another size, every 30th indicator at another revision."""
+    sandbox["threatq"].add_collection("Moving", size, seed=21, changed_every=30, revision=revision)
+
+
+def test_a_change_stamps_touched_at_on_what_it_changed_and_keeps_the_history(sandbox):
+    change(sandbox, 300, 0)
+    before = {i["id"]: i for i in listing(sandbox, "Moving", fields=["*"]).json()["data"]}
+    newest_generated = max(i["touched_at"] for i in before.values())
+    change(sandbox, 310, 1)
+    first = {i["id"]: i for i in listing(sandbox, "Moving", fields=["*"]).json()["data"]}
+    change(sandbox, 305, 2)
+    second = {i["id"]: i for i in listing(sandbox, "Moving", fields=["*"]).json()["data"]}
+    ident = sandbox["threatq"].collection("Moving").indicator_id
+    stamp_1, stamp_2 = first[ident(0)]["touched_at"], second[ident(0)]["touched_at"]
+    assert newest_generated < stamp_1 < stamp_2 and stamp_2 >= _later(stamp_1, 1)
+    assert set(second) == {ident(i) for i in range(305)}         # the newest five were removed
+    for index in range(305):
+        item = second[ident(index)]
+        expected = stamp_2 if index % 30 == 0 else stamp_1 if index >= 300 else before[ident(index)]["touched_at"]
+        assert item["touched_at"] == expected, index
+        unchanged = first[ident(index)] if index >= 300 else before[ident(index)]
+        assert item["updated_at"] == unchanged["updated_at"]
+        assert (item["score"] != unchanged["score"]) == (index % 30 == 0), index
+    narrow = listing(sandbox, "Moving").json()["data"]
+    assert narrow == [{k: second[i["id"]][k] for k in LISTING} for i in narrow]
+
+
+def _later(stamp, seconds):
+    when = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S") + timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_a_touched_at_window_answers_only_what_changed_in_it_paged_in_the_collections_order(sandbox):
+    change(sandbox, 300, 0)
+    newest_generated = max(i["touched_at"] for i in listing(sandbox, "Moving").json()["data"])
+    change(sandbox, 310, 1)
+    change(sandbox, 305, 2)
+    ident = sandbox["threatq"].collection("Moving").indicator_id
+    everything = listing(sandbox, "Moving").json()["data"]
+    stamp_1, stamp_2 = everything[0]["touched_at"], everything[-1]["touched_at"]   # indexes 304 and 0
+    touched = [ident(i) for i in reversed(range(305)) if i % 30 == 0 or i >= 300]
+    body = listing(sandbox, "Moving", {"+gt": newest_generated}).json()
+    assert body["total"] == len(touched) and [i["id"] for i in body["data"]] == touched
+    assert [i["id"] for i in listing(sandbox, "Moving", {"+gte": stamp_2}).json()["data"]] == [
+        ident(i) for i in reversed(range(0, 305, 30))]
+    assert [i["id"] for i in listing(sandbox, "Moving", {"+gt": newest_generated, "+lte": stamp_1}).json()[
+        "data"]] == [ident(i) for i in (304, 303, 302, 301)]
+    now = listing(sandbox, "Moving", {"+gt": newest_generated, "+lt": "NOW"}).json()["data"]
+    assert {ident(i) for i in (304, 303, 302, 301)} <= {i["id"] for i in now} <= set(touched)
+    page = listing(sandbox, "Moving", {"+gt": newest_generated}, limit=4, offset=3, sort="id").json()
+    assert page["total"] == len(touched) and [i["id"] for i in page["data"]] == sorted(touched)[3:7]
+    assert listing(sandbox, "Moving", {"+gt": stamp_2}).json() == {"total": 0, "limit": 1000, "offset": 0,
+                                                                   "data": []}
+
+
+def test_a_window_after_every_generated_stamp_of_a_million_looks_only_at_the_changed(sandbox):
+    threatq = sandbox["threatq"]
+    threatq.add_collection("All Indicators 1M", 995_000, seed=4, duplicate_every=1000, changed_every=100, revision=1)
+    source = threatq.collection("All Indicators 1M")
+    body = listing(sandbox, "All Indicators 1M", {"+gt": "2026-01-01 00:00:00", "+lte": source.now()}).json()
+    assert body["total"] == 9950
+    assert [i["id"] for i in body["data"][:3]] == [source.indicator_id(i) for i in (994_900, 994_800, 994_700)]
+
+
+def test_a_window_reaching_back_into_generated_stamps_and_on_other_dates(sandbox):
+    items = listing(sandbox, "Devo Export", fields=["id", "created_at", "updated_at", "touched_at"]).json()["data"]
+    _, query = collection(sandbox, "Devo Export")
+    for field in ("touched_at", "created_at", "updated_at"):
+        stamps = sorted(i[field] for i in items)
+        low, high = stamps[100], stamps[400]
+        query["filters"]["+and"] = query["filters"]["+and"][:2] + [{field: {"+gte": low, "+lt": high}}]
+        body = api(sandbox, "POST", "indicators/query", params={"limit": 1000, "sort": "id"},
+                   json={**query, "fields": ["id"]}).json()
+        expected = sorted(i["id"] for i in items if low <= i[field] < high)
+        assert body["total"] == len(expected) and [i["id"] for i in body["data"]] == expected, field
+    query["filters"]["+and"][2] = {"touched_at": {"+gt": "2000-01-01 00:00:00"}}
+    query["filters"]["+and"][0] = {"tags": {"+or": ["Another Collection"]}}
+    assert api(sandbox, "POST", "indicators/query", json=query).json()["total"] == 0
+
+
+def test_plain_fields_alone_give_the_values_of_the_full_rendering(sandbox):
+    sandbox["threatq"].add_collection("Check", 200, seed=12, sparse=True, empty_value_every=7, duplicate_every=10)
+    sandbox["threatq"].add_collection("Check", 220, seed=12, sparse=True, empty_value_every=7, duplicate_every=10,
+                                      changed_every=9, revision=1)
+    control(sandbox, "settings", {"score_shape": "mixed", "type_shape": "id"})   # plain fields are not shaped
+    plain = ["id", "value", "class", "type_id", "status_id", "hash", "description", "created_at", "updated_at",
+             "touched_at", "published_at", "expires_at", "expired_at", "expires_calculated_at"]
+    full = listing(sandbox, "Check", fields=["*"], sort="-id").json()["data"]
+    for fields in (plain, LISTING, ["touched_at", "id", "touched_at"]):
+        narrow = listing(sandbox, "Check", fields=fields, sort="-id").json()["data"]
+        assert narrow == [{k: item[k] for k in fields} for item in full]
+        assert list(narrow[0]) == list(dict.fromkeys(fields))
+    item, _ = collection(sandbox, "Check")
+    cursor = api(sandbox, "GET", f"indicators/query/hash/{item['hash']}",
+                 params={"limit": 220, "fields": "id,touched_at"}).json()["data"]
+    assert cursor == [{"id": i["id"], "touched_at": i["touched_at"]} for i in reversed(full)]
+
+
+def test_one_indicator_by_id_with_its_lists_or_404(sandbox):
+    change(sandbox, 100, 0)
+    change(sandbox, 90, 1)
+    source = sandbox["threatq"].collection("Moving")
+    with_ = tuple(WITH.split(","))
+    for index in (0, 7, 89):
+        body = api(sandbox, "GET", f"indicators/{source.indicator_id(index)}", params={"with": WITH}).json()
+        assert body == {"data": source.indicator(index, with_)}
+        assert body["data"]["attributes"] and isinstance(body["data"]["score"], dict)
+    assert body["data"]["touched_at"] == listing(sandbox, "Moving").json()["data"][0]["touched_at"]
+    for gone in (source.indicator_id(90), source.indicator_id(99), 999 * 10_000_000 + 1):
+        missing = api(sandbox, "GET", f"indicators/{gone}", params={"with": WITH})
+        assert missing.status_code == 404 and missing.json()["errors"]
 
 
 # Lookups and connector records (reference sections 4 and 9).

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import bisect
+import operator
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
@@ -97,6 +98,11 @@ def _now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _revised(index, every, revision):
+    """Return how far a revision moves the generated score of the indicator at index (0: not at all)."""
+    return (1 + revision) % 1001 if revision and every and index % every == 0 else 0
+
+
 def _errors(status, *messages):
     return Response({"errors": list(messages)}, status=status)
 
@@ -139,6 +145,15 @@ _COUNTRY_TYPES = {t[0] for t in TYPES if t[1] in ("IP Address", "FQDN", "URL")}
 _CLASS_OF = {t[0]: _J(t[2]) for t in TYPES}
 _MONTH = 30 * 86400
 _EVERY_LIST = ("attributes", "adversaries", "score", "status", "type", "sources")
+# Fields an indicator has without any related list, and their JSON text in terms of the draws: asked for alone
+# (fields without "*"), they are rendered straight from the draws, without making the rest of the indicator.
+_PLAIN_FIELDS = {"id": "{id}", "value": '"{value}"', "class": "{class}", "type_id": "{type_id}",
+                 "status_id": "{status_id}", "hash": '"{hash}"', "description": "null", "created_at": '"{created}"',
+                 "updated_at": '"{updated}"', "touched_at": '"{touched}"', "published_at": '"{created}"',
+                 "expires_at": "null", "expired_at": "null", "expires_calculated_at": '"{generated_touch}"'}
+_DATE_FIELDS = ("created_at", "updated_at", "touched_at")
+_COMPARE = {"+gt": operator.gt, "+gte": operator.ge, "+lt": operator.lt, "+lte": operator.le}
+_LATEST_TOUCH = 59 + 3599    # a generated touched_at is at most this many seconds after its index's minute
 
 
 class Collection:
@@ -160,6 +175,37 @@ class Collection:
                           "filters": {"+and": [{"tags": {"+or": [name]}}, {"status_name": {"+nin": ["Whitelisted"]}}]}}
         self.created_at = _stamp(BASE_TIME - timedelta(days=30))
         self._key = f"{self.seed}:".encode()
+        # The changes made to the collection since it was generated, oldest first: (second, stamp, indexes added,
+        # (changed_every, revision) before, the same after); see follow().
+        self.mutations = ()
+
+    def follow(self, old, now):
+        """Take over old's changes and add the change from old to this one: stamped now, or a second after the last.
+
+        An indicator is touched when it was added or its generated content differs; if the options that shape every
+        indicator differ, all of them are.
+        """
+        same = (old.duplicate_every, old.empty_value_every, old.sparse) == (
+            self.duplicate_every, self.empty_value_every, self.sparse)
+        added = range(old.size if same else 0, self.size)
+        before = (old.changed_every, old.revision) if same else (0, 0)
+        after = (self.changed_every, self.revision) if same else (0, 0)
+        self.mutations = old.mutations
+        if added or before != after:
+            second = max(int(now), old.mutations[-1][0] + 1) if old.mutations else int(now)
+            stamp = _stamp(datetime.fromtimestamp(second, timezone.utc))
+            self.mutations += ((second, stamp, added, before, after),)
+
+    def touched(self, index):
+        """Return the stamp of the last change that touched the indicator at index, or None if none did."""
+        for _, stamp, added, before, after in reversed(self.mutations):
+            if index in added or _revised(index, *before) != _revised(index, *after):
+                return stamp
+        return None
+
+    def now(self):
+        """Return the stand-in's time for this collection: now, or its last change if that was stamped ahead."""
+        return max(_now(), self.mutations[-1][1]) if self.mutations else _now()
 
     def listing(self):
         """Return the collection as GET /api/search/query lists it."""
@@ -178,6 +224,11 @@ class Collection:
 
     def indicator_id(self, index):
         return self.seed * 10_000_000 + index + 1
+
+    def index_of(self, ident):
+        """Return the index of the indicator with this id in the collection, or None."""
+        seed, index = divmod(int(ident) - 1, 10_000_000)
+        return index if seed == self.seed and 0 <= index < self.size else None
 
     def _digest(self, index):
         return hashlib.blake2b(self._key + b"%d" % index, digest_size=64).digest()
@@ -213,7 +264,7 @@ class Collection:
         attributes_wanted, adversaries_wanted = "attributes" in with_, "adversaries" in with_
         sources_wanted = "sources" in with_
         tags = f', "tags": [{_J({"id": self.id, "name": self.name})}]' if "tags" in with_ else ""
-        stamp_at, mark = _stamp_at, seed * 10_000_000 + 1
+        stamp_at, mark, touched = _stamp_at, seed * 10_000_000 + 1, self.touched
         for index in indexes:
             digest = digest_of(index)
             value, kind = value_of(index, digest)
@@ -227,8 +278,7 @@ class Collection:
             status = bisect.bisect_right(_STATUS_TOTALS, pick)
             status_id = STATUSES[status][0]
             n, generated = divmod(n, 1001)
-            if self.revision and self.changed_every and index % self.changed_every == 0:
-                generated = (generated + 1 + self.revision) % 1001
+            generated = (generated + _revised(index, self.changed_every, self.revision)) % 1001
             n, manual = divmod(n, 55)          # one in five indicators has a manual score of 0 to 10
             n, phase = divmod(n, 14)           # one of 7 phases, and a coin: kept by half of a sparse collection
             n, threat = divmod(n, 224)         # one or two threat types: 8 x 7 pairs x (1, 1, 1, 2)
@@ -244,7 +294,7 @@ class Collection:
             ident_s = str(ident)
             parts = [f'{{"id": {ident_s}, "value": "{value}", "class": {_CLASS_OF[kind[0]]}, "type_id": {kind[0]}, '
                      f'"status_id": {status_id}, "hash": "{digest[:16].hex()}", "description": null, '
-                     f'"created_at": "{c_s}", "updated_at": "{u_s}", "touched_at": "{t_s}", '
+                     f'"created_at": "{c_s}", "updated_at": "{u_s}", "touched_at": "{touched(index) or t_s}", '
                      f'"published_at": "{c_s}", "expires_at": null, "expired_at": null, '
                      f'"expires_calculated_at": "{t_s}", '
                      f'"score": {{"indicator_id": {ident_s}, "generated_score": "{generated // 100}.'
@@ -292,6 +342,64 @@ class Collection:
             parts.append(tags)
             parts.append("}")
             yield "".join(parts)
+
+    def narrow(self, indexes, fields):
+        """Yield the JSON text of each indicator at indexes holding only the plain fields asked for, in their order.
+
+        The draws are those of texts(), so the values are the same; the rest of the indicator is not made.
+        """
+        template = "{{" + ", ".join(f'"{name}": {_PLAIN_FIELDS[name]}' for name in dict.fromkeys(fields)) + "}}"
+        mark, touched_of = self.seed * 10_000_000 + 1, self.touched
+        for index in indexes:
+            digest = self._digest(index)
+            value, kind = self.value(index, digest)
+            (created, updated, touched), status = self._stamps(index, digest)
+            yield template.format_map({
+                "id": mark + index, "value": value, "class": _CLASS_OF[kind[0]], "type_id": kind[0],
+                "status_id": STATUSES[status][0], "hash": digest[:16].hex(), "created": created, "updated": updated,
+                "touched": touched_of(index) or touched, "generated_touch": touched})
+
+    def _stamps(self, index, digest):
+        """Return the generated (created_at, updated_at, touched_at) and the status row of the indicator at index."""
+        n = int.from_bytes(digest[32:], "little")
+        n, late = divmod(n, 60)
+        n, age = divmod(n, _MONTH)
+        n, touch = divmod(n, 3600)
+        updated = index * 60 + late
+        status = bisect.bisect_right(_STATUS_TOTALS, n % _STATUS_TOTALS[-1])
+        return (_stamp_at(updated - age), _stamp_at(updated), _stamp_at(updated + touch)), status
+
+    def stamps(self, index):
+        """Return {created_at, updated_at, touched_at} of the indicator at index, as it is sent."""
+        (created, updated, touched), _ = self._stamps(index, self._digest(index))
+        return {"created_at": created, "updated_at": updated, "touched_at": self.touched(index) or touched}
+
+    def within(self, clauses):
+        """Return the indexes, ascending, of the indicators whose stamps pass every (field, [(test, stamp)]) clause.
+
+        When a touched_at clause starts after every generated stamp only the changed indicators can pass, and only
+        they are looked at; any other window looks at every indicator.
+        """
+        newest = _stamp_at((self.size - 1) * 60 + _LATEST_TOUCH) if self.size else ""
+        if any(field == "touched_at" and any(test in (operator.gt, operator.ge) and stamp > newest
+                                             for test, stamp in tests) for field, tests in clauses):
+            candidates = sorted(set(self._changed()))
+        else:
+            candidates = range(self.size)
+        found = []
+        for index in candidates:
+            stamps = self.stamps(index)
+            if all(test(stamps[field], stamp) for field, tests in clauses for test, stamp in tests):
+                found.append(index)
+        return found
+
+    def _changed(self):
+        """Yield every index of the collection some change may have touched (some more than once)."""
+        for _, _, added, before, after in self.mutations:
+            yield from range(added.start, min(added.stop, self.size))
+            for every, revision in (before, after):
+                if every and revision:
+                    yield from range(0, self.size, every)
 
     def position_index(self, position, sort):
         """Return the index at position in the given sort order (updated_at grows with id here)."""
@@ -346,6 +454,39 @@ def _canonical(query):
     return json.dumps({k: (query or {}).get(k) or {} for k in ("criteria", "filters")}, sort_keys=True)
 
 
+def _window(body):
+    """Return (the query without its date clauses, the clauses as (field, [(test, stamp or "NOW")])).
+
+    ThreatQ's SDK narrows a saved search to a time window by appending {"touched_at": {"+gt": start, "+lt": "NOW"}}
+    (or created_at, updated_at) to the +and list of filters, or of criteria when there are no filters (reference 3.2).
+    """
+    query, clauses = dict(body), []
+    for root in ("filters", "criteria"):
+        part = query.get(root)
+        if not isinstance(part, dict) or not isinstance(part.get("+and"), list):
+            continue
+        kept = []
+        for clause in part["+and"]:
+            tests = _date_tests(clause)
+            if tests:
+                clauses.append(tests)
+            else:
+                kept.append(clause)
+        query[root] = {**part, "+and": kept}
+    return query, clauses
+
+
+def _date_tests(clause):
+    """Return (field, [(test, stamp)]) if clause is a date window on one field, else None."""
+    if not isinstance(clause, dict) or len(clause) != 1:
+        return None
+    (field, bounds), = clause.items()
+    if field not in _DATE_FIELDS or not isinstance(bounds, dict) or not bounds or not set(bounds) <= set(_COMPARE) \
+            or not all(isinstance(v, str) for v in bounds.values()):
+        return None
+    return field, [(_COMPARE[op], stamp) for op, stamp in bounds.items()]
+
+
 class ThreatQ(Service):
     """The ThreatQ REST API as a connector sees it (reference: threatq-api.md, section 10 checklist)."""
 
@@ -373,11 +514,16 @@ class ThreatQ(Service):
     # Python API for tests and demos (each has an HTTP twin under /_sandbox/threatq/).
 
     def add_collection(self, name, size, seed=None, **options):
-        """Create (or replace) a generated data collection; return it."""
+        """Create (or replace) a generated data collection; return it.
+
+        Replacing one of the same seed changes it: the indicators that differ get a touched_at of now (see follow).
+        """
         with self.lock:
             old = self.collections.get(name)
             ident = old.id if old else max((c.id for c in self.collections.values()), default=0) + 1
             collection = Collection(ident, name, size, seed if seed is not None else ident, **options)
+            if old and old.seed == collection.seed:
+                collection.follow(old, time.time())
             self.collections[name] = collection
             return collection
 
@@ -511,17 +657,26 @@ class ThreatQ(Service):
         if unknown:
             return _field_errors(400, unknown[0], f"The selected {unknown[0].replace('_', ' ')} {unknown[1]!r} is "
                                                   "invalid.")
-        wanted = _canonical(body)
+        query, clauses = _window(body)
+        wanted = _canonical(query)
         collection = next((c for c in self.collections.values() if _canonical(c.api_query) == wanted), None)
         limit = max(0, min(limit, int(self.settings["max_limit"])))
-        size = collection.size if collection else 0
-        positions = range(min(offset, size), min(offset + limit, size))
         misbehaving = self._page_misbehaviour()
         if misbehaving:
             return misbehaving
+        if collection is None:
+            size, indexes = 0, []
+        elif clauses:
+            now = collection.now()
+            found = collection.within([(f, [(t, now if s == "NOW" else s) for t, s in tests]) for f, tests in clauses])
+            size = len(found)
+            indexes = (found[::-1] if sort.startswith("-") else found)[offset:offset + limit]
+        else:
+            size = collection.size
+            indexes = [collection.position_index(p, sort) for p in range(min(offset, size), min(offset + limit, size))]
         fields = body.get("fields") if "fields" in body else _url_fields(request)
-        return Response(self._page({"total": size, "limit": limit, "offset": offset}, collection, positions, sort,
-                                   request, fields))
+        return Response(self._page({"total": size, "limit": limit, "offset": offset}, collection, indexes, request,
+                                   fields))
 
     @route("GET", r"^/api/indicators/query/hash/(?P<ident>[^/]+)$")
     def query_hash(self, request, ident):
@@ -551,8 +706,22 @@ class ThreatQ(Service):
         if misbehaving:
             return misbehaving
         positions = range(position, min(position + limit, collection.size))
-        return Response(self._page({**head, "nextCursorMark": _cursor(positions.stop, sort)}, collection, positions,
-                                   sort, request, _url_fields(request)))
+        return Response(self._page({**head, "nextCursorMark": _cursor(positions.stop, sort)}, collection,
+                                   [collection.position_index(p, sort) for p in positions], request,
+                                   _url_fields(request)))
+
+    @route("GET", r"^/api/indicators/(?P<ident>\d+)$")
+    def indicator(self, request, ident):
+        denied = self._unauthorized(request)
+        if denied:
+            return denied
+        held = ((c, c.index_of(ident)) for c in sorted(self.collections.values(), key=lambda c: c.id))
+        collection, index = next(((c, i) for c, i in held if i is not None), (None, None))
+        if collection is None:
+            return _errors(404, "Indicator not found.")
+        # On an object endpoint with= brings every related list it names (reference 3.4), whatever lists_by says.
+        text = next(self._texts(collection, [index], request, None, lists_by_with=True))
+        return Response(('{"data": ' + text + "}").encode())
 
     def _page_misbehaviour(self):
         """Return the error a misbehaviour switch gives this page request, or None (counts pages served)."""
@@ -575,28 +744,35 @@ class ThreatQ(Service):
             self.pages_served += 1
         return None
 
-    def _page(self, head, collection, positions, sort, request, fields):
-        """Return the body of a page: the head's keys, then the indicators at positions.
+    def _page(self, head, collection, indexes, request, fields):
+        """Return the body of a page: the head's keys, then the indicators at indexes (see _texts)."""
+        texts = self._texts(collection, indexes, request, fields) if collection else ()
+        return (json.dumps(head)[:-1] + ', "data": [' + ", ".join(texts) + "]}").encode()
 
-        They are shaped by with=, fields= and the shape switches; in the default shapes the generated text is sent
-        as it is, else it is decoded, reshaped and encoded again. fields with * keeps the default fields and adds the
-        related lists it names; fields without * narrows the payload to what it names.
+    def _texts(self, collection, indexes, request, fields, lists_by_with=False):
+        """Return the JSON texts of the indicators at indexes (an iterator), shaped by with=, fields and the switches.
+
+        In the default shapes the generated text is sent as it is, else it is decoded, reshaped and encoded again.
+        fields with * keeps the default fields and adds the related lists it names; fields without * narrows the
+        payload to what it names (plain fields alone are rendered without making the rest).
         """
         asked = tuple(w.strip() for w in request.query.get("with", "").split(",") if w.strip())
         settings = dict(self.settings)
         fields = [f for f in fields or () if isinstance(f, str)]
-        with_ = tuple(w for w in asked if settings["lists_by"] == "with" or w not in ("attributes", "sources"))
+        if fields and set(fields) <= _PLAIN_FIELDS.keys():
+            return collection.narrow(indexes, fields)
+        by_with = lists_by_with or settings["lists_by"] == "with"
+        with_ = tuple(w for w in asked if by_with or w not in ("attributes", "sources"))
         with_ += tuple(f for f in fields if f in _EVERY_LIST + ("tags",) and f not in with_)
         if "*" in fields:
             fields = None
-        indexes = [collection.position_index(p, sort) for p in positions] if collection else []
-        texts = collection.texts(indexes, with_) if collection else ()
+        texts = collection.texts(indexes, with_)
         shape = settings["score_shape"]
         if fields or settings["type_shape"] != "object" or settings["empty_attributes"] or not (
                 shape == "object" or (shape == "auto" and "score" in with_)):
             texts = (json.dumps(_shape(json.loads(text), with_, fields, settings, index))
                      for text, index in zip(texts, indexes))
-        return (json.dumps(head)[:-1] + ', "data": [' + ", ".join(texts) + "]}").encode()
+        return texts
 
     # Lookups (reference section 4).
 
@@ -752,7 +928,7 @@ class ThreatQ(Service):
             collection = self.add_collection(body.pop("name"), body.pop("size"), **body)
         except (KeyError, TypeError, ValueError) as exc:
             return _errors(400, f"give name, size and optionally seed, duplicate_every, empty_value_every, "
-                                f"json_as_string, sparse, untidy ({exc})")
+                                f"json_as_string, sparse, untidy, changed_every, revision ({exc})")
         return Response({"data": {"id": collection.id, "name": collection.name, "hash": collection.hash}}, status=201)
 
     @route("GET", r"^/_sandbox/threatq/collections/(?P<name>[^/]+)/indicators$")
