@@ -275,12 +275,11 @@ class Bench:
         self.results = {}
         self.rows = []       # table lines: (label, rows, Measured figures, note)
 
-    def start(self, collections, deltas=()):
+    def start(self, collections):
         log("Starting the Devo stand-in (its own process)...")
         self.devo = Sandbox(self.work, "devo", "--only", "devo")
         from tq_conn_common import threatq
         names = [f"--collection=Bench {size}={size}" for size in collections]
-        names += [f"--delta-of=Bench {size}={size}" for size in deltas]
         if names:
             log(f"Starting the ThreatQ and Recorded Future stand-ins and rendering {', '.join(map(str, collections))} "
                 "indicators (once, before any timing)...")
@@ -365,22 +364,28 @@ class Bench:
     # -- delta delivery --
 
     def delta(self, size):
-        """The exporter delivering a collection (full), then the same collection with 1% of its indicators changed
-        and 0.5% removed (delta), into one lookup; return both runs' figures and the ratios."""
+        """The exporter delivering a collection (full), then the same collection a while later, with 1% of its
+        indicators changed and 0.5% removed (delta), into one lookup; return both runs' figures and the ratios.
+
+        The collection "Bench <size>" is changed for good: run this case after every other one that reads it."""
         exe = command("tq-conn-devo-ioc-exporter")
         folder = self.exporter_config(f"delta-{size}", size)
         path = os.path.join(folder, "tq-conn-devo-ioc-exporter.yaml")
         with open(path, encoding="utf-8") as fh:
             values = yaml.safe_load(fh)
         values["lookup_name"] = f"Bench_Delta_{size}"
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(values, fh, sort_keys=False)
         runs = {}
-        for label, collection in (("full", f"Bench {size}"), ("delta", f"Bench {size} delta")):
-            values["collection_name"] = collection
-            with open(path, "w", encoding="utf-8") as fh:
-                yaml.safe_dump(values, fh, sort_keys=False)
+
+        def run(label):
             runs[label] = measure([exe, "-c", folder, "-v", "2"], self.work, f"delta-{size}-{label}",
                                   self.sandboxes, cwd=folder)
             log(f"  {label} run: {runs[label].seconds:.1f} s, {runs[label].peak_rss_mb:.0f} MB")
+
+        run("full")
+        self.change_collection(size)
+        run("delta")
         text = runs["delta"].out + runs["delta"].err
         found = re.findall(r"delta \((\d+) upserted, (\d+) deleted\)", text)
         if not found:
@@ -395,6 +400,20 @@ class Bench:
                 "full_peak_rss_mb": runs["full"].peak_rss_mb, "full_cpu_seconds": runs["full"].cpu_seconds,
                 "full_rows_sent": summary_counts(runs["full"].out + runs["full"].err).get("delivered"),
                 "sandbox_cpu_seconds": runs["delta"].sandbox_cpu}
+
+    def change_collection(self, size):
+        """Change "Bench <size>" in the ThreatQ stand-in (1% changed, the newest 0.5% removed) and have its listing
+        pages rendered, outside any timing."""
+        response = requests.post(f"{self.source.url('threatq')}/_sandbox/bench/threatq/change", timeout=3600, json={
+            "name": f"Bench {size}", "size": size - size // 200, "changed_every": 100, "revision": 1,
+            "batch": self.args.batch, "sort": "-updated_at"})
+        if not response.ok:
+            raise CaseFailed(f"the ThreatQ stand-in did not change Bench {size}: HTTP {response.status_code} "
+                             f"{response.text[:200]}")
+        done = response.json()
+        log(f"  changed at {done['changed_at']}; ThreatQ stand-in rendered its {done['listing_pages']} listing pages "
+            f"in {done['render_seconds']} s, {done['render_cpu_seconds']} s CPU ({done['dropped_pages']} pages "
+            "dropped).")
 
     # -- Recorded Future --
 
@@ -745,7 +764,7 @@ def main(argv=None):
     bench = Bench(args, work)
     cases = {}
     try:
-        bench.start(collections, [args.size] if "delta" in chosen else [])
+        bench.start(collections)
 
         def attempt(name, func, *args, **kwargs):
             try:
@@ -765,9 +784,6 @@ def main(argv=None):
         if "tls" in chosen:
             log(f"TLS: {args.size} rows, our transport beside devo-sdk's Lookup.send_csv...")
             cases["tls_1m"] = attempt("tls_1m", bench.tls, args.size)
-        if "delta" in chosen:
-            log(f"Delta: {args.size} indicators delivered whole, then 1% changed and 0.5% removed...")
-            cases["delta_1m"] = attempt("delta_1m", bench.delta, args.size)
         if "growth" in chosen:
             log(f"Memory growth: {args.small} rows beside {args.size}...")
             growth = {"small_rows": args.small, "large_rows": args.size}
@@ -781,6 +797,9 @@ def main(argv=None):
                     if not cases.get(key):
                         growth[f"{who}_large"] = large
             cases["memory_growth"] = growth
+        if "delta" in chosen:   # last: it changes the collection the others read
+            log(f"Delta: {args.size} indicators delivered whole, then 1% changed and 0.5% removed...")
+            cases["delta_1m"] = attempt("delta_1m", bench.delta, args.size)
         cases = {k: v for k, v in cases.items() if v is not None}
         if failed:
             cases["failed"] = failed

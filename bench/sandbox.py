@@ -10,7 +10,12 @@ and then serves them as bytes. What it costs to render them is reported as the s
 
 Prints one JSON line (pid, urls, collector, warm-up figures) when it serves, then runs until stdin closes or SIGTERM.
 Bodies not rendered beforehand are cached the first time they are asked for; hits and misses are counted and shown
-at GET /_sandbox/bench/cache on the stand-in's port.
+at GET /_sandbox/bench/cache on the stand-in's port. Queries narrowed to a date window (a delta run's few changed
+indicators) are served live, never cached nor counted.
+
+POST /_sandbox/bench/threatq/change {"name", "size", "changed_every", "revision", "batch", "sort"} changes a
+collection as a delta run finds it a while later, drops its cached pages and renders its narrow listing pages (the
+fields of LISTING, no with=), and answers with the figures once the second of the change is over.
 """
 
 import argparse
@@ -54,9 +59,11 @@ class _Stub:
             self.headers["Content-Length"] = str(len(body))
 
 
-def call(service, method, target, body=b"", headers=None):
-    """Return (status, body bytes, headers, content type) of one request dispatched in-process to a stand-in."""
-    response = service.dispatch(Request(_Stub(target, body, headers), method))
+def call(service, method, target, body=b"", headers=None, handler=None):
+    """Return (status, body bytes, headers, content type) of one request to a stand-in in-process: dispatched to its
+    routes, or given straight to handler."""
+    request = Request(_Stub(target, body, headers), method)
+    response = handler(request) if handler else service.dispatch(request)
     data = response.body if isinstance(response.body, (bytes, bytearray)) else b"".join(response.body)
     return response.status, bytes(data), dict(response.headers), response.headers.get("Content-Type")
 
@@ -91,6 +98,14 @@ class _Cache:
         with self.lock:
             self.bodies.clear()
             self.bytes = 0
+
+    def drop(self, doomed):
+        """Forget the bodies whose key doomed(key) is true; return how many."""
+        with self.lock:
+            keys = [key for key in self.bodies if doomed(key)]
+            for key in keys:
+                self.bytes -= len(self.bodies.pop(key)[1])
+            return len(keys)
 
     def figures(self):
         with self.lock:
@@ -154,11 +169,15 @@ def _with_cache(cls):
         self.cache.clear()
         return Response({"ok": True})
 
+    def change(self, request):
+        return Response(change_threatq(self, request.json() or {}))
+
     members.update(reset=reset, cache_key=cache_key, authorized=authorized,
                    cache_figures=route("GET", r"^/_sandbox/bench/cache$")(cache_figures),
                    cache_clear=route("DELETE", r"^/_sandbox/bench/cache$")(cache_clear))
     if cls.name == "threatq":
-        members["query"] = route("POST", r"^/api/indicators/query$")(_cached(cls.query))
+        members["query"] = route("POST", r"^/api/indicators/query$")(_cached(cls.query, _unwindowed))
+        members["change"] = route("POST", r"^/_sandbox/bench/threatq/change$")(change)
     elif cls.name == "recorded_future":
         members["risklist"] = route("GET", r"^/v2/(?P<kind>ip|domain|hash|url|vulnerability)/risklist/?$")(
             _cached(cls.risklist))
@@ -167,42 +186,83 @@ def _with_cache(cls):
     return type(f"Cached{cls.__name__}", (cls,), members)
 
 
-# ---- ThreatQ pages rendered before serving, in worker processes -----------------------------------------------
+def _unwindowed(request):
+    """Return whether a ThreatQ query has no date window (a windowed one depends on the time: never cached)."""
+    body = request.json()
+    parts = [body.get(root) for root in ("filters", "criteria")] if isinstance(body, dict) else []
+    return not any(isinstance(clause, dict) and {"created_at", "updated_at", "touched_at"} & set(clause)
+                   for part in parts if isinstance(part, dict) for clause in part.get("+and") or ())
 
+
+# ---- ThreatQ pages rendered beforehand: in worker processes before serving, in-process after a change ------
+
+# The fields of the exporter's narrow listing of a whole collection (sent without with=).
+LISTING = ("id", "value", "touched_at")
 _WORKER = {}
 
 
-def _render_pages(offsets):
-    """Render the pages at offsets in a worker (forked with the stand-in); return [(key, body)] and CPU seconds."""
+def _render_pages(offsets, handler=None):
+    """Render the pages at offsets (in a worker forked with the stand-in, or through handler); return [(key, body)]
+    and CPU seconds."""
     service, template = _WORKER["service"], _WORKER["template"]
     cpu = time.process_time()
     out = []
     for offset in offsets:
         query = [(k, str(offset) if k == "offset" else v) for k, v in template["query"]]
         target = template["path"] + "?" + urlencode(query)
-        status, data, headers, ctype = call(service, "POST", target, template["body"], template["headers"])
+        status, data, headers, ctype = call(service, "POST", target, template["body"], template["headers"], handler)
         if status != 200:
             raise RuntimeError(f"rendering {target} answered {status}: {data[:200]!r}")
         out.append((_key(template["path"], query, template["body"]), (status, data, headers, ctype)))
     return out, time.process_time() - cpu
 
 
-def warm_threatq(service, collection_name, batch, sort, with_, workers):
-    """Render every page of a collection as the exporter asks for it (offset paging) into the service's cache."""
+def _pages_of(service, collection, batch, sort, fields, with_):
+    """Set the request template of a collection's pages as the exporter asks for them; return their offsets."""
     from tq_conn_sandbox.services import threatq as tq
     status, data, _, _ = call(service, "POST", "/api/token?" + urlencode(
         {"grant_type": "password", "client_id": tq.CLIENT_ID}),
         json.dumps({"email": tq.USERNAME, "password": tq.PASSWORD}).encode(), {"Content-Type": "application/json"})
     token = json.loads(data)["access_token"]
-    collection = service.collection(collection_name)
     query = collection.listing()["json"]["api_query"]
-    from tq_conn_common.threatq.client import FIELDS   # the body the exporter sends: its query and the fields
-    body = json.dumps({**{k: query[k] for k in ("criteria", "filters") if k in query}, "fields": list(FIELDS)}).encode()
+    body = json.dumps({**{k: query[k] for k in ("criteria", "filters") if k in query}, "fields": list(fields)}).encode()
     _WORKER.update(service=service, template={
         "path": "/api/indicators/query", "body": body,
         "headers": {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        "query": [("limit", str(batch)), ("offset", "0"), ("sort", sort), ("with", with_)]})
-    offsets = list(range(0, collection.size, batch))
+        "query": [("limit", str(batch)), ("offset", "0"), ("sort", sort)] + ([("with", with_)] if with_ else [])})
+    return list(range(0, collection.size, batch))
+
+
+def change_threatq(service, change):
+    """Change a collection as a delta run finds it a while later (same seed, another size and revision), drop its
+    cached pages and render its listing pages in-process; return the figures."""
+    old = service.collection(change["name"])
+    collection = service.add_collection(old.name, int(change["size"]), seed=old.seed,
+                                        duplicate_every=old.duplicate_every,
+                                        changed_every=int(change["changed_every"]), revision=int(change["revision"]))
+    query = {k: old.api_query.get(k) for k in ("criteria", "filters")}
+    dropped = service.cache.drop(lambda key: key[0] == "/api/indicators/query" and key[2] and {
+        k: json.loads(key[2]).get(k) for k in ("criteria", "filters")} == query)
+    offsets = _pages_of(service, collection, int(change["batch"]), change["sort"], LISTING, None)
+    started = time.monotonic()
+    pages, cpu = _render_pages(offsets, super(type(service), service).query)   # the route itself, past the cache
+    for key, value in pages:
+        service.cache.put(key, value)
+    seconds = time.monotonic() - started
+    service.cache.render_cpu_seconds += cpu
+    service.cache.render_seconds += seconds
+    # "A while later": the second of the change is over, so a window ending "+lt": "NOW" holds it.
+    time.sleep(max(0.0, collection.mutations[-1][0] + 1 - time.time()))
+    return {"collection": collection.name, "indicators": collection.size, "changed_at": collection.mutations[-1][1],
+            "dropped_pages": dropped, "listing_pages": len(offsets), "render_cpu_seconds": round(cpu, 2),
+            "render_seconds": round(seconds, 2)}
+
+
+def warm_threatq(service, collection_name, batch, sort, with_, workers):
+    """Render every page of a collection as the exporter asks for it (offset paging) into the service's cache."""
+    from tq_conn_common.threatq.client import FIELDS   # the body the exporter sends: its query and the fields
+    collection = service.collection(collection_name)
+    offsets = _pages_of(service, collection, batch, sort, FIELDS, with_)
     groups = [offsets[i::max(1, workers * 8)] for i in range(max(1, workers * 8))]
     started = time.monotonic()
     cpu = 0.0
@@ -223,9 +283,6 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", metavar="NAME", required=True, help="the stand-ins to run")
     parser.add_argument("--collection", action="append", default=[], metavar="NAME=SIZE",
                         help="a ThreatQ data collection to create and render before serving (repeatable)")
-    parser.add_argument("--delta-of", action="append", default=[], metavar="NAME=SIZE",
-                        help="also create and render '<NAME> delta': that collection a while later, 1%% of its "
-                             "indicators changed (their score) and the last 0.5%% removed (repeatable)")
     parser.add_argument("--duplicate-every", type=int, default=1000,
                         help="every n-th indicator repeats an earlier value under another type (default 1000)")
     parser.add_argument("--batch", type=int, default=1000, help="ThreatQ page size the exporter asks for")
@@ -245,12 +302,6 @@ def main(argv=None):
         tq = instances["threatq"]
         tq.add_collection(name, int(size), seed=7 + int(size) % 1000, duplicate_every=args.duplicate_every)
         warmed.append(warm_threatq(tq, name, args.batch, args.sort, args.with_, args.workers))
-    for item in args.delta_of:
-        name, _, size = item.rpartition("=")
-        tq = instances["threatq"]
-        tq.add_collection(f"{name} delta", int(size) - int(size) // 200, seed=7 + int(size) % 1000,
-                          duplicate_every=args.duplicate_every, changed_every=100, revision=1)
-        warmed.append(warm_threatq(tq, f"{name} delta", args.batch, args.sort, args.with_, args.workers))
     running = Running()  # serving threads start only now: the render workers were forked from a quiet process
     for service in instances.values():
         running.add(service, "127.0.0.1", 0)
