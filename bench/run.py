@@ -406,7 +406,7 @@ class Bench:
         pages rendered, outside any timing."""
         response = requests.post(f"{self.source.url('threatq')}/_sandbox/bench/threatq/change", timeout=3600, json={
             "name": f"Bench {size}", "size": size - size // 200, "changed_every": 100, "revision": 1,
-            "batch": self.args.batch, "sort": "-updated_at"})
+            "batch": self.args.batch, "sort": "id"})
         if not response.ok:
             raise CaseFailed(f"the ThreatQ stand-in did not change Bench {size}: HTTP {response.status_code} "
                              f"{response.text[:200]}")

@@ -15,7 +15,7 @@ indicators) are served live, never cached nor counted.
 
 POST /_sandbox/bench/threatq/change {"name", "size", "changed_every", "revision", "batch", "sort"} changes a
 collection as a delta run finds it a while later, drops its cached pages and renders its narrow listing pages (the
-fields of LISTING, no with=), and answers with the figures once the second of the change is over.
+fields of the exporter's listing, no with=), and answers with the figures once the second of the change is over.
 """
 
 import argparse
@@ -196,8 +196,6 @@ def _unwindowed(request):
 
 # ---- ThreatQ pages rendered beforehand: in worker processes before serving, in-process after a change ------
 
-# The fields of the exporter's narrow listing of a whole collection (sent without with=).
-LISTING = ("id", "value", "touched_at")
 _WORKER = {}
 
 
@@ -243,7 +241,8 @@ def change_threatq(service, change):
     query = {k: old.api_query.get(k) for k in ("criteria", "filters")}
     dropped = service.cache.drop(lambda key: key[0] == "/api/indicators/query" and key[2] and {
         k: json.loads(key[2]).get(k) for k in ("criteria", "filters")} == query)
-    offsets = _pages_of(service, collection, int(change["batch"]), change["sort"], LISTING, None)
+    from tq_conn_common.threatq.client import LISTED   # the exporter's narrow listing (no with=, by id)
+    offsets = _pages_of(service, collection, int(change["batch"]), change["sort"], LISTED, None)
     started = time.monotonic()
     pages, cpu = _render_pages(offsets, super(type(service), service).query)   # the route itself, past the cache
     for key, value in pages:

@@ -9,11 +9,11 @@ from tq_conn_common.paging import cursor_pages, offset_pages, scroll_pages, wind
 from tq_conn_common.rows import chunks, flatten  # noqa: E402
 from tq_conn_common.download import Download, etag  # noqa: E402
 from tq_conn_common.devo import Column, EventTable, LookupSpec, MAX_CELL  # noqa: E402
-from tq_conn_common.connector import Connector, Stream  # noqa: E402
+from tq_conn_common.connector import Changes, Connector, Stream  # noqa: E402
 from tq_conn_common import checks, cli, clock, collector, devo, iocs, threatq  # noqa: E402
 
-__all__ = ["__version__", "Connector", "Stream", "Param", "Secret", "Config", "reveal", "Service", "excerpt",
-           "offset_pages", "cursor_pages", "scroll_pages", "window_pages", "chunks", "flatten", "Download", "etag", "Declared",
+__all__ = ["__version__", "Changes", "Connector", "Stream", "Param", "Secret", "Config", "reveal", "Service",
+           "excerpt", "offset_pages", "cursor_pages", "scroll_pages", "window_pages", "chunks", "flatten", "Download", "etag", "Declared",
            "Column", "LookupSpec", "EventTable", "MAX_CELL", "stop",
            "TqConnError", "ConfigError", "UsageError", "AuthError", "SourceError", "DeliveryError", "LockHeldError",
            "BadRecord", "checks", "cli", "clock", "collector", "devo", "iocs", "threatq"]

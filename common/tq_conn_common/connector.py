@@ -32,6 +32,7 @@ class Stream:
     done: Callable = None           # done(ctx) after the stream's checkpoint was committed
     shared_pages: Callable = None   # shared_pages(ctx) -> the page size when fetch's pages are shared out among
     #                                 worker processes (see parallel; offset_pages(shared=True)), else None
+    changes: Callable = None        # changes(ctx) -> a Changes when the source can say what changed, else None
     what: str = "record"            # how a skipped record is named in the log
     title: str = None               # how messages name the stream (default: its name)
     messages: dict = field(default_factory=dict)  # "rejected", "no_key": (message, fix) templates
@@ -43,6 +44,19 @@ class Stream:
     @property
     def path(self):
         return ("streams", self.name) if self.state is None else tuple(self.state)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How a stream's source says what changed since a run, so that a lookup delivered as a delta is read only
+    where it changed (see devo.delta): every record read is remembered by its id, with its row and stamps."""
+
+    tag: str                # what the source reads (a collection's query): another tag, and the lookup is read whole
+    mark: Callable          # mark(record) -> (id, change stamp, order stamp) as texts: of the records of one key, the
+    #                         newest by order stamp (then id) is the key's row, as fetch's order has it first
+    listing: Callable       # listing() -> (id, change stamp) of every record the source holds, by increasing id
+    since: Callable         # since(stamp) -> the records changed at stamp or later, as fetch yields them
+    one: Callable           # one(id) -> the record with this id (a SourceError of kind not_found when it is gone)
 
 
 @dataclass(frozen=True)
@@ -88,4 +102,4 @@ class Connector:
         return session.execute(self, argv)
 
 
-__all__ = ["Connector", "Stream"]
+__all__ = ["Changes", "Connector", "Stream"]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 60   # a stream pulled this much early is still due (cron starts a few seconds early or late)
 _BATCH = 1024        # rows handed to a destination together
 TOO_LONG = Declared(BadRecord, "{column} has {length} characters, more than the {most} a Devo lookup cell may hold")
+GONE = Declared(BadRecord, "record gone from the source since the source listed it (the next run reads its key again)")
 
 
 class StreamRun:
@@ -44,6 +45,7 @@ class StreamRun:
         self.counts = {}
         self.received = self.skipped = 0
         self.known = set()   # keys delivered by earlier runs: a row with one is dropped as a duplicate
+        self.whole = False   # True: the source is read whole even where it could say what changed
 
     @property
     def forced(self):
@@ -129,13 +131,14 @@ def run_stream(run, stream):
     ctx = StreamRun(run, stream, saved)
     if not _due(ctx) or _unchanged(ctx):
         return
-    targets = [_target(ctx, to) for to in stream.destinations]
     try:
-        _pump(ctx, targets)
-        _deliver(ctx, targets)
-    finally:
-        for target in targets:
-            target.close()
+        targets = _pump_and_deliver(ctx)
+    except delta.ReadWhole as again:   # reading changes found the lookup gone from Devo: read the source whole
+        log.warning("%s: %s; the source is read whole.", stream.name, again)
+        ctx.whole = True
+        run.stats.received -= ctx.received
+        ctx.received = 0
+        targets = _pump_and_deliver(ctx)
     if ctx.received and ctx.skipped:
         log.warning("%s: %d of %d %ss failed validation and were skipped.", stream.name, ctx.skipped, ctx.received,
                     stream.what)
@@ -153,6 +156,18 @@ def run_stream(run, stream):
                           fix.format(what=stream.what), retryable=True)
     if ctx.deferred:
         raise ctx.deferred
+
+
+def _pump_and_deliver(ctx):
+    """Fetch, map and deliver the stream into new targets; return them (closed)."""
+    targets = [_target(ctx, to) for to in ctx.stream.destinations]
+    try:
+        _pump(ctx, targets)
+        _deliver(ctx, targets)
+    finally:
+        for target in targets:
+            target.close()
+    return targets
 
 
 def _due(ctx):
@@ -186,16 +201,10 @@ def _unchanged(ctx):
 def _pump(ctx, targets):
     """Fetch the stream's records and hand their rows to the targets; batched targets deliver as they fill."""
     stream, run = ctx.stream, ctx.run
-    to_row, split, size = stream.to_row, stream.split, stream.batch_size
+    split, size = stream.split, stream.batch_size
     stats = run.stats
     first, rejected = None, 0
-    records = stream.fetch(ctx)
-    page = stream.shared_pages(ctx) if stream.shared_pages else None
-    count = parallel.workers() if page and len(targets) == 1 and isinstance(targets[0], LookupTarget) else 1
-    if count > 1 and split is None and targets[0].spec.columns and not ctx.dry_run:
-        log.info("%s: read by %d worker processes, %d %ss a page each in turn.", stream.name, count, page, stream.what)
-        records, to_row = _made_in_workers(ctx, records, page, count, targets[0].spec), None
-        targets[0].ready = True
+    records, to_row = _records(ctx, targets)
     for record in records:
         if ctx.halted:
             break
@@ -235,9 +244,67 @@ def _pump(ctx, targets):
         raise SourceError(message.format(**values), fix.format(**values))
 
 
-def _made_in_workers(ctx, records, page, count, spec):
-    """Yield what to_row made of each record (its row as texts, a BadRecord, None or a list of rows), the records
-    read and mapped by count worker processes, page by page in order (see parallel)."""
+def _records(ctx, targets):
+    """Return (records, to_row) for the pump: the stream's records and its to_row, or, for one lookup made of texts
+    (read by workers, or reading changes), what to_row made of each record as texts, and None.
+
+    When the stream's source can say what changed and the lookup's delta index allows it, only the records the
+    index names are read (see devo.delta, reading changes); the rows of the others are as Devo holds them.
+    """
+    stream = ctx.stream
+    target = targets[0] if len(targets) == 1 and stream.split is None else None
+    delta_lookup = (isinstance(target, LookupTarget) and isinstance(target.upload, delta.DeltaUpload)
+                    and not ctx.dry_run)
+    changes = stream.changes(ctx) if stream.changes and delta_lookup else None
+    if changes is not None:
+        target.upload.tag = changes.tag
+        target.ready = True
+        page = _maker(ctx, target.spec, changes.mark)
+        stamp = None if ctx.whole else target.upload.since(iter(changes.listing()))
+        if stamp is not None:
+            return _changed(ctx, target.upload, changes, stamp, page), None
+    records = stream.fetch(ctx)
+    size = stream.shared_pages(ctx) if stream.shared_pages else None
+    count = parallel.workers() if size and isinstance(target, LookupTarget) else 1
+    if count > 1 and target.spec.columns and not ctx.dry_run:
+        log.info("%s: read by %d worker processes, %d %ss a page each in turn.", stream.name, count, size, stream.what)
+        target.ready = True
+        page = _maker(ctx, target.spec, changes.mark if changes else None)
+
+        def make():   # in each worker: its pages of records, each record as to_row made it, rows as texts
+            return map(page, chunks(records, size))
+        pages = parallel.pages(make, count, ctx.run.clients, ctx.run.stats)
+        return itertools.chain.from_iterable(pages), None
+    if changes is not None:
+        return itertools.chain.from_iterable(map(page, chunks(records, _BATCH))), None
+    return records, stream.to_row
+
+
+def _changed(ctx, upload, changes, stamp, page):
+    """Yield the rows of the records to read again, reading changes: those changed since stamp that the index
+    names, then one by one those it names that were not among them (an older record now the row of its key)."""
+    mark, seen = changes.mark, set()
+    if stamp:
+        log.info("%s: reading only what changed since %s.", ctx.stream.name, stamp)
+
+        def wanted(record):
+            ident = mark(record)[0]
+            if ident in seen or not upload.wanted(ident):
+                return False
+            seen.add(ident)
+            return True
+        for chunk in chunks(filter(wanted, changes.since(stamp)), _BATCH):
+            yield from page(chunk)
+    for ident in upload.needed():
+        if ident not in seen:
+            record = ctx.read(ident, changes.one, ident, gone=GONE)
+            if record is not None:
+                yield from page([record])
+
+
+def _maker(ctx, spec, mark=None):
+    """Return page(records) -> what to_row made of each record: its row as texts (followed by mark(record) when
+    mark is given), a BadRecord, None or a list of rows as texts."""
     to_row = ctx.stream.to_row
 
     def made(record):
@@ -249,16 +316,13 @@ def _made_in_workers(ctx, records, page, count, spec):
             return bad
         return list(texts(spec, row)) if isinstance(row, list) else row
 
-    def make():   # in each worker: its pages of records, each record as to_row made it, rows as texts
-        for chunk in chunks(records, page):
-            out = [made(record) for record in chunk]
-            at = [i for i, row in enumerate(out) if type(row) is dict]
-            for i, row in zip(at, texts(spec, [out[i] for i in at])):
-                out[i] = row
-            yield out
-
-    for out in parallel.pages(make, count, ctx.run.clients, ctx.run.stats):
-        yield from out
+    def page(records):
+        out = [made(record) for record in records]
+        at = [i for i, row in enumerate(out) if type(row) is dict]
+        for i, row in zip(at, texts(spec, [out[i] for i in at])):
+            out[i] = row if mark is None else row + mark(records[i])
+        return out
+    return page
 
 
 def _deliver(ctx, targets, batch=False):

@@ -15,6 +15,7 @@ from tq_conn_common.config import Secret
 from tq_conn_common.errors import AuthError, ConfigError, SourceError
 from tq_conn_common.http import HttpClient
 from tq_conn_common.threatq import ui
+from tq_conn_common.threatq.client import touched_since
 from tq_conn_sandbox.services.threatq import (CLIENT_ID, PASSWORD, PRIVATE_CLIENT_ID, PRIVATE_CLIENT_SECRET,
                                               USERNAME)
 
@@ -340,6 +341,27 @@ def test_an_offset_ignored_by_the_server_is_caught():
     client.login._token = {"access_token": "t", "expires_at": "2999-01-01T00:00:00Z", "expires_in": 3600}
     with pytest.raises(SourceError, match="ThreatQ repeated a page of indicators"):
         list(client.indicators({"json": {"api_query": {}}}, batch_size=2))
+
+
+WINDOW = {"touched_at": {"+gt": "2026-12-01 09:59:59", "+lt": "NOW"}}
+
+
+@pytest.mark.parametrize("body,expected", [
+    ({"criteria": {"+or": [{"type_name": "IP Address"}]}, "filters": {"+and": [{"tags": "x"}]}},
+     {"criteria": {"+or": [{"type_name": "IP Address"}]}, "filters": {"+and": [{"tags": "x"}, WINDOW]}}),
+    ({"criteria": {"+or": [{"type_name": "IP Address"}]}, "filters": {}},
+     {"criteria": {"+and": [{"+or": [{"type_name": "IP Address"}]}, WINDOW]}, "filters": {}}),
+    ({"criteria": {}, "filters": {"+or": [{"score": {"+gte": 5}}]}},
+     {"criteria": {}, "filters": {"+and": [{"+or": [{"score": {"+gte": 5}}]}, WINDOW]}}),
+    ({}, {"criteria": {"+and": [WINDOW]}}),
+    # the collection's own date clause selects what it holds: it stays
+    ({"filters": {"+and": [{"created_at": {"+gt": "2026-01-01 00:00:00"}}]}},
+     {"filters": {"+and": [{"created_at": {"+gt": "2026-01-01 00:00:00"}}, WINDOW]}}),
+])
+def test_a_query_is_narrowed_to_what_was_touched_since_as_the_sdk_narrows_it(body, expected):
+    before = repr(body)
+    assert touched_since(body, "2026-12-01 10:00:00") == expected
+    assert repr(body) == before   # the collection's own query is left as it was
 
 
 # Reading indicators (reference section 5 and 6).

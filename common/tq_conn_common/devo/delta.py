@@ -17,6 +17,7 @@ replacement would leave it.
 
 import datetime
 import glob
+import fcntl
 import hashlib
 import itertools
 import json
@@ -38,14 +39,17 @@ SUFFIX = ".index"        # <command>.index/ beside <command>.state.json
 _OLD_SUFFIX = ".index.sqlite"   # the single-file index of 1.1: dropped, each lookup is sent whole once
 CACHE_KB = 4 * 1024      # SQLite page cache of each database (KB): memory stays flat whatever the number of rows
 _READ = 4096             # records read and written together
-_PER_INSERT = 256        # rows of one INSERT statement (3 values each: within SQLite's oldest limit of 999)
-_INSERT = "INSERT INTO temp.added VALUES " + ",".join(["(?, ?, ?)"] * _PER_INSERT)
+_PER_INSERT = 192        # rows of one INSERT statement (5 values each: within SQLite's oldest limit of 999)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {db}meta (lookup TEXT, shape TEXT, size INTEGER, full_at TEXT, delta_at TEXT, "
     "full_pending INTEGER NOT NULL DEFAULT 0, lines TEXT)",
     # In the order of the key digests: a comparison walks both indexes side by side, every look-up beside the last.
     "CREATE TABLE IF NOT EXISTS {db}rows (k BLOB PRIMARY KEY, d BLOB NOT NULL, off INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS {db}inflight (k BLOB PRIMARY KEY, line TEXT NOT NULL)",
+    # Streams that read changes: every record read (repeats of a key too), by its id in the source, with its key,
+    # row and change stamp t and the stamp u that orders the records of a key (the newest is the key's row).
+    "CREATE TABLE IF NOT EXISTS {db}srcs (src INTEGER PRIMARY KEY, k BLOB NOT NULL, d BLOB NOT NULL, "
+    "off INTEGER NOT NULL, t TEXT, u TEXT)",
 )
 
 
@@ -172,12 +176,49 @@ class _transaction:
         self.db.execute("ROLLBACK" if kind else "COMMIT")
 
 
+def _insert(db, table, rows):
+    """Append rows (tuples of one width) to a table, many rows a statement (a third cheaper than one each)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    per = 960 // width
+    whole = len(rows) // per * per
+    if whole:
+        statement = f"INSERT INTO {table} VALUES " + ",".join(["(" + ", ".join("?" * width) + ")"] * per)
+        for at in range(0, whole, per):
+            db.execute(statement, list(itertools.chain.from_iterable(rows[at:at + per])))
+    db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", rows[whole:])
+
+
+def _ident(value):
+    """Return a record's id in its source as an integer, or None when it is not one."""
+    if type(value) is int:
+        return value
+    return int(value) if type(value) is str and value.isdigit() and len(value) < 19 else None
+
+
+def _mark(mark):
+    """Return (src, t, u) of a row's mark (id, change stamp, order stamp; texts), or Nones when it has none."""
+    if len(mark) < 3:
+        return None, None, None
+    return _ident(mark[0]), mark[1] or None, mark[2] or None
+
+
+class ReadWhole(Exception):
+    """The lookup, read as changes, must be read whole after all (Devo lost it): the run reads the source again."""
+
+
 class DeltaUpload:
     """The rows of one lookup replaced over the Lookups API: sent as a full replacement or as a delta.
 
-    add() takes tuples of texts in the order of spec.columns; of the rows of one key, the first or the last (keep)
-    is kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
+    add() takes tuples of texts in the order of spec.columns, followed by the record's mark (its id and change
+    stamp in the source) when the stream reads changes; of the rows of one key, the first or the last (keep) is
+    kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
     ("full" or "delta", rows upserted, rows deleted).
+
+    A stream that can say what changed in its source (see changes()) is read as changes when the index allows:
+    the run gives the listing of every record's key, id and stamp; the index names the records to read again
+    (new, changed, or now the row of their key) and the keys gone, and only those rows are read and sent.
     """
 
     mode = "replace"
@@ -186,11 +227,12 @@ class DeltaUpload:
     def __init__(self, run, spec, name, allow_empty=False, forced=False, keep="last"):
         self.run, self.spec, self.name, self.allow_empty, self.forced = run, spec, name, allow_empty, forced
         self.keep = keep
+        self.tag = None     # what the source reads (a ThreatQ collection's query): another tag is another lookup
         self._body = None   # the lines file without the rows dropped as repeats, when there were any
         self._kept = None
         self.count = self.repeats = 0
         self.outcome = None
-        self._key = spec.key_index
+        self._key, self._width = spec.key_index, len(spec.columns)
         self._folder = _folder(run.paths["state"])
         self._base = _base(self._folder, name)
         _sweep(self._folder, self._base)
@@ -208,10 +250,14 @@ class DeltaUpload:
         for statement in _SCHEMA:
             self._db.execute(statement.format(db=""))
         # The rows as they come, appended to a private temporary table; sorted into rows once, at send().
-        self._db.execute("CREATE TEMP TABLE added (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL)")
+        self._db.execute("CREATE TEMP TABLE added (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL, "
+                         "src INTEGER, t TEXT, u TEXT)")
         self._db.execute("BEGIN")
         self._current = None   # the lookup's index as it was, attached as idx when there is one
         self._old_lines = None   # and the lines file it names
+        self._meta = None
+        self._changes = None   # reading changes: the lines file of the index, open for appending (and locked)
+        self._marked = False   # rows came with their records' marks: the index keeps the records (srcs)
 
     def __enter__(self):
         return self
@@ -220,22 +266,142 @@ class DeltaUpload:
         self.close()
 
     def add(self, rows):
-        """Keep rows (a list of tuples of texts) by key."""
-        key, blake, at = self._key, hashlib.blake2b, self._at
+        """Keep rows (a list of tuples of texts, each with its record's mark after the columns, if any) by key."""
+        key, width, blake, at = self._key, self._width, hashlib.blake2b, self._at
+        marks = [_mark(row[width:]) for row in rows]
+        if any(len(row) > width for row in rows):
+            rows = [row[:width] for row in rows]
         data, found = [], []
-        for row, record in zip(rows, csv_records(rows)):
+        for row, record, mark in zip(rows, csv_records(rows), marks):
             line = (record + "\n").encode("utf-8", "surrogatepass")
             found.append((blake(row[key].encode("utf-8", "surrogatepass"), digest_size=16).digest(),
-                          blake(line, digest_size=8).digest(), at))
+                          blake(line, digest_size=8).digest(), at, *mark))
             data.append(line)
             at += len(line)
         self._spool.write(b"".join(data))
         self._at = at
-        whole = len(found) // _PER_INSERT * _PER_INSERT   # many rows a statement: a third cheaper than one each
-        for at in range(0, whole, _PER_INSERT):
-            self._db.execute(_INSERT, list(itertools.chain.from_iterable(found[at:at + _PER_INSERT])))
-        self._db.executemany("INSERT INTO temp.added VALUES (?, ?, ?)", found[whole:])
+        _insert(self._db, "temp.added", found)
         self.count += len(rows)
+        self._marked = self._marked or any(mark[0] is not None for mark in marks)
+
+    # Reading changes.
+
+    def since(self, listing):
+        """Plan a read of changes: return the source stamp to read the records changed since (the caller reads
+        those that wanted() names, then one by one those of needed() not among them, and adds their rows), "" when
+        nothing needs reading, or None when the lookup must be read whole (no index yet, a full replacement due,
+        too much changed; logged why).
+
+        listing yields (ident, stamp) of every record the source holds, in increasing ident order; it is walked
+        beside the index's records (srcs, in the same order): a record whose stamp differs or that is new is read
+        again, one not listed is gone.
+        """
+        self._db.execute("COMMIT")
+        meta = self._attach()
+        reason = self._full_reason(meta, self._shape())
+        if reason is None and self.keep != "first":
+            reason = "its stream keeps the last row of a key"
+        if reason is None and not self._db.execute("SELECT 1 FROM idx.srcs LIMIT 1").fetchone():
+            reason = "its delta index holds no record ids yet"
+        if reason is None and not self._lock_lines():
+            reason = "another run is writing its delta index"
+        if reason is None:
+            reason = self._compare(listing)
+        if reason is None:
+            needs, dropped, whole, stamp, unstamped = self._db.execute(
+                "SELECT (SELECT count(*) FROM need), (SELECT count(*) FROM dropped), ?, (SELECT min(t) FROM need), "
+                "(SELECT count(*) FROM need WHERE t IS NULL OR t = '')", (max(meta["size"] or 0, 1),)).fetchone()
+            share = int(self.run.config.get(DELTA_SHARE.key) or DELTA_SHARE.default)
+            if unstamped:
+                reason = "its source listed records without a change stamp"
+            elif (needs + dropped) * 100 > share * whole:
+                reason = (f"{needs} of its records are new or changed and {dropped} gone, more than {share}% of its "
+                          f"{whole} rows ({DELTA_SHARE.key})")
+        if reason is not None:
+            log.info("Lookup %s is read whole, as %s.", self.name, reason)
+            for table in ("need", "dropped"):
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
+            self._unlock_lines()
+            self._db.execute("BEGIN")
+            return None
+        log.info("Lookup %s: %d records of its source to read again (new or changed), %d gone.", self.name, needs,
+                 dropped)
+        self._spool.close()
+        os.unlink(self._lines)
+        self._lines = None
+        self._spool, self._at = self._changes, self._changes.seek(0, os.SEEK_END)
+        self._db.execute("BEGIN")
+        return stamp or ""
+
+    def _compare(self, listing):
+        """Walk the listing beside the index's records: new or changed ones into temp.need, those gone into
+        temp.dropped. Return None, or why the lookup must be read whole."""
+        db = self._db
+        db.execute("CREATE TEMP TABLE need (src INTEGER PRIMARY KEY, t TEXT)")
+        db.execute("CREATE TEMP TABLE dropped (src INTEGER PRIMARY KEY)")
+        db.execute("BEGIN")
+        cursor = db.execute("SELECT src, t FROM idx.srcs ORDER BY src")
+        known = itertools.chain.from_iterable(iter(lambda: cursor.fetchmany(_READ), []))
+        need, dropped, last = [], [], None
+        src, t = next(known, (None, None))
+        for ident, stamp in listing:
+            ident = _ident(ident)
+            if ident is None or (last is not None and ident <= last):
+                db.execute("ROLLBACK")
+                return "its source did not list its records by increasing id"
+            last = ident
+            while src is not None and src < ident:
+                dropped.append((src,))
+                src, t = next(known, (None, None))
+            if src == ident:
+                if t != stamp:
+                    need.append((ident, stamp))
+                src, t = next(known, (None, None))
+            else:
+                need.append((ident, stamp))
+            if len(need) >= _READ or len(dropped) >= _READ:
+                _insert(db, "temp.need", need)
+                _insert(db, "temp.dropped", dropped)
+                need, dropped = [], []
+        while src is not None:
+            dropped.append((src,))
+            src, t = next(known, (None, None))
+        _insert(db, "temp.need", need)
+        _insert(db, "temp.dropped", dropped)
+        db.execute("COMMIT")
+        return None
+
+    def wanted(self, ident):
+        """Return True when the record with this ident is to be read again (reading changes)."""
+        ident = _ident(ident)
+        return ident is not None and self._db.execute("SELECT 1 FROM need WHERE src = ?", (ident,)).fetchone() \
+            is not None
+
+    def needed(self):
+        """Yield the idents of the records to read again (reading changes), as texts."""
+        cursor = self._db.execute("SELECT src FROM need")
+        for batch in iter(lambda: cursor.fetchmany(_READ), []):
+            for (ident,) in batch:
+                yield str(ident)
+
+    def _lock_lines(self):
+        """Open the index's lines file for appending, locked for this run; return False when another run holds it."""
+        try:
+            spool = open(self._old_lines, "ab")
+        except OSError:
+            return False
+        try:
+            fcntl.flock(spool, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            spool.close()
+            return False
+        self._changes = spool
+        return True
+
+    def _unlock_lines(self):
+        if self._changes is not None:
+            self._changes.close()   # closing releases the lock
+            self._changes = None
 
     def kept(self):
         """Return how many rows are kept, one per key (the rows repeating a key counted in repeats); once added."""
@@ -248,6 +414,8 @@ class DeltaUpload:
 
     def send(self):
         """Send the full replacement or the delta; return how many rows were sent."""
+        if self._changes is not None:
+            return self._send_changes()
         name = self.name
         rows = self.kept()
         if rows == 0 and not self.allow_empty:
@@ -270,12 +438,54 @@ class DeltaUpload:
                     reason = "it is not in Devo any more"
         return self._send_full(reason, shape, rows)
 
+    def _send_changes(self):
+        """Send what reading changes found: for each key a record read again, left or came back to, the row of its
+        newest record when that differs from what Devo holds, or a delete when none is left."""
+        db = self._db
+        self._spool.flush()
+        db.execute("COMMIT")
+        db.execute("BEGIN")
+        # The records read again (the last reading of each), then the keys they touch: theirs, the keys the records
+        # read again or gone had before, and those in flight.
+        db.execute("CREATE TEMP TABLE fresh AS SELECT a.src AS src, a.k AS k, a.d AS d, a.off AS off, n.t AS t, "
+                   "a.u AS u FROM temp.added a JOIN need n ON n.src = a.src WHERE a.rowid IN "
+                   "(SELECT max(rowid) FROM temp.added GROUP BY src)")
+        db.execute("CREATE TEMP TABLE hit (k BLOB PRIMARY KEY) WITHOUT ROWID")
+        db.execute("INSERT OR IGNORE INTO hit SELECT k FROM fresh")
+        db.execute("INSERT OR IGNORE INTO hit SELECT s.k FROM idx.srcs s WHERE s.src IN (SELECT src FROM dropped) "
+                   "OR s.src IN (SELECT src FROM fresh)")
+        db.execute("INSERT OR IGNORE INTO hit SELECT k FROM idx.inflight")
+        # The newest record of each key touched, as it now stands: read again, or as the index has it.
+        db.execute("CREATE TEMP TABLE pick (k BLOB PRIMARY KEY, d BLOB, off INTEGER) WITHOUT ROWID")
+        db.execute("INSERT OR IGNORE INTO pick SELECT k, d, off FROM (SELECT k, d, off, u, src FROM fresh UNION ALL "
+                   "SELECT s.k, s.d, s.off, s.u, s.src FROM idx.srcs s WHERE s.k IN (SELECT k FROM hit) "
+                   "AND s.src NOT IN (SELECT src FROM dropped) AND s.src NOT IN (SELECT src FROM fresh)) "
+                   "ORDER BY k, u DESC, src DESC")
+        db.execute("CREATE TEMP TABLE up AS SELECT p.k AS k, p.off AS off FROM pick p LEFT JOIN idx.rows i "
+                   "ON i.k = p.k WHERE i.d IS NULL OR i.d != p.d OR p.k IN (SELECT k FROM idx.inflight)")
+        db.execute("CREATE TEMP TABLE gone AS SELECT i.k AS k, i.off AS off, NULL AS line FROM idx.rows i "
+                   "WHERE i.k IN (SELECT k FROM hit) AND i.k NOT IN (SELECT k FROM pick)")
+        db.execute("INSERT INTO gone SELECT f.k, NULL, f.line FROM idx.inflight f WHERE f.k NOT IN "
+                   "(SELECT k FROM pick) AND f.k NOT IN (SELECT k FROM gone)")
+        db.execute("COMMIT")
+        upserts, deletes, size = db.execute(
+            "SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone), ? + "
+            "(SELECT count(*) FROM pick WHERE k NOT IN (SELECT k FROM idx.rows)) - "
+            "(SELECT count(*) FROM gone WHERE off IS NOT NULL)", (self._meta["size"] or 0,)).fetchone()
+        try:
+            return self._send_delta(upserts, deletes, size, self._meta, self._shape(), self._old_lines)
+        except LookupMissing:
+            raise ReadWhole(f"lookup {self.name} is not in Devo any more") from None
+
     def _one_per_key(self):
         """Keep the first or the last row of each key; return how many rows are kept. The rows dropped stay in the
         lines file, unread (the index points at the kept ones); the body of a full replacement leaves them out."""
         db = self._db
         order = "" if self.keep == "first" else " DESC"
         db.execute(f"INSERT OR IGNORE INTO rows SELECT k, d, off FROM temp.added ORDER BY k, rowid{order}")
+        if self._marked:   # every record read, by its id in the source (the last reading of an id is kept)
+            db.execute("INSERT OR REPLACE INTO srcs SELECT src, k, d, off, t, u FROM temp.added WHERE src IS NOT NULL "
+                       "ORDER BY src, rowid")
         kept = db.execute("SELECT count(*) FROM rows").fetchone()[0]
         if kept < self.count:
             db.execute("CREATE TEMP TABLE dropped AS SELECT a.off AS off FROM temp.added a "
@@ -302,8 +512,11 @@ class DeltaUpload:
 
     def _attach(self):
         """Attach the lookup's index as idx; return its meta ({} when there is no index or it cannot be read)."""
+        if self._meta is not None:
+            return self._meta
         path = self._base + ".sqlite"
         if not os.path.exists(path):
+            self._meta = {}
             return {}
         db = self._db
         try:
@@ -325,13 +538,17 @@ class DeltaUpload:
         keys = ("lookup", "shape", "size", "full_at", "delta_at", "full_pending", "lines")
         meta = dict(zip(keys, found)) if found else {}
         self._old_lines = os.path.join(self._folder, meta["lines"]) if meta.get("lines") else None
+        self._meta = meta
         return meta
 
     def _shape(self):
-        """Return what the index of the lookup holds true for: its columns, key and Devo destination."""
+        """Return what the index of the lookup holds true for: its columns, key, source and Devo destination."""
         settings = settings_of(self.run)
-        return json.dumps({"columns": [[c.name, REST_TYPES[c.type]] for c in self.spec.columns], "key": self.spec.key,
-                           "url": settings.rest_url, "domain": settings.value("devo_domain")}, sort_keys=True)
+        shape = {"columns": [[c.name, REST_TYPES[c.type]] for c in self.spec.columns], "key": self.spec.key,
+                 "url": settings.rest_url, "domain": settings.value("devo_domain")}
+        if self.tag is not None:
+            shape["source"] = self.tag
+        return json.dumps(shape, sort_keys=True)
 
     def _full_reason(self, meta, shape):
         """Return why the lookup must be sent whole, or None when a delta will do."""
@@ -342,7 +559,7 @@ class DeltaUpload:
         if meta["full_pending"]:
             return "the last full replacement was not confirmed"
         if meta["shape"] != shape:
-            return "its columns, key or Devo destination changed"
+            return "its columns, key, source or Devo destination changed"
         if not self._old_lines or not os.path.exists(self._old_lines):
             return "its delta index lost the rows it was delivered with"
         days = int(self.run.config.get(FULL_DAYS.key) or FULL_DAYS.default)
@@ -376,7 +593,8 @@ class DeltaUpload:
                         line = lines.readline().decode("utf-8", "surrogatepass").rstrip("\n")
                     yield k, line
 
-    def _send_delta(self, upserts, deletes, rows, meta, shape):
+    def _send_delta(self, upserts, deletes, rows, meta, shape, lines=None):
+        """Send the upserts (their lines in lines, default the run's) and the deletes; commit once Devo confirmed."""
         db, name = self._db, self.name
         if not upserts and not deletes:
             with transport_upload(self.run, self.spec, name, "upsert") as up:
@@ -387,7 +605,8 @@ class DeltaUpload:
             self.outcome = ("delta", 0, 0)
             return 0
         log.info("Lookup %s: delta of %d rows upserted and %d deleted (of %d rows).", name, upserts, deletes, rows)
-        parts = (("upsert", "SELECT k, off, NULL FROM up ORDER BY off", self._lines),
+        self._spool.flush()
+        parts = (("upsert", "SELECT k, off, NULL FROM up ORDER BY off", lines or self._lines),
                  ("delete", "SELECT k, off, line FROM gone ORDER BY off", self._old_lines))
         uploads = [transport_upload(self.run, self.spec, name, mode, self.allow_empty) for mode, _, _ in parts]
         try:
@@ -421,8 +640,20 @@ class DeltaUpload:
         return sent
 
     def _commit(self, shape, rows, full_at, delta_at):
-        """Make the run's rows the lookup's index (Devo confirmed them): one rename, then the old lines go."""
+        """Make the run's rows the lookup's index (Devo confirmed them): one rename, then the old lines go. Reading
+        changes, the index is changed where it is instead, in one transaction (its new lines appended to its own)."""
         db, old_lines = self._db, self._old_lines
+        if self._changes is not None:
+            os.fsync(self._changes.fileno())
+            with _transaction(db):
+                db.execute("DELETE FROM idx.srcs WHERE src IN (SELECT src FROM dropped)")
+                db.execute("INSERT OR REPLACE INTO idx.srcs SELECT src, k, d, off, t, u FROM fresh")
+                db.execute("INSERT OR REPLACE INTO idx.rows SELECT k, d, off FROM pick")
+                db.execute("DELETE FROM idx.rows WHERE k IN (SELECT k FROM gone)")
+                db.execute("DELETE FROM idx.inflight")
+                db.execute("UPDATE idx.meta SET size = ?, delta_at = ?", (rows, delta_at))
+            self._unlock_lines()
+            return
         if self._current:
             db.execute("DETACH DATABASE idx")
         db.execute("INSERT INTO meta VALUES (?, ?, ?, ?, ?, 0, ?)",
@@ -440,6 +671,7 @@ class DeltaUpload:
 
     def close(self):
         self._spool.close()
+        self._unlock_lines()
         try:
             self._db.close()
         except sqlite3.Error:
@@ -490,4 +722,4 @@ def state_view(state_path):
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["DeltaUpload", "upload", "forget", "index_dir", "state_view"]
+__all__ = ["DeltaUpload", "ReadWhole", "upload", "forget", "index_dir", "state_view"]

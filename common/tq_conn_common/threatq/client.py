@@ -1,6 +1,7 @@
 """The ThreatQ API as connectors use it: calls with the bearer token, data collections, indicators page by page,
 indicator statuses and the connector records behind the integrations page."""
 
+import datetime
 import gc
 import json
 import logging
@@ -16,6 +17,7 @@ from tq_conn_common.threatq.settings import HOST, PAGING_PARAM, PASSWORD, USERNA
 log = logging.getLogger(__name__)
 
 WITH = ("attributes", "adversaries", "score", "status", "type")
+LISTED = ("id", "touched_at")   # what a listing of a collection asks for: enough to see what changed
 # ThreatQ's default fields (*) plus the related lists a connector reads: since 2026 the Threat Library leaves
 # attributes and sources out of query results unless fields asks for them (reference, 2026 corrections).
 FIELDS = ("*", "attributes", "adversaries")
@@ -84,17 +86,25 @@ class ThreatQ:
                             hint=f" (names are case-sensitive; did you mean {close[0]!r}?)" if close else "",
                             listing=f". The data collections are: {shown}." if names else "; it has no data collections.")
 
-    def indicators(self, collection, batch_size=1000, paging="offset", sort="id", with_=WITH, fields=FIELDS):
+    def query(self, collection):
+        """Return the body of a collection's query (criteria and filters) as it is sent: cleaned (clean_query)."""
+        query = collection.get("json", {}).get("api_query") or {}
+        return self.clean_query({key: query[key] for key in ("criteria", "filters") if key in query},
+                                collection.get("name"))
+
+    def indicators(self, collection, batch_size=1000, paging="offset", sort="id", with_=WITH, fields=FIELDS,
+                   since=None):
         """Yield the collection's indicators page by page (batch_size per request), type and status names filled.
 
         fields goes in the body of the offset query and in the URL of the cursor form, as ThreatQ's SDK and its
         engineers send it; with= stays for older releases, which read the related lists from it.
         The next page is fetched while the caller works on this one: one page ahead, in a thread that is the only
         user of this client until the last page is in (so the caller must not call the client meanwhile).
+        since (a ThreatQ stamp, offset paging only): only the indicators touched at since or later.
         """
-        query = collection.get("json", {}).get("api_query") or {}
-        body = self.clean_query({key: query[key] for key in ("criteria", "filters") if key in query},
-                                collection.get("name"))
+        body = self.query(collection)
+        if since:
+            body = touched_since(body, since)
         body["fields"] = list(fields)
         params = {"limit": batch_size, "sort": sort, "with": ",".join(with_)}
         if paging == "cursor":
@@ -117,6 +127,29 @@ class ThreatQ:
                                                          len(items)))
         for page in ahead(self._named(pages)):
             yield from page
+
+    def listing(self, collection, batch_size=1000, sort="id", fields=LISTED):
+        """Yield every indicator of the collection with only the fields named (offset paging, no related lists; by
+        id, an order that changes to indicators do not move)."""
+        body = {**self.query(collection), "fields": list(fields)}
+
+        def page(offset, limit):
+            found = self._page("POST", "indicators/query", json=body,
+                               params={"limit": limit, "offset": offset, "sort": sort})
+            return _data_list(found), _total(found)
+        for page in ahead(offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED)):
+            yield from page
+
+    def indicator(self, ident, with_=WITH):
+        """Return one indicator by id with its related lists, type and status names filled (GET /api/indicators/id)."""
+        found = self.call("GET", f"indicators/{ident}", params={"with": ",".join(with_)})
+        item = found.get("data") if isinstance(found, dict) and isinstance(found.get("data"), dict) else found
+        if not isinstance(item, dict):
+            raise SourceError(f"ThreatQ sent no indicator object for indicator {ident}.",
+                              "run again; if it persists, report it to ThreatQ support.", retryable=True)
+        if item.get("type") in (None, "") or item.get("status") in (None, ""):
+            self._fill_names(item)
+        return item
 
     def clean_query(self, query, name=None):
         """Return a collection's query cleaned as ThreatQ's SDK cleans it before sending (sanitize_payload).
@@ -194,6 +227,26 @@ class ThreatQ:
 _EMPTY = object()
 
 
+def touched_since(body, stamp):
+    """Return a query body narrowed to what was touched at stamp or later, as ThreatQ's SDK narrows a saved search
+    to a time window: a touched_at clause in the +and list of the filters (of the criteria when there are none).
+    The collection's own clauses stay (its date clauses too: they select what the collection holds)."""
+    try:
+        start = (datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
+                 - datetime.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        start = stamp
+    clause = {"touched_at": {"+gt": start, "+lt": "NOW"}}
+    body = dict(body)
+    root = "filters" if body.get("filters") else "criteria"
+    where = body.get(root) or {}
+    if list(where) == ["+and"] and isinstance(where["+and"], list):
+        body[root] = {"+and": [*where["+and"], clause]}
+    else:
+        body[root] = {"+and": ([where] if where else []) + [clause]}
+    return body
+
+
 def _drop_names(value, valid, dropped, key=None):
     """Return value without the type_name / status_name values that are not in valid (each appended to dropped)."""
     if isinstance(value, dict):
@@ -242,4 +295,4 @@ def _total(body):
         return None
 
 
-__all__ = ["ThreatQ", "SERVICE", "WITH", "FIELDS", "data_list"]
+__all__ = ["ThreatQ", "SERVICE", "WITH", "FIELDS", "LISTED", "data_list", "touched_since"]

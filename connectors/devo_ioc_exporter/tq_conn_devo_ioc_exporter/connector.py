@@ -31,7 +31,11 @@ UI_PARAMS = tuple(replace(_DEVO[key], ui=True) for key in _DEVO_UI) + (
                         "(0: never; a lock left by a dead run is always taken over)."),
 )
 LOCAL_DEVO = tuple(p for p in devo.output_params() if p.key not in _DEVO_UI)
-PARAMS = threatq.params() + UI_PARAMS + LOCAL_DEVO
+READ_CHANGES = Param("threatq_read_changes", "Read Only Changes", type=bool, default=True,
+                     help="With delta delivery, read in full only the indicators touched in ThreatQ since the last "
+                          "run, and of the others only their id, value and touched time (to see which left the "
+                          "collection); false reads the whole collection on every run.")
+PARAMS = threatq.params() + UI_PARAMS + LOCAL_DEVO + (READ_CHANGES,)
 
 IOCS = LookupSpec(name_from="lookup_name", key="value", columns=(
     Column("value"), Column("type"), Column("status"), Column("score", "float"), Column("link"),
@@ -45,7 +49,8 @@ def streams(run):
     """The one stream: the collection into the lookup as a full replacement, the newest row of a value kept."""
     links = threatq.ui_base(run.config.get("threatq_hostname") or run.config.threatq_host)
     return (Stream("iocs", fetch=source.fetch, to_row=partial(source.to_row, links=links), to=IOCS, dedupe="first",
-                   state=(), done=source.record_run, what="indicator", shared_pages=source.shared_pages),)
+                   state=(), done=source.record_run, what="indicator", shared_pages=source.shared_pages,
+                   changes=source.changes),)
 
 
 CONNECTOR = Connector(

@@ -1,8 +1,9 @@
 """The IOCs of a ThreatQ data collection: the collection's indicators, each mapped to one lookup row."""
 
+import json
 import reprlib
 
-from tq_conn_common import BadRecord, threatq
+from tq_conn_common import BadRecord, Changes, threatq
 
 # Seed 003 (v1.1.0 change log): the Adversary column reflects these attributes and the related adversaries.
 ADVERSARY_ATTRIBUTES = ("Actor", "Related Adversary", "Related Actor")
@@ -24,6 +25,30 @@ def fetch(ctx):
     return tq.indicators(collection, config.batch_size, config.threatq_paging, sort="-updated_at")
 
 
+def changes(ctx):
+    """Return how the collection says what changed since a run (see Changes), or None: with offset paging only (a
+    touched_at window narrows a query, not a saved search's hash) and unless threatq_read_changes is off."""
+    config = ctx.config
+    if config.threatq_paging != "offset" or config.get("threatq_read_changes") is False:
+        return None
+    tq = threatq.client(ctx.run)
+    collection = tq.collection(config.collection_name)
+    size = config.batch_size
+    return Changes(tag=json.dumps(tq.query(collection), sort_keys=True), mark=mark,
+                   listing=lambda: ((item.get("id"), item.get("touched_at")) for item in tq.listing(collection, size)
+                                    if type(item) is dict),
+                   since=lambda stamp: tq.indicators(collection, size, "offset", sort="id", since=stamp),
+                   one=tq.indicator)
+
+
+def mark(indicator):
+    """Return (id, touched_at, updated_at) of an indicator as texts: what says it changed, and how new it is."""
+    if type(indicator) is not dict:
+        return "", "", ""
+    return (str(indicator.get("id")), *(value if type(value) is str else ""
+                                        for value in (indicator.get("touched_at"), indicator.get("updated_at"))))
+
+
 def shared_pages(ctx):
     """Return the page size when the collection's pages can be shared out among worker processes (offset paging)."""
     return ctx.config.batch_size if ctx.config.threatq_paging == "offset" else None
@@ -37,17 +62,7 @@ def record_run(ctx):
 
 def to_row(indicator, links):
     """Return the lookup row of one ThreatQ indicator; raise BadRecord if it is not an object or has no value."""
-    if type(indicator) is not dict:
-        raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
-    value = indicator.get("value")
-    if type(value) is str:
-        value = value.strip()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    elif value is not None:
-        raise BadRecord(f"indicator whose value is a {type(value).__name__}, not text", id=indicator.get("id"))
-    if not value:
-        raise BadRecord("indicator with an empty value", id=indicator.get("id"))
+    value = _value(indicator)
     found = threatq.attributes_by_name(indicator, _ATTRIBUTES)
     adversaries = found[_ACTOR] + found[_ADVERSARY] + found[_RELATED] + threatq.adversaries(indicator)
     return {
@@ -63,6 +78,22 @@ def to_row(indicator, links):
         "created_at": _stamp(indicator.get("created_at")),
         "updated_at": _stamp(indicator.get("updated_at")),
     }
+
+
+def _value(indicator):
+    """Return the value of an indicator, its lookup key (trimmed text); raise BadRecord when it has none."""
+    if type(indicator) is not dict:
+        raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
+    value = indicator.get("value")
+    if type(value) is str:
+        value = value.strip()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    elif value is not None:
+        raise BadRecord(f"indicator whose value is a {type(value).__name__}, not text", id=indicator.get("id"))
+    if not value:
+        raise BadRecord("indicator with an empty value", id=indicator.get("id"))
+    return value
 
 
 def _stamp(value):
