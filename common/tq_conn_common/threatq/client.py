@@ -229,14 +229,15 @@ _EMPTY = object()
 
 def touched_since(body, stamp):
     """Return a query body narrowed to what was touched at stamp or later, as ThreatQ's SDK narrows a saved search
-    to a time window: a touched_at clause in the +and list of the filters (of the criteria when there are none).
+    to a time window: a touched_at clause (open-ended, without the SDK's "+lt": "NOW") in the +and list of the
+    filters (of the criteria when there are none).
     The collection's own clauses stay (its date clauses too: they select what the collection holds)."""
     try:
         start = (datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S")
                  - datetime.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         start = stamp
-    clause = {"touched_at": {"+gt": start, "+lt": "NOW"}}
+    clause = {"touched_at": {"+gt": start}}   # open-ended: a change in the current second is in it too
     body = dict(body)
     root = "filters" if body.get("filters") else "criteria"
     where = body.get(root) or {}
