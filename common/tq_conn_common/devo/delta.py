@@ -39,7 +39,6 @@ SUFFIX = ".index"        # <command>.index/ beside <command>.state.json
 _OLD_SUFFIX = ".index.sqlite"   # the single-file index of 1.1: dropped, each lookup is sent whole once
 CACHE_KB = 4 * 1024      # SQLite page cache of each database (KB): memory stays flat whatever the number of rows
 _READ = 4096             # records read and written together
-_PER_INSERT = 192        # rows of one INSERT statement (5 values each: within SQLite's oldest limit of 999)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {db}meta (lookup TEXT, shape TEXT, size INTEGER, full_at TEXT, delta_at TEXT, "
     "full_pending INTEGER NOT NULL DEFAULT 0, lines TEXT)",
@@ -211,14 +210,14 @@ class ReadWhole(Exception):
 class DeltaUpload:
     """The rows of one lookup replaced over the Lookups API: sent as a full replacement or as a delta.
 
-    add() takes tuples of texts in the order of spec.columns, followed by the record's mark (its id and change
-    stamp in the source) when the stream reads changes; of the rows of one key, the first or the last (keep) is
-    kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
+    add() takes tuples of texts in the order of spec.columns, followed by the record's mark (its id, change stamp
+    and order stamp in the source) when the stream reads changes; of the rows of one key, the first or the last
+    (keep) is kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
     ("full" or "delta", rows upserted, rows deleted).
 
-    A stream that can say what changed in its source (see changes()) is read as changes when the index allows:
-    the run gives the listing of every record's key, id and stamp; the index names the records to read again
-    (new, changed, or now the row of their key) and the keys gone, and only those rows are read and sent.
+    A stream whose source can say what changed (connector.Changes) is read as changes when the index allows:
+    since() takes the listing of every record's id and stamp and names the records to read again (new or
+    changed) and those gone; only the rows of the keys they touch are sent.
     """
 
     mode = "replace"
@@ -473,7 +472,7 @@ class DeltaUpload:
             "(SELECT count(*) FROM pick WHERE k NOT IN (SELECT k FROM idx.rows)) - "
             "(SELECT count(*) FROM gone WHERE off IS NOT NULL)", (self._meta["size"] or 0,)).fetchone()
         try:
-            return self._send_delta(upserts, deletes, size, self._meta, self._shape(), self._old_lines)
+            return self._send_delta(upserts, deletes, size, self._meta, self._shape())
         except LookupMissing:
             raise ReadWhole(f"lookup {self.name} is not in Devo any more") from None
 
@@ -593,8 +592,9 @@ class DeltaUpload:
                         line = lines.readline().decode("utf-8", "surrogatepass").rstrip("\n")
                     yield k, line
 
-    def _send_delta(self, upserts, deletes, rows, meta, shape, lines=None):
-        """Send the upserts (their lines in lines, default the run's) and the deletes; commit once Devo confirmed."""
+    def _send_delta(self, upserts, deletes, rows, meta, shape):
+        """Send the upserts (their lines in the run's lines file, or the index's when reading changes) and the
+        deletes; commit once Devo confirmed."""
         db, name = self._db, self.name
         if not upserts and not deletes:
             with transport_upload(self.run, self.spec, name, "upsert") as up:
@@ -605,8 +605,7 @@ class DeltaUpload:
             self.outcome = ("delta", 0, 0)
             return 0
         log.info("Lookup %s: delta of %d rows upserted and %d deleted (of %d rows).", name, upserts, deletes, rows)
-        self._spool.flush()
-        parts = (("upsert", "SELECT k, off, NULL FROM up ORDER BY off", lines or self._lines),
+        parts = (("upsert", "SELECT k, off, NULL FROM up ORDER BY off", self._lines or self._old_lines),
                  ("delete", "SELECT k, off, line FROM gone ORDER BY off", self._old_lines))
         uploads = [transport_upload(self.run, self.spec, name, mode, self.allow_empty) for mode, _, _ in parts]
         try:

@@ -62,7 +62,17 @@ def record_run(ctx):
 
 def to_row(indicator, links):
     """Return the lookup row of one ThreatQ indicator; raise BadRecord if it is not an object or has no value."""
-    value = _value(indicator)
+    if type(indicator) is not dict:
+        raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
+    value = indicator.get("value")
+    if type(value) is str:
+        value = value.strip()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    elif value is not None:
+        raise BadRecord(f"indicator whose value is a {type(value).__name__}, not text", id=indicator.get("id"))
+    if not value:
+        raise BadRecord("indicator with an empty value", id=indicator.get("id"))
     found = threatq.attributes_by_name(indicator, _ATTRIBUTES)
     adversaries = found[_ACTOR] + found[_ADVERSARY] + found[_RELATED] + threatq.adversaries(indicator)
     return {
@@ -78,22 +88,6 @@ def to_row(indicator, links):
         "created_at": _stamp(indicator.get("created_at")),
         "updated_at": _stamp(indicator.get("updated_at")),
     }
-
-
-def _value(indicator):
-    """Return the value of an indicator, its lookup key (trimmed text); raise BadRecord when it has none."""
-    if type(indicator) is not dict:
-        raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
-    value = indicator.get("value")
-    if type(value) is str:
-        value = value.strip()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    elif value is not None:
-        raise BadRecord(f"indicator whose value is a {type(value).__name__}, not text", id=indicator.get("id"))
-    if not value:
-        raise BadRecord("indicator with an empty value", id=indicator.get("id"))
-    return value
 
 
 def _stamp(value):
