@@ -1,6 +1,5 @@
-"""Rows on their way: chunks of an iterable, one compact exact de-duplication, and a keyed spool on disk."""
+"""Rows on their way: chunks of an iterable, a keyed spool on disk, flattened documents (and keys.Dedupe)."""
 
-import hashlib
 import itertools
 import json
 import queue
@@ -9,6 +8,7 @@ import threading
 
 from tq_conn_common.devo.lookup import MAX_CELL, kind
 from tq_conn_common.errors import BadRecord
+from tq_conn_common.keys import Dedupe
 from tq_conn_common.service import excerpt
 
 
@@ -22,35 +22,6 @@ def chunks(iterable, size):
         if not chunk:
             return
         yield chunk
-
-
-class Dedupe:
-    """The keys seen so far, as 128-bit digests packed into byte arrays: exact for any number of rows one run sees
-    (two keys share a digest with a chance of one in 10^26 at a billion keys), and compact: about 17 bytes a key
-    whatever its length (a million keys take 17 MB, where a set of the key texts took 106 MB for 23-character keys).
-
-    A lookup hashes the key once and scans one array of ~0.5 KB (at a million keys) in C.
-    """
-
-    _BUCKETS = 1 << 15
-    _SIZE = 16
-
-    def __init__(self):
-        self._arrays = [bytearray() for _ in range(self._BUCKETS)]
-        self.dropped = 0
-
-    def add(self, key):
-        """Remember key (text); return True if it is new, False (counted in dropped) if it was seen before."""
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=self._SIZE).digest()
-        array = self._arrays[int.from_bytes(digest[:2], "little") & (self._BUCKETS - 1)]
-        at = array.find(digest)
-        while at > 0 and at % self._SIZE:      # a match must start on a digest boundary
-            at = array.find(digest, at + 1)
-        if at >= 0:
-            self.dropped += 1
-            return False
-        array += digest
-        return True
 
 
 class KeyedSpool:

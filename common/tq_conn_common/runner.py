@@ -10,6 +10,7 @@ import copy
 import datetime
 import itertools
 import logging
+from collections import namedtuple
 
 from tq_conn_common import clock, parallel
 from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, delta, texts
@@ -24,6 +25,12 @@ GRACE_SECONDS = 60   # a stream pulled this much early is still due (cron starts
 _BATCH = 1024        # rows handed to a destination together
 TOO_LONG = Declared(BadRecord, "{column} has {length} characters, more than the {most} a Devo lookup cell may hold")
 GONE = Declared(BadRecord, "record gone from the source since the source listed it (the next run reads its key again)")
+KEYLESS = Declared(BadRecord, "row without a value for the lookup key '{key}'")
+
+# A page of records made into rows where it was read (in a worker, or reading changes): how many records it held,
+# those to_row refused (rejected) and the rows the lookup cannot take (skipped), as BadRecords, and its rows: a
+# delta.Lines for a delta upload, else tuples of texts.
+Made = namedtuple("Made", "records rejected skipped rows")
 
 
 class StreamRun:
@@ -208,6 +215,15 @@ def _pump(ctx, targets):
     for record in records:
         if ctx.halted:
             break
+        if type(record) is Made:
+            ctx.received += record.records
+            stats.received += record.records
+            for bad in record.rejected:
+                first = first or str(bad)
+                rejected += 1
+                ctx.skip(bad)
+            targets[0].add_made(record)
+            continue
         ctx.received += 1
         stats.received += 1
         if type(record) is BadRecord:   # the source could not read it as a record at all
@@ -245,21 +261,20 @@ def _pump(ctx, targets):
 
 
 def _records(ctx, targets):
-    """Return (records, to_row) for the pump: the stream's records and its to_row, or, for one lookup made of texts
-    (read by workers, or reading changes), what to_row made of each record as texts, and None.
+    """Return (records, to_row) for the pump: the stream's records and its to_row, or, for one lookup whose rows
+    are made where they are read (by workers, or reading changes), the pages made (see Made), and None.
 
     When the stream's source can say what changed and the lookup's delta index allows it, only the records the
     index names are read (see devo.delta, reading changes); the rows of the others are as Devo holds them.
     """
     stream = ctx.stream
-    target = targets[0] if len(targets) == 1 and stream.split is None else None
+    target = targets[0] if len(targets) == 1 and stream.split is None and not stream.batch_size else None
     delta_lookup = (isinstance(target, LookupTarget) and isinstance(target.upload, delta.DeltaUpload)
                     and not ctx.dry_run)
     changes = stream.changes(ctx) if stream.changes and delta_lookup else None
     if changes is not None:
         target.upload.tag = changes.tag
-        target.ready = True
-        page = _maker(ctx, target.spec, changes.mark)
+        page = _maker(ctx, target, changes.mark)
         stamp = None if ctx.whole else target.upload.since(iter(changes.listing()))
         if stamp is not None:
             return _changed(ctx, target.upload, changes, stamp, page), None
@@ -268,21 +283,19 @@ def _records(ctx, targets):
     count = parallel.workers() if size and isinstance(target, LookupTarget) else 1
     if count > 1 and target.spec.columns and not ctx.dry_run:
         log.info("%s: read by %d worker processes, %d %ss a page each in turn.", stream.name, count, size, stream.what)
-        target.ready = True
-        page = _maker(ctx, target.spec, changes.mark if changes else None)
+        page = _maker(ctx, target, changes.mark if changes else None)
 
-        def make():   # in each worker: its pages of records, each record as to_row made it, rows as texts
+        def make():   # in each worker: its pages of records, made into rows
             return map(page, chunks(records, size))
-        pages = parallel.pages(make, count, ctx.run.clients, ctx.run.stats)
-        return itertools.chain.from_iterable(pages), None
+        return parallel.pages(make, count, ctx.run.clients, ctx.run.stats), None
     if changes is not None:
-        return itertools.chain.from_iterable(map(page, chunks(records, _BATCH))), None
+        return map(page, chunks(records, _BATCH)), None
     return records, stream.to_row
 
 
 def _changed(ctx, upload, changes, stamp, page):
-    """Yield the rows of the records to read again, reading changes: those changed since stamp that the index
-    names, then one by one those it names that were not among them (an older record now the row of its key)."""
+    """Yield the pages made of the records to read again, reading changes: those changed since stamp that the
+    index names, then one by one those it names that were not among them (an older record now the row of its key)."""
     mark, seen = changes.mark, set()
     if stamp:
         log.info("%s: reading only what changed since %s.", ctx.stream.name, stamp)
@@ -293,19 +306,20 @@ def _changed(ctx, upload, changes, stamp, page):
                 return False
             seen.add(ident)
             return True
-        for chunk in chunks(filter(wanted, changes.since(stamp)), _BATCH):
-            yield from page(chunk)
+        yield from map(page, chunks(filter(wanted, changes.since(stamp)), _BATCH))
     for ident in upload.needed():
         if ident not in seen:
             record = ctx.read(ident, changes.one, ident, gone=GONE)
             if record is not None:
-                yield from page([record])
+                yield page([record])
 
 
-def _maker(ctx, spec, mark=None):
-    """Return page(records) -> what to_row made of each record: its row as texts (followed by mark(record) when
-    mark is given), a BadRecord, None or a list of rows as texts."""
-    to_row = ctx.stream.to_row
+def _maker(ctx, target, mark=None):
+    """Return page(records) -> Made: each record as to_row made it, its row as texts (followed by mark(record)
+    when mark is given), rows without a key or with too long a value set aside; as a delta.Lines when the target's
+    upload is a delta upload."""
+    to_row, spec = ctx.stream.to_row, target.spec
+    lines = isinstance(target.upload, delta.DeltaUpload)
 
     def made(record):
         if type(record) is BadRecord:
@@ -318,11 +332,39 @@ def _maker(ctx, spec, mark=None):
 
     def page(records):
         out = [made(record) for record in records]
-        at = [i for i, row in enumerate(out) if type(row) is dict]
-        for i, row in zip(at, texts(spec, [out[i] for i in at])):
-            out[i] = row if mark is None else row + mark(records[i])
-        return out
+        rows, rejected = [], []
+        texted = texts(spec, [row for row in out if type(row) is dict])
+        for record, row in zip(records, out):
+            if type(row) is dict:
+                row = next(texted)
+                rows.append(row if mark is None else row + mark(record))
+            elif type(row) is list:
+                rows.extend(row)
+            elif row is not None:
+                rejected.append(row)
+        rows, skipped = fit(spec, rows)
+        return Made(len(records), rejected, skipped,
+                    delta.Lines(rows, spec.key_index, len(spec.columns)) if lines else rows)
     return page
+
+
+def fit(spec, rows):
+    """Return (rows, skipped): the rows (tuples of texts) a Devo lookup can take, and a BadRecord for each of the
+    others: without a value for the key, or with a value longer than a lookup cell holds."""
+    key = spec.key_index
+    if all(row[key] for row in rows) and (not rows or max(map(len, itertools.chain.from_iterable(rows))) <= MAX_CELL):
+        return rows, []
+    kept, skipped = [], []
+    for row in rows:
+        long = next((i for i, value in enumerate(row) if len(value) > MAX_CELL), None)
+        if not row[key]:
+            skipped.append(KEYLESS(key=spec.key))
+        elif long is not None:
+            skipped.append(TOO_LONG(context={spec.key: row[key][:60]}, column=spec.names[long], length=len(row[long]),
+                                    most=MAX_CELL))
+        else:
+            kept.append(row)
+    return kept, skipped
 
 
 def _deliver(ctx, targets, batch=False):
@@ -478,7 +520,6 @@ class LookupTarget:
         # repeats here, and with dedupe=None they go out as they come and the lookup keeps one of each: counted as
         # duplicates, not as delivered.
         self.seen = None if self.keyed or getattr(self.upload, "dedupes", False) else Dedupe()
-        self.ready = False   # True: rows come as tuples of texts in column order (made in workers)
         self.batch, self.count, self.repeats = [], 0, 0
         self.keyless, self.examples = 0, []
 
@@ -489,7 +530,7 @@ class LookupTarget:
         if key is None or key == "":
             self.keyless += 1
             if self.keyless <= 20:   # skipped once the key is known to be in the data (see _from_spool)
-                self.examples.append(BadRecord(f"row without a value for the lookup key '{self.spec.key}'"))
+                self.examples.append(KEYLESS(key=self.spec.key))
             return
         key = key if type(key) is str else text(key)
         if self.seen is not None and not self.seen.add(key):
@@ -511,24 +552,25 @@ class LookupTarget:
         for row in rows:
             self.add(row)
 
+    def add_made(self, made):
+        """Take a page made where it was read (see Made): its rows as they are, its rows set aside skipped."""
+        for bad in made.skipped:
+            self.ctx.skip(bad)
+        if isinstance(made.rows, delta.Lines):
+            self.count += len(made.rows)
+            self.upload.add_lines(made.rows)
+        else:
+            self.add_many(made.rows)
+
     def _flush(self):
-        self.upload.add(self._fit(self.batch if self.ready else texts(self.spec, self.batch)))
+        self.upload.add(self._fit(texts(self.spec, self.batch)))
         self.batch = []
 
     def _fit(self, rows):
         """Return the rows (texts) as a list, those with a value longer than a Devo lookup cell holds skipped."""
-        rows = list(rows)
-        if rows and max(map(len, itertools.chain.from_iterable(rows))) > MAX_CELL:
-            names, key = self.spec.names, self.spec.key_index
-            kept = []
-            for row in rows:
-                long = next((i for i, value in enumerate(row) if len(value) > MAX_CELL), None)
-                if long is None:
-                    kept.append(row)
-                else:
-                    self.ctx.skip(TOO_LONG(context={self.spec.key: row[key][:60]}, column=names[long],
-                                           length=len(row[long]), most=MAX_CELL))
-            rows = kept
+        rows, skipped = fit(self.spec, list(rows))
+        for bad in skipped:
+            self.ctx.skip(bad)
         return rows
 
     def send(self):

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sqlite3
+import threading
 import uuid
 from urllib.parse import quote
 
@@ -32,6 +33,7 @@ from tq_conn_common.devo.rest import REST_TYPES, LookupMissing, csv_line, csv_re
 from tq_conn_common.devo.settings import DELTA, DELTA_SHARE, FULL_DAYS
 from tq_conn_common.devo.transport import settings_of, upload as transport_upload
 from tq_conn_common.errors import ConfigError
+from tq_conn_common.keys import SIZE, Dedupe, digest
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +205,33 @@ def _mark(mark):
     return _ident(mark[0]), mark[1] or None, mark[2] or None
 
 
+class Lines:
+    """Rows made ready for a DeltaUpload where they were made (in a worker process, say): their CSV lines as one
+    byte string, each line's length, the digests of their keys and of their lines, and their records' marks (None
+    when they have none). It pickles to little more than its lines.
+
+    rows: tuples of texts in the order of the lookup's columns (width of them; key: the key column's index), each
+    followed by its record's mark (id, change stamp, order stamp) when the stream reads changes.
+    """
+
+    __slots__ = ("data", "sizes", "keys", "digests", "marks")
+
+    def __init__(self, rows, key, width):
+        marks = [_mark(row[width:]) for row in rows] if any(len(row) > width for row in rows) else None
+        if marks is not None:
+            rows = [row[:width] for row in rows]
+        lines = [(record + "\n").encode("utf-8", "surrogatepass") for record in csv_records(rows)]
+        blake = hashlib.blake2b
+        self.data = b"".join(lines)
+        self.sizes = list(map(len, lines))
+        self.keys = b"".join(digest(row[key]) for row in rows)
+        self.digests = b"".join(blake(line, digest_size=8).digest() for line in lines)
+        self.marks = marks
+
+    def __len__(self):
+        return len(self.sizes)
+
+
 class ReadWhole(Exception):
     """The lookup, read as changes, must be read whole after all (Devo lost it): the run reads the source again."""
 
@@ -243,7 +272,7 @@ class DeltaUpload:
         self._spool = open(self._lines, "wb")
         self._spool.write(csv_line(spec.names).encode("utf-8"))
         self._at = self._spool.tell()
-        self._db = sqlite3.connect(self._path, isolation_level=None)
+        self._db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)   # see _send_full
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_KB}"):
             self._db.execute(f"PRAGMA {pragma}")
         for statement in _SCHEMA:
@@ -257,6 +286,7 @@ class DeltaUpload:
         self._meta = None
         self._changes = None   # reading changes: the lines file of the index, open for appending (and locked)
         self._marked = False   # rows came with their records' marks: the index keeps the records (srcs)
+        self._seen, self._repeated = Dedupe(), set()   # the keys added, and those added more than once
 
     def __enter__(self):
         return self
@@ -266,22 +296,25 @@ class DeltaUpload:
 
     def add(self, rows):
         """Keep rows (a list of tuples of texts, each with its record's mark after the columns, if any) by key."""
-        key, width, blake, at = self._key, self._width, hashlib.blake2b, self._at
-        marks = [_mark(row[width:]) for row in rows]
-        if any(len(row) > width for row in rows):
-            rows = [row[:width] for row in rows]
-        data, found = [], []
-        for row, record, mark in zip(rows, csv_records(rows), marks):
-            line = (record + "\n").encode("utf-8", "surrogatepass")
-            found.append((blake(row[key].encode("utf-8", "surrogatepass"), digest_size=16).digest(),
-                          blake(line, digest_size=8).digest(), at, *mark))
-            data.append(line)
-            at += len(line)
-        self._spool.write(b"".join(data))
-        self._at = at
-        _insert(self._db, "temp.added", found)
-        self.count += len(rows)
-        self._marked = self._marked or any(mark[0] is not None for mark in marks)
+        self.add_lines(Lines(rows, self._key, self._width))
+
+    def add_lines(self, lines):
+        """Keep the rows of a Lines by key: their lines appended to the lines file, their digests to the index's."""
+        count = len(lines)
+        offsets = list(itertools.accumulate(lines.sizes, initial=self._at))
+        self._spool.write(lines.data)
+        self._at = offsets[-1]
+        keys = [lines.keys[at:at + SIZE] for at in range(0, count * SIZE, SIZE)]
+        new = self._seen.add_digest
+        self._repeated.update(k for k in keys if not new(k))
+        digests = [lines.digests[at:at + 8] for at in range(0, count * 8, 8)]
+        if lines.marks is None:
+            _insert(self._db, "temp.added(k, d, off)", list(zip(keys, digests, offsets)))
+        else:
+            _insert(self._db, "temp.added", [(k, d, off, *mark) for k, d, off, mark in
+                                             zip(keys, digests, offsets, lines.marks)])
+            self._marked = self._marked or any(mark[0] is not None for mark in lines.marks)
+        self.count += count
 
     # Reading changes.
 
@@ -407,7 +440,7 @@ class DeltaUpload:
         if self._kept is None:
             self._spool.flush()
             self._db.execute("COMMIT")
-            self._kept = self._one_per_key()
+            self._kept = self.count - self._drop_repeats()
             self.repeats = self.count - self._kept
         return self._kept
 
@@ -424,6 +457,7 @@ class DeltaUpload:
         shape = self._shape()
         reason = self._full_reason(meta, shape)
         if reason is None:
+            self._index()
             upserts, deletes = self._delta()
             share = int(self.run.config.get(DELTA_SHARE.key) or DELTA_SHARE.default)
             whole = max(rows, meta["size"] or 0, 1)
@@ -476,36 +510,52 @@ class DeltaUpload:
         except LookupMissing:
             raise ReadWhole(f"lookup {self.name} is not in Devo any more") from None
 
-    def _one_per_key(self):
-        """Keep the first or the last row of each key; return how many rows are kept. The rows dropped stay in the
-        lines file, unread (the index points at the kept ones); the body of a full replacement leaves them out."""
+    def _drop_repeats(self):
+        """Find the rows that repeat a key of another row kept (the first or the last of each key is); return how
+        many. They stay in the lines file, unread (the index points at the kept ones); the body of a full
+        replacement leaves them out."""
+        if not self._repeated:
+            return 0
+        db, last = self._db, self.keep != "first"
+        db.execute("CREATE TEMP TABLE repeated (k BLOB PRIMARY KEY) WITHOUT ROWID")
+        _insert(db, "temp.repeated", [(k,) for k in self._repeated])
+        dropped, held = [], {}
+        for k, off in db.execute("SELECT k, off FROM temp.added WHERE k IN (SELECT k FROM temp.repeated) "
+                                 "ORDER BY rowid"):
+            if k not in held:
+                held[k] = off
+            elif last:
+                dropped.append(held[k])
+                held[k] = off
+            else:
+                dropped.append(off)
+        log.info("Lookup %s: %d rows repeated a key of an earlier row; the %s row of each key is kept.", self.name,
+                 len(dropped), self.keep)
+        self._body = self._without_dropped(sorted(dropped))
+        return len(dropped)
+
+    def _index(self):
+        """Make the rows added the index's rows (the first or the last of each key) and records (srcs), in key and
+        id order."""
         db = self._db
+        if not db.execute("SELECT 1 FROM sqlite_temp_master WHERE name = 'added'").fetchone():
+            return   # made already (a delta that fell back to a full replacement)
         order = "" if self.keep == "first" else " DESC"
         db.execute(f"INSERT OR IGNORE INTO rows SELECT k, d, off FROM temp.added ORDER BY k, rowid{order}")
         if self._marked:   # every record read, by its id in the source (the last reading of an id is kept)
             db.execute("INSERT OR REPLACE INTO srcs SELECT src, k, d, off, t, u FROM temp.added WHERE src IS NOT NULL "
                        "ORDER BY src, rowid")
-        kept = db.execute("SELECT count(*) FROM rows").fetchone()[0]
-        if kept < self.count:
-            db.execute("CREATE TEMP TABLE dropped AS SELECT a.off AS off FROM temp.added a "
-                       "WHERE NOT EXISTS (SELECT 1 FROM rows r WHERE r.k = a.k AND r.off = a.off) ORDER BY a.off")
-            log.info("Lookup %s: %d rows repeated a key of an earlier row; the %s row of each key is kept.", self.name,
-                     self.count - kept, self.keep)
-            self._body = self._without_dropped()
         db.execute("DROP TABLE temp.added")
-        return kept
 
-    def _without_dropped(self):
-        """Return the path of a copy of the lines file without the lines of the dropped rows (the upload's body)."""
+    def _without_dropped(self, dropped):
+        """Return the path of a copy of the lines file without the lines at the offsets dropped (the upload's body)."""
         path = self._lines[:-len(".csv")] + "-body.csv"
         _private(path)
-        cursor = self._db.execute("SELECT off FROM dropped ORDER BY off")
         with open(self._lines, "rb") as source, open(path, "wb") as body:
             at = 0
-            for batch in iter(lambda: cursor.fetchmany(_READ), []):
-                for (off,) in batch:
-                    _copy(source, body, off - at)
-                    at = off + len(source.readline())
+            for off in dropped:
+                _copy(source, body, off - at)
+                at = off + len(source.readline())
             _copy(source, body, None)
         return path
 
@@ -626,14 +676,30 @@ class DeltaUpload:
         return sent
 
     def _send_full(self, reason, shape, rows):
+        """Send every row kept as a full replacement; meanwhile the index is made in a thread (SQLite works outside
+        the GIL), ready to be committed once Devo confirmed."""
         db, name = self._db, self.name
         log.info("Lookup %s: full replacement of %d rows, as %s.", name, rows, reason)
         if self._current:
-            with _transaction(db):   # until Devo confirms it, the index no longer says what Devo holds
+            with _transaction(db):   # until Devo confirmed it, the index no longer says what Devo holds
                 db.execute("UPDATE idx.meta SET full_pending = 1")
-        with transport_upload(self.run, self.spec, name, "replace", self.allow_empty) as up:
-            up.adopt(self._body or self._lines, rows)   # the lines file is the body as it stands
-            sent = up.send()
+        failed = []
+
+        def index():
+            try:
+                self._index()
+            except sqlite3.Error as exc:
+                failed.append(exc)
+        making = threading.Thread(target=index, name="delta-index", daemon=True)
+        making.start()
+        try:
+            with transport_upload(self.run, self.spec, name, "replace", self.allow_empty) as up:
+                up.adopt(self._body or self._lines, rows)   # the lines file is the body as it stands
+                sent = up.send()
+        finally:
+            making.join()
+        if failed:
+            raise failed[0]
         self._commit(shape, rows, clock.stamp(), None)
         self.outcome = ("full", sent, 0)
         return sent
