@@ -7,17 +7,19 @@ import csv
 import io
 import logging
 import os
+import tempfile
 import time
 import zlib
 
 import urllib3
 
-from tq_conn_common import http
+from tq_conn_common import http, parallel
 from tq_conn_common.errors import BadRecord, SourceError
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024       # bytes read from the connection at a time
+BLOCK = 1 << 20              # bytes of a spooled body's block (at least; it ends where a record ends)
 _INFLATE_LIMIT = 1 << 20     # most bytes one step of decompression gives
 # A record with a field longer than the csv module's limit (128 KiB, about a Devo lookup cell) is a counted skip.
 _FIELD_LIMIT = csv.field_size_limit()
@@ -121,6 +123,94 @@ class Download:
     def records(self, raw=None):
         """Yield the header (a list of names), then each CSV record (see read_csv) of the body."""
         return read_csv(self.blocks(), self.what, raw)
+
+    def spooled(self, raw=None):
+        """Read the whole body into a Spooled: its CSV records then read from disk, by one process or shared out
+        among worker processes."""
+        return Spooled(self, raw)
+
+
+class Spooled:
+    """The CSV body of a download in a private temporary file (gone once closed; nothing left behind), cut into
+    blocks that end where a record ends (a newline outside quotes). Iterating yields the records after the header
+    (see read_csv); pages() yields the records of each block that is this process's share (parallel.share()), so
+    that worker k of n parses and maps blocks k, k + n, ... and the run gets them back in order.
+    """
+
+    def __init__(self, download, raw=None):
+        self.what, self.raw = download.what, raw
+        self.file = tempfile.TemporaryFile(prefix="tq-conn-")
+        cuts, quotes, at = [0], 0, 0
+        try:
+            for block in download.blocks():
+                self.file.write(block)
+                count = block.count(b'"')
+                if len(cuts) == 1:   # the first cut ends the header
+                    end = _record_end(block, quotes, count, first=True)
+                    if end:
+                        cuts.append(at + end)
+                end = _record_end(block, quotes, count)
+                if end and at + end - cuts[-1] >= BLOCK:
+                    cuts.append(at + end)
+                quotes += count
+                at += len(block)
+        except _BROKEN as exc:
+            rows = max(0, self._lines() - 1)
+            self.file.close()
+            raise SourceError(f"The download of the {self.what} broke off after {rows} rows ({_reason(exc)}).",
+                              "run again; the lookups were left as they were and the next run pulls the list again.",
+                              retryable=True) from None
+        except BaseException:
+            self.file.close()
+            raise
+        self.file.flush()
+        self.cuts = cuts + [at] if at > cuts[-1] else cuts
+        self.header = self._read(0, self.cuts[1] if len(self.cuts) > 1 else 0)
+
+    def _lines(self):
+        """Return how many lines the file holds so far."""
+        self.file.seek(0)
+        return sum(block.count(b"\n") for block in iter(lambda: self.file.read(BLOCK), b""))
+
+    def _read(self, start, end):
+        return os.pread(self.file.fileno(), end - start, start)   # no shared file offset: workers read it too
+
+    def names(self):
+        """Return the header's names (a list), [] when the body is empty."""
+        return next(read_csv((self.header,), self.what, self.raw), [])
+
+    def __iter__(self):
+        for records in self._blocks(None):
+            yield from records
+
+    def pages(self):
+        """Yield the records of each block of this process's share (all of them outside a worker), a list each."""
+        return self._blocks(parallel.share())
+
+    def _blocks(self, share):
+        k, n = share or (0, 1)
+        for i in range(1 + k, len(self.cuts) - 1, n):
+            records = read_csv((self.header, self._read(self.cuts[i], self.cuts[i + 1])), self.what, self.raw)
+            next(records, None)   # the header, read again so that every block is read as the file would be
+            yield list(records)
+
+    def close(self):
+        self.file.close()
+
+
+def _record_end(block, quotes, count, first=False):
+    """Return the offset in block just past its last (or first) newline outside quotes (quotes: how many came
+    before the block; count: how many it holds), or 0 when a few tries find none (a block inside one long quoted
+    field: a later one ends it). Quotes are counted on the short side of the newline."""
+    end = block.find(b"\n") if first else block.rfind(b"\n")
+    for _ in range(64):
+        if end < 0:
+            return 0
+        before = block.count(b'"', 0, end) if first else count - block.count(b'"', end)
+        if (quotes + before) % 2 == 0:
+            return end + 1
+        end = block.find(b"\n", end + 1) if first else block.rfind(b"\n", 0, end)
+    return 0
 
 
 def read_csv(blocks, what, raw=None):
@@ -304,4 +394,4 @@ def _reason(exc):
     return type(exc).__name__
 
 
-__all__ = ["Download", "etag", "read_csv", "READ_SIZE", "MAX_SIZE", "MAX_LINE"]
+__all__ = ["Download", "Spooled", "etag", "read_csv", "READ_SIZE", "BLOCK", "MAX_SIZE", "MAX_LINE"]

@@ -28,9 +28,9 @@ GONE = Declared(BadRecord, "record gone from the source since the source listed 
 KEYLESS = Declared(BadRecord, "row without a value for the lookup key '{key}'")
 
 # A page of records made into rows where it was read (in a worker, or reading changes): how many records it held,
-# those to_row refused (rejected) and the rows the lookup cannot take (skipped), as BadRecords, and its rows: a
-# delta.Lines for a delta upload, else tuples of texts.
-Made = namedtuple("Made", "records rejected skipped rows")
+# those to_row refused (rejected) and the rows a lookup cannot take (skipped), as BadRecords, the rows of each
+# target (a delta.Lines for a delta upload, else tuples of texts), and what to_row counted in the stream's tally.
+Made = namedtuple("Made", "records rejected skipped parts tally")
 
 
 class StreamRun:
@@ -222,7 +222,12 @@ def _pump(ctx, targets):
                 first = first or str(bad)
                 rejected += 1
                 ctx.skip(bad)
-            targets[0].add_made(record)
+            for bad in record.skipped:
+                ctx.skip(bad)
+            for target, rows in zip(targets, record.parts):
+                target.add_made(rows)
+            if record.tally:
+                stream.tally.update(record.tally)
             continue
         ctx.received += 1
         stats.received += 1
@@ -268,25 +273,26 @@ def _records(ctx, targets):
     index names are read (see devo.delta, reading changes); the rows of the others are as Devo holds them.
     """
     stream = ctx.stream
-    target = targets[0] if len(targets) == 1 and stream.split is None and not stream.batch_size else None
-    delta_lookup = (isinstance(target, LookupTarget) and isinstance(target.upload, delta.DeltaUpload)
-                    and not ctx.dry_run)
+    lookups = all(isinstance(t, LookupTarget) and t.spec.columns for t in targets) and not stream.batch_size
+    target = targets[0] if lookups and len(targets) == 1 else None
+    delta_lookup = target is not None and isinstance(target.upload, delta.DeltaUpload) and not ctx.dry_run
     changes = stream.changes(ctx) if stream.changes and delta_lookup else None
     if changes is not None:
         target.upload.tag = changes.tag
-        page = _maker(ctx, target, changes.mark)
+        page = _maker(ctx, targets, changes.mark)
         stamp = None if ctx.whole else target.upload.since(iter(changes.listing()))
         if stamp is not None:
             return _changed(ctx, target.upload, changes, stamp, page), None
     records = stream.fetch(ctx)
-    size = stream.shared_pages(ctx) if stream.shared_pages else None
-    count = parallel.workers() if size and isinstance(target, LookupTarget) else 1
-    if count > 1 and target.spec.columns and not ctx.dry_run:
-        log.info("%s: read by %d worker processes, %d %ss a page each in turn.", stream.name, count, size, stream.what)
-        page = _maker(ctx, target, changes.mark if changes else None)
+    size = stream.shared_pages(ctx) if stream.shared_pages and lookups else None
+    count = parallel.workers() if size else 1
+    if count > 1 and not ctx.dry_run:
+        log.info("%s: read by %d worker processes, each taking its pages in turn.", stream.name, count)
+        page = _maker(ctx, targets, changes.mark if changes else None)
+        shared = getattr(records, "pages", None) or (lambda: chunks(records, size))
 
         def make():   # in each worker: its pages of records, made into rows
-            return map(page, chunks(records, size))
+            return map(page, shared())
         return parallel.pages(make, count, ctx.run.clients, ctx.run.stats), None
     if changes is not None:
         return map(page, chunks(records, _BATCH)), None
@@ -314,12 +320,13 @@ def _changed(ctx, upload, changes, stamp, page):
                 yield page([record])
 
 
-def _maker(ctx, target, mark=None):
+def _maker(ctx, targets, mark=None):
     """Return page(records) -> Made: each record as to_row made it, its row as texts (followed by mark(record)
-    when mark is given), rows without a key or with too long a value set aside; as a delta.Lines when the target's
-    upload is a delta upload."""
-    to_row, spec = ctx.stream.to_row, target.spec
-    lines = isinstance(target.upload, delta.DeltaUpload)
+    when mark is given) in the part of its target (split), rows without a key or with too long a value set aside;
+    a part is a delta.Lines when its target's upload is a delta upload."""
+    stream = ctx.stream
+    to_row, split, tally = stream.to_row, stream.split, stream.tally
+    spec = targets[0].spec   # the targets of a split stream are lookups of the same columns
 
     def made(record):
         if type(record) is BadRecord:
@@ -333,9 +340,9 @@ def _maker(ctx, target, mark=None):
     def page(records):
         out = [made(record) for record in records]
         rows, rejected = [], []
-        texted = texts(spec, [row for row in out if type(row) is dict])
+        texted = texts(spec, [row for row in out if type(row) in (dict, tuple)])
         for record, row in zip(records, out):
-            if type(row) is dict:
+            if type(row) in (dict, tuple):
                 row = next(texted)
                 rows.append(row if mark is None else row + mark(record))
             elif type(row) is list:
@@ -343,8 +350,17 @@ def _maker(ctx, target, mark=None):
             elif row is not None:
                 rejected.append(row)
         rows, skipped = fit(spec, rows)
-        return Made(len(records), rejected, skipped,
-                    delta.Lines(rows, spec.key_index, len(spec.columns)) if lines else rows)
+        parts = [rows] if split is None else [[] for _ in targets]
+        if split is not None:
+            for row in rows:
+                parts[split(row)].append(row)
+        parts = [delta.Lines(part, spec.key_index, len(spec.columns)) if isinstance(target.upload, delta.DeltaUpload)
+                 else part for target, part in zip(targets, parts)]
+        counted = None
+        if tally and parallel.share() is not None:   # a worker's counts go with its page, and start again
+            counted = dict(tally)
+            tally.clear()
+        return Made(len(records), rejected, skipped, parts, counted)
     return page
 
 
@@ -552,15 +568,13 @@ class LookupTarget:
         for row in rows:
             self.add(row)
 
-    def add_made(self, made):
-        """Take a page made where it was read (see Made): its rows as they are, its rows set aside skipped."""
-        for bad in made.skipped:
-            self.ctx.skip(bad)
-        if isinstance(made.rows, delta.Lines):
-            self.count += len(made.rows)
-            self.upload.add_lines(made.rows)
+    def add_made(self, rows):
+        """Take the rows of a page made where it was read (see Made): a delta.Lines, or tuples of texts."""
+        if isinstance(rows, delta.Lines):
+            self.count += len(rows)
+            self.upload.add_lines(rows)
         else:
-            self.add_many(made.rows)
+            self.add_many(rows)
 
     def _flush(self):
         self.upload.add(self._fit(texts(self.spec, self.batch)))

@@ -3,13 +3,17 @@
 import csv
 import gzip
 import io
+import itertools
+import os
 import zlib
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tq_conn_common.download import _INFLATE_LIMIT, _gunzip, _reason, read_csv
+from tq_conn_common import download, parallel
+from tq_conn_common.download import _INFLATE_LIMIT, Spooled, _gunzip, _reason, read_csv
 from tq_conn_common.errors import BadRecord, SourceError
 
 DATA = b"".join(b'"host-%d.example","%d","1/52","{""EvidenceDetails"": []}"\n' % (i, i % 100) for i in range(2000))
@@ -78,3 +82,51 @@ def test_the_quick_split_reads_as_the_csv_module_does(records, quoting, raw, cut
     expected = [[c.replace('"', '""') if i == index and n else c for i, c in enumerate(r)]
                 for n, r in enumerate(read) if r]
     assert got == expected
+
+
+def spooled(body, cuts, monkeypatch, block=64):
+    """Return a Spooled of body handed over in pieces cut at cuts, with blocks of about block bytes."""
+    monkeypatch.setattr(download, "BLOCK", block)
+    marks = sorted({0, len(body), *(c for c in cuts if c < len(body))})
+    return Spooled(SimpleNamespace(what="list", blocks=lambda: iter([body[a:b] for a, b in zip(marks, marks[1:])])),
+                   raw="C")
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=st.lists(st.lists(CELLS, min_size=3, max_size=3), max_size=40),
+       cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8), workers=st.integers(1, 3))
+def test_a_spooled_body_shared_out_in_blocks_reads_as_the_whole_body(records, cuts, workers):
+    # Blocks end where a record ends, never inside a quoted field that holds newlines: worker k of n reading blocks
+    # k, k + n, ... and the run taking their pages in turn get every record of the body, in its order.
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(["A", "B", "C"])
+    writer.writerows(records)
+    body = text.getvalue().encode()
+    whole = list(read_csv(iter([body]), "list", raw="C"))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        spool = spooled(body, cuts, monkeypatch)
+        shares = []
+        for k in range(workers):
+            monkeypatch.setattr(parallel, "_share", (k, workers))
+            shares.append(list(spool.pages()))
+    try:
+        assert spool.names() == ["A", "B", "C"] and list(spool) == whole[1:]
+        in_turn = [page for turn in itertools.zip_longest(*shares) for page in turn if page is not None]
+        assert [record for page in in_turn for record in page] == whole[1:]
+    finally:
+        spool.close()
+
+
+def test_a_spooled_body_leaves_no_file_and_a_broken_one_says_how_far_it_got(monkeypatch, tmp_path):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(download.tempfile, "tempdir", None)
+    spool = spooled(b'"Name","Risk"\n' + DATA, range(100, 120_000, 1000), monkeypatch, block=4096)
+    assert len(spool.cuts) > 20 and len(list(spool)) == 2000 and os.listdir(tmp_path) == []   # unlinked at once
+    spool.close()
+
+    def broken():
+        yield DATA[:5000]
+        raise zlib.error("Error -3 while decompressing data: incorrect header check")
+    with pytest.raises(SourceError, match=r"^The download of the list broke off after \d+ rows \(not a gzipped "):
+        Spooled(SimpleNamespace(what="list", blocks=broken))

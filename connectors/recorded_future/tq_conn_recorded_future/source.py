@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+from collections import Counter
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tq_conn_common import BadRecord, Declared, Download, Param, Service, SourceError, etag, iocs
@@ -69,7 +70,7 @@ class RiskList:
         self.context = {"kind": kind, "list": title or describe(kind)}
         self.check = {"hash": iocs.file_hash, "domain": iocs.domain, "url": iocs.url,
                       "vulnerability": iocs.cve}.get(kind, iocs.ip)
-        self.below = self.malformed = 0
+        self.tally = Counter()   # rows below min_risk, rows whose EvidenceDetails is not JSON
         self.name = self.risk = self.string = self.evidence = self.algorithm = None
         self.width = 0
 
@@ -80,12 +81,22 @@ class RiskList:
         return etag(self.client, self.head_url, quiet=quiet, context=self.context)
 
     def fetch(self, ctx):
-        """Yield the records of one download of the list (lists of texts), its header read first."""
+        """Download the list whole (to a private temporary file) and return its records (lists of texts; workers
+        may share out its blocks), its header read first."""
         with Download(self.client, self.url, self.context["list"], expect=(200,), context=self.context) as download:
             ctx.version = download.etag or ctx.version
-            records = download.records(raw="EvidenceDetails")
-            self._header(next(records, []))
-            yield from records
+            body = download.spooled(raw="EvidenceDetails")
+        try:
+            self._header(body.names())
+        except BaseException:
+            body.close()
+            raise
+        return body
+
+    @staticmethod
+    def shared(ctx):
+        """The list's blocks are shared out among worker processes (see Stream.shared_pages)."""
+        return True
 
     def _header(self, names):
         names = names if isinstance(names, list) else []
@@ -116,22 +127,23 @@ class RiskList:
         if not 0 <= risk <= 100:
             raise BadRecord("Risk is not between 0 and 100", risk=risk)
         if risk < self.min_risk:
-            self.below += 1
+            self.tally["below"] += 1
             return None
         summary = evidence_summary(record[self.evidence]) if self.evidence is not None else _NO_RULES
         if summary is None:
-            self.malformed += 1
+            self.tally["malformed"] += 1
             summary = _NO_RULES
         row = (name, str(risk), record[self.string] if self.string is not None else "", *summary)
         return row + (iocs.HASH_LENGTHS[len(name)],) if self.kind == "hash" else row
 
     def report(self, ctx):
         """Log what the list's rows told beyond the rows delivered."""
-        if self.malformed:
+        malformed, below = self.tally["malformed"], self.tally["below"]
+        if malformed:
             log.warning("%s: %d rows had EvidenceDetails that is not JSON; kept without their rules.", self.kind,
-                        self.malformed)
-        if self.below:
-            log.info("%s: %d rows scored below min_risk %d were left out.", self.kind, self.below, self.min_risk)
+                        malformed)
+        if below:
+            log.info("%s: %d rows scored below min_risk %d were left out.", self.kind, below, self.min_risk)
 
 
 def ip_version(row):

@@ -41,7 +41,7 @@ def parse(body, kind, version=None, min_risk=0):
         tally.ipv6 += six
         if version is None or version == (6 if six else 4):
             rows.append(as_dict(row))
-    tally.below, tally.malformed = rlist.below, rlist.malformed
+    tally.below, tally.malformed = rlist.tally["below"], rlist.tally["malformed"]
     return rows, tally, skipped
 
 
