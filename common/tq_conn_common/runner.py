@@ -287,9 +287,10 @@ def _records(ctx, targets):
     size = stream.shared_pages(ctx) if stream.shared_pages and lookups else None
     count = parallel.workers() if size else 1
     if count > 1 and not ctx.dry_run:
-        log.info("%s: read by %d worker processes, each taking its pages in turn.", stream.name, count)
-        page = _maker(ctx, targets, changes.mark if changes else None)
         shared = getattr(records, "pages", None) or (lambda: chunks(records, size))
+        log.info("%s: read by %d worker processes, %s each in turn.", stream.name, count,
+                 "a block of the download a page" if hasattr(records, "pages") else f"{size} {stream.what}s a page")
+        page = _maker(ctx, targets, changes.mark if changes else None)
 
         def make():   # in each worker: its pages of records, made into rows
             return map(page, shared())

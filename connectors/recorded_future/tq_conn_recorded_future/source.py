@@ -86,17 +86,8 @@ class RiskList:
         with Download(self.client, self.url, self.context["list"], expect=(200,), context=self.context) as download:
             ctx.version = download.etag or ctx.version
             body = download.spooled(raw="EvidenceDetails")
-        try:
-            self._header(body.names())
-        except BaseException:
-            body.close()
-            raise
+        self._header(body.names())
         return body
-
-    @staticmethod
-    def shared(ctx):
-        """The list's blocks are shared out among worker processes (see Stream.shared_pages)."""
-        return True
 
     def _header(self, names):
         names = names if isinstance(names, list) else []
