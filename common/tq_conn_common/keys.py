@@ -26,10 +26,7 @@ class Dedupe:
 
     def add(self, key):
         """Remember key (text); return True if it is new, False (counted in dropped) if it was seen before."""
-        return self.add_digest(digest(key))
-
-    def add_digest(self, known):
-        """Remember a key by its digest(); return True if it is new, False (counted in dropped) if seen before."""
+        known = digest(key)
         array = self._arrays[int.from_bytes(known[:2], "little") & (self._BUCKETS - 1)]
         at = array.find(known)
         while at > 0 and at % SIZE:      # a match must start on a digest boundary

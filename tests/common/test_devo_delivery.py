@@ -396,3 +396,20 @@ def test_an_upload_refused_before_devo_took_it_is_sent_again(sandbox, tmp_path):
 def test_job_statuses_are_read_under_whatever_key_devo_uses(entry, final):
     from tq_conn_common.devo.rest import _status
     assert _status(entry) == final
+
+
+@pytest.mark.parametrize("keep", ["first", "last"])
+def test_a_full_replacement_keeps_one_row_of_each_key_whatever_the_keys_bits_share(sandbox, tmp_path, monkeypatch,
+                                                                                     keep):
+    # The delta upload notes the keys it has seen as bits of a bitmap; keys that share a bit are only maybe repeats.
+    # With 8 bits every key shares one: the rows kept are still the first (or last) of each key, the others all sent.
+    monkeypatch.setattr(devo.delta._Seen, "_BITS", 8)
+    run = Run(make_run(tmp_path).connector, argparse.Namespace(name=None), cfg.validate(PARAMS, rest(sandbox)),
+              State(str(tmp_path / "state.json")), {"state": str(tmp_path / "state.json")})
+    spec = devo.LookupSpec(name="Repeats", key="value", columns=(devo.Column("value"), devo.Column("n")))
+    rows = [(f"v{i % 40}", str(i)) for i in range(100)]   # each of 40 keys two or three times
+    with devo.delta.upload(run, spec, "Repeats", keep=keep) as up:
+        up.add(rows)
+        assert up.send() == 40 and up.repeats == 60
+    held = {r["value"]: r["n"] for r in sandbox["devo"].lookup("Repeats")["rows"]}
+    assert held == {f"v{k}": str(k if keep == "first" else k + 80 if k < 20 else k + 40) for k in range(40)}

@@ -33,7 +33,7 @@ from tq_conn_common.devo.rest import REST_TYPES, LookupMissing, csv_line, csv_re
 from tq_conn_common.devo.settings import DELTA, DELTA_SHARE, FULL_DAYS
 from tq_conn_common.devo.transport import settings_of, upload as transport_upload
 from tq_conn_common.errors import ConfigError
-from tq_conn_common.keys import SIZE, Dedupe, digest
+from tq_conn_common.keys import SIZE, digest
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,27 @@ class Lines:
         return len(self.sizes)
 
 
+class _Seen:
+    """The keys added, as one bit each of a fixed bitmap (4 MiB, whatever the number of rows): a key whose bit was
+    set already may repeat an earlier one and is kept in maybe (about 3% of a million keys, most of them not
+    repeats: _drop_repeats asks the index which are)."""
+
+    _BITS = 1 << 25
+
+    def __init__(self):
+        self.bits, self.maybe = bytearray(self._BITS >> 3), set()
+
+    def add(self, keys):
+        bits, mask = self.bits, self._BITS - 1
+        for k in keys:
+            at = int.from_bytes(k[:4], "little") & mask
+            bit = 1 << (at & 7)
+            if bits[at >> 3] & bit:
+                self.maybe.add(k)
+            else:
+                bits[at >> 3] |= bit
+
+
 class ReadWhole(Exception):
     """The lookup, read as changes, must be read whole after all (Devo lost it): the run reads the source again."""
 
@@ -286,7 +307,7 @@ class DeltaUpload:
         self._meta = None
         self._changes = None   # reading changes: the lines file of the index, open for appending (and locked)
         self._marked = False   # rows came with their records' marks: the index keeps the records (srcs)
-        self._seen, self._repeated = Dedupe(), set()   # the keys added, and those added more than once
+        self._seen = _Seen()   # the keys added, and those that may have come before
 
     def __enter__(self):
         return self
@@ -305,8 +326,7 @@ class DeltaUpload:
         self._spool.write(lines.data)
         self._at = offsets[-1]
         keys = [lines.keys[at:at + SIZE] for at in range(0, count * SIZE, SIZE)]
-        new = self._seen.add_digest
-        self._repeated.update(k for k in keys if not new(k))
+        self._seen.add(keys)
         digests = [lines.digests[at:at + 8] for at in range(0, count * 8, 8)]
         if lines.marks is None:
             _insert(self._db, "temp.added(k, d, off)", list(zip(keys, digests, offsets)))
@@ -514,11 +534,11 @@ class DeltaUpload:
         """Find the rows that repeat a key of another row kept (the first or the last of each key is); return how
         many. They stay in the lines file, unread (the index points at the kept ones); the body of a full
         replacement leaves them out."""
-        if not self._repeated:
+        if not self._seen.maybe:
             return 0
         db, last = self._db, self.keep != "first"
         db.execute("CREATE TEMP TABLE repeated (k BLOB PRIMARY KEY) WITHOUT ROWID")
-        _insert(db, "temp.repeated", [(k,) for k in self._repeated])
+        _insert(db, "temp.repeated", [(k,) for k in self._seen.maybe])
         dropped, held = [], {}
         for k, off in db.execute("SELECT k, off FROM temp.added WHERE k IN (SELECT k FROM temp.repeated) "
                                  "ORDER BY rowid"):
@@ -529,6 +549,8 @@ class DeltaUpload:
                 held[k] = off
             else:
                 dropped.append(off)
+        if not dropped:
+            return 0
         log.info("Lookup %s: %d rows repeated a key of an earlier row; the %s row of each key is kept.", self.name,
                  len(dropped), self.keep)
         self._body = self._without_dropped(sorted(dropped))
