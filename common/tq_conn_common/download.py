@@ -5,6 +5,7 @@ and a line limit bound what a hostile or broken server can make a run do."""
 import codecs
 import csv
 import io
+import itertools
 import logging
 import os
 import tempfile
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024       # bytes read from the connection at a time
 BLOCK = 1 << 20              # bytes of a spooled body's block (at least; it ends where a record ends)
+READ_PAGE = 4096             # records a page when a spooled body is read by one process
 _INFLATE_LIMIT = 1 << 20     # most bytes one step of decompression gives
 # A record with a field longer than the csv module's limit (128 KiB, about a Devo lookup cell) is a counted skip.
 _FIELD_LIMIT = csv.field_size_limit()
@@ -134,16 +136,18 @@ class Spooled:
     """The CSV body of a download in a private temporary file (gone once closed; nothing left behind), cut into
     blocks that end where a record ends (a newline outside quotes). Iterating yields the records after the header
     (see read_csv); pages() yields the records of each block that is this process's share (parallel.share()), so
-    that worker k of n parses and maps blocks k, k + n, ... and the run gets them back in order.
+    that worker k of n parses and maps blocks k, k + n, ... and the run gets them back in order. Blocks are read
+    from disk in pieces, so that memory stays as flat as when the body is read as it comes.
     """
 
     def __init__(self, download, raw=None):
         self.what, self.raw = download.what, raw
         self.file = tempfile.TemporaryFile(prefix="tq-conn-")
+        self.shared = True   # False: a stretch longer than any record ends nowhere: one process reads the body
         cuts, quotes, at = [0], 0, 0
         try:
             for block in download.blocks():
-                self.file.write(block)
+                self._write(block)
                 count = block.count(b'"')
                 if len(cuts) == 1:   # the first cut ends the header
                     end = _record_end(block, quotes, count, first=True)
@@ -152,6 +156,8 @@ class Spooled:
                 end = _record_end(block, quotes, count)
                 if end and at + end - cuts[-1] >= BLOCK:
                     cuts.append(at + end)
+                elif at + len(block) - cuts[-1] > MAX_LINE + 4 * BLOCK:
+                    self.shared = False
                 quotes += count
                 at += len(block)
         except _BROKEN as exc:
@@ -165,7 +171,15 @@ class Spooled:
             raise
         self.file.flush()
         self.cuts = cuts + [at] if at > cuts[-1] else cuts
-        self.header = self._read(0, self.cuts[1] if len(self.cuts) > 1 else 0)
+        self.header = self._read(0, min(self.cuts[1], MAX_LINE + 1) if len(self.cuts) > 1 else 0)
+
+    def _write(self, block):
+        try:
+            self.file.write(block)
+        except OSError as exc:   # a full disk is not a broken download
+            raise SourceError(f"The {self.what} could not be held in the temporary folder {tempfile.gettempdir()} "
+                              f"({exc.strerror or exc}).", "free some space there, or set TMPDIR to a folder with "
+                              "room for the list; the lookups were left as they were.") from None
 
     def _lines(self):
         """Return how many lines the file holds so far."""
@@ -180,19 +194,29 @@ class Spooled:
         return next(read_csv((self.header,), self.what, self.raw), [])
 
     def __iter__(self):
-        for records in self._blocks(None):
-            yield from records
+        return self._records(1, len(self.cuts) - 1)
 
     def pages(self):
-        """Yield the records of each block of this process's share (all of them outside a worker), a list each."""
-        return self._blocks(parallel.share())
-
-    def _blocks(self, share):
-        k, n = share or (0, 1)
+        """Yield the records of each block of this process's share (all of them outside a worker), a list each;
+        when the body could not be cut into blocks, worker 0 reads it all, in pages of READ_PAGE records."""
+        k, n = parallel.share() or (0, 1)
+        if not self.shared:
+            if k == 0:
+                records = iter(self)
+                yield from iter(lambda: list(itertools.islice(records, READ_PAGE)), [])
+            return
         for i in range(1 + k, len(self.cuts) - 1, n):
-            records = read_csv((self.header, self._read(self.cuts[i], self.cuts[i + 1])), self.what, self.raw)
-            next(records, None)   # the header, read again so that every block is read as the file would be
-            yield list(records)
+            yield list(self._records(i, i + 1))
+
+    def _records(self, first, last):
+        """Yield the records of blocks first to last (excluded), the header read before them as the file has it."""
+        if last <= first:
+            return iter(())
+        pieces = (self._read(at, min(at + BLOCK, self.cuts[last]))
+                  for at in range(self.cuts[first], self.cuts[last], BLOCK))
+        records = read_csv(itertools.chain((self.header,), pieces), self.what, self.raw)
+        next(records, None)
+        return records
 
     def close(self):
         self.file.close()

@@ -130,3 +130,30 @@ def test_a_spooled_body_leaves_no_file_and_a_broken_one_says_how_far_it_got(monk
         raise zlib.error("Error -3 while decompressing data: incorrect header check")
     with pytest.raises(SourceError, match=r"^The download of the list broke off after \d+ rows \(not a gzipped "):
         Spooled(SimpleNamespace(what="list", blocks=broken))
+
+    class Full(io.BytesIO):
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+    monkeypatch.setattr(download.tempfile, "TemporaryFile", lambda **kwargs: Full())
+    with pytest.raises(SourceError, match=r"^The list could not be held in the temporary folder .*No space left") \
+            as raised:
+        Spooled(SimpleNamespace(what="list", blocks=lambda: iter([DATA])))
+    assert "TMPDIR" in raised.value.fix
+
+
+def test_a_body_that_cannot_be_cut_into_blocks_is_read_whole_by_one_worker(monkeypatch):
+    # A stray quote early on leaves the rest of the body inside quotes for the cutter: no block could be read apart.
+    # Worker 0 then reads the whole body (as one process would, a long quoted run a counted skip) and the others none.
+    monkeypatch.setattr(download, "MAX_LINE", 200)
+    body = b'"Name","Risk"\n"a","1\n' + b"".join(b'"host-%d","%d"\n' % (i, i) for i in range(300))
+    spool = spooled(body, range(0, len(body), 100), monkeypatch, block=64)
+    whole = [str(r) for r in list(read_csv(iter([body]), "list", raw="C"))[1:]]
+    assert not spool.shared and [str(r) for r in spool] == whole and whole[0].startswith("line longer than")
+    shares = []
+    for k in range(2):
+        monkeypatch.setattr(parallel, "_share", (k, 2))
+        shares.append(list(spool.pages()))
+    assert shares[1] == [] and [str(record) for page in shares[0] for record in page] == whole
+    spool.close()
+    empty = spooled(b"", [], monkeypatch)
+    assert empty.names() == [] and list(empty) == [] and list(empty.pages()) == []
