@@ -322,9 +322,9 @@ def _changed(ctx, upload, changes, stamp, page):
 
 
 def _maker(ctx, targets, mark=None):
-    """Return page(records) -> Made: each record as to_row made it, its row as texts (followed by mark(record)
-    when mark is given) in the part of its target (split), rows without a key or with too long a value set aside;
-    a part is a delta.Lines when its target's upload is a delta upload."""
+    """Return page(records) -> Made: each record as to_row made it, its row as texts in the part of its target
+    (split), rows without a key or with too long a value set aside; a part is a delta.Lines (with each record's
+    mark(record) when mark is given) when its target's upload is a delta upload."""
     stream = ctx.stream
     to_row, split, tally = stream.to_row, stream.split, stream.tally
     spec = targets[0].spec   # the targets of a split stream are lookups of the same columns
@@ -340,23 +340,27 @@ def _maker(ctx, targets, mark=None):
 
     def page(records):
         out = [made(record) for record in records]
-        rows, rejected = [], []
+        rows, marks, rejected = [], [], []
         texted = texts(spec, [row for row in out if type(row) in (dict, tuple)])
         for record, row in zip(records, out):
             if type(row) in (dict, tuple):
-                row = next(texted)
-                rows.append(row if mark is None else row + mark(record))
+                rows.append(next(texted))
+                if mark is not None:   # (a stream that reads changes makes one row of a record, no list)
+                    marks.append(mark(record))
             elif type(row) is list:
                 rows.extend(row)
             elif row is not None:
                 rejected.append(row)
-        rows, skipped = fit(spec, rows)
-        parts = [rows] if split is None else [[] for _ in targets]
+        kept, skipped = fit(spec, rows)
+        if skipped and mark is not None:
+            keep = set(map(id, kept))
+            marks = [m for row, m in zip(rows, marks) if id(row) in keep]
+        parts = [kept] if split is None else [[] for _ in targets]
         if split is not None:
-            for row in rows:
+            for row in kept:
                 parts[split(row)].append(row)
-        parts = [delta.Lines(part, spec.key_index, len(spec.columns)) if isinstance(target.upload, delta.DeltaUpload)
-                 else part for target, part in zip(targets, parts)]
+        parts = [delta.Lines(part, spec.key_index, marks if mark is not None else None)
+                 if isinstance(target.upload, delta.DeltaUpload) else part for target, part in zip(targets, parts)]
         counted = None
         if tally and parallel.share() is not None:   # a worker's counts go with its page, and start again
             counted = dict(tally)

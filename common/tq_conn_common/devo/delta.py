@@ -199,9 +199,7 @@ def _ident(value):
 
 
 def _mark(mark):
-    """Return (src, t, u) of a row's mark (id, change stamp, order stamp; texts), or Nones when it has none."""
-    if len(mark) < 3:
-        return None, None, None
+    """Return (src, t, u) of a record's mark (id, change stamp, order stamp; texts)."""
     return _ident(mark[0]), mark[1] or None, mark[2] or None
 
 
@@ -210,23 +208,20 @@ class Lines:
     byte string, each line's length, the digests of their keys and of their lines, and their records' marks (None
     when they have none). It pickles to little more than its lines.
 
-    rows: tuples of texts in the order of the lookup's columns (width of them; key: the key column's index), each
-    followed by its record's mark (id, change stamp, order stamp) when the stream reads changes.
+    rows: tuples of texts in the order of the lookup's columns (key: the key column's index); marks: the mark of
+    each row's record (id, change stamp, order stamp: texts) when the stream reads changes.
     """
 
     __slots__ = ("data", "sizes", "keys", "digests", "marks")
 
-    def __init__(self, rows, key, width):
-        marks = [_mark(row[width:]) for row in rows] if any(len(row) > width for row in rows) else None
-        if marks is not None:
-            rows = [row[:width] for row in rows]
+    def __init__(self, rows, key, marks=None):
         lines = [(record + "\n").encode("utf-8", "surrogatepass") for record in csv_records(rows)]
         blake = hashlib.blake2b
         self.data = b"".join(lines)
         self.sizes = list(map(len, lines))
         self.keys = b"".join(digest(row[key]) for row in rows)
         self.digests = b"".join(blake(line, digest_size=8).digest() for line in lines)
-        self.marks = marks
+        self.marks = list(map(_mark, marks)) if marks is not None else None
 
     def __len__(self):
         return len(self.sizes)
@@ -260,9 +255,8 @@ class ReadWhole(Exception):
 class DeltaUpload:
     """The rows of one lookup replaced over the Lookups API: sent as a full replacement or as a delta.
 
-    add() takes tuples of texts in the order of spec.columns, followed by the record's mark (its id, change stamp
-    and order stamp in the source) when the stream reads changes; of the rows of one key, the first or the last
-    (keep) is kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
+    add() takes tuples of texts in the order of spec.columns, add_lines() a Lines (made elsewhere, with the records'
+    marks when the stream reads changes); of the rows of one key, the first or the last (keep) is kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
     ("full" or "delta", rows upserted, rows deleted).
 
     A stream whose source can say what changed (connector.Changes) is read as changes when the index allows:
@@ -281,7 +275,7 @@ class DeltaUpload:
         self._kept = None
         self.count = self.repeats = 0
         self.outcome = None
-        self._key, self._width = spec.key_index, len(spec.columns)
+        self._key = spec.key_index
         self._folder = _folder(run.paths["state"])
         self._base = _base(self._folder, name)
         _sweep(self._folder, self._base)
@@ -316,8 +310,8 @@ class DeltaUpload:
         self.close()
 
     def add(self, rows):
-        """Keep rows (a list of tuples of texts, each with its record's mark after the columns, if any) by key."""
-        self.add_lines(Lines(rows, self._key, self._width))
+        """Keep rows (a list of tuples of texts in the order of spec.columns) by key."""
+        self.add_lines(Lines(rows, self._key))
 
     def add_lines(self, lines):
         """Keep the rows of a Lines by key: their lines appended to the lines file, their digests to the index's."""

@@ -45,8 +45,9 @@ def mark(indicator):
     """Return (id, touched_at, updated_at) of an indicator as texts: what says it changed, and how new it is."""
     if type(indicator) is not dict:
         return "", "", ""
-    return (str(indicator.get("id")), *(value if type(value) is str else ""
-                                        for value in (indicator.get("touched_at"), indicator.get("updated_at"))))
+    touched, updated = indicator.get("touched_at"), indicator.get("updated_at")
+    return (str(indicator.get("id")), touched if type(touched) is str else "",
+            updated if type(updated) is str else "")
 
 
 def shared_pages(ctx):
