@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import json
 import logging
+import mmap
 import os
 import sqlite3
 import threading
@@ -228,14 +229,14 @@ class Lines:
 
 
 class _Seen:
-    """The keys added, as one bit each of a fixed bitmap (4 MiB, whatever the number of rows): a key whose bit was
-    set already may repeat an earlier one and is kept in maybe (about 3% of a million keys, most of them not
-    repeats: _drop_repeats asks the index which are)."""
+    """The keys added, as one bit each of a fixed bitmap (4 MiB at most, whatever the number of rows; anonymous
+    memory, so a small lookup touches few of its pages): a key whose bit was set already may repeat an earlier one
+    and is kept in maybe (about 1.5% of a million keys, most of them not repeats: _drop_repeats asks which are)."""
 
     _BITS = 1 << 25
 
     def __init__(self):
-        self.bits, self.maybe = bytearray(self._BITS >> 3), set()
+        self.bits, self.maybe = mmap.mmap(-1, self._BITS >> 3, flags=mmap.MAP_PRIVATE), set()
 
     def add(self, keys):
         bits, mask = self.bits, self._BITS - 1
