@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 256 * 1024       # bytes read from the connection at a time
 BLOCK = 1 << 20              # bytes of a spooled body's block (at least; it ends where a record ends)
-READ_PAGE = 4096             # records a page when a spooled body is read by one process
 _INFLATE_LIMIT = 1 << 20     # most bytes one step of decompression gives
 # A record with a field longer than the csv module's limit (128 KiB, about a Devo lookup cell) is a counted skip.
 _FIELD_LIMIT = csv.field_size_limit()
@@ -138,16 +137,24 @@ class Spooled:
     (see read_csv); pages() yields the records of each block that is this process's share (parallel.share()), so
     that worker k of n parses and maps blocks k, k + n, ... and the run gets them back in order. Blocks are read
     from disk in pieces, so that memory stays as flat as when the body is read as it comes.
+
+    It cannot be shared out (shareable False: one process reads it, from disk and then from the connection) when
+    the temporary folder has no room for the whole body, or when a stretch longer than any record ends nowhere.
     """
 
     def __init__(self, download, raw=None):
-        self.what, self.raw = download.what, raw
-        self.file = tempfile.TemporaryFile(prefix="tq-conn-")
-        self.shared = True   # False: a stretch longer than any record ends nowhere: one process reads the body
+        self.what, self.raw, self.download = download.what, raw, download
+        self.file = tempfile.TemporaryFile(prefix="tq-conn-", buffering=0)
+        self.shareable, self.rest = True, None   # rest: the blocks still to come when the folder ran out of room
         cuts, quotes, at = [0], 0, 0
+        blocks = download.blocks()
         try:
-            for block in download.blocks():
-                self._write(block)
+            for block in blocks:
+                written = self._write(block)
+                if written < len(block):
+                    self.rest, self.shareable = itertools.chain((block[written:],), blocks), False
+                    at += written
+                    break
                 count = block.count(b'"')
                 if len(cuts) == 1:   # the first cut ends the header
                     end = _record_end(block, quotes, count, first=True)
@@ -157,29 +164,38 @@ class Spooled:
                 if end and at + end - cuts[-1] >= BLOCK:
                     cuts.append(at + end)
                 elif at + len(block) - cuts[-1] > MAX_LINE + 4 * BLOCK:
-                    self.shared = False
+                    self.shareable = False
                 quotes += count
                 at += len(block)
+            if self.rest is not None and len(cuts) < 2:
+                raise SourceError(f"The temporary folder {tempfile.gettempdir()} has no room for even the header of "
+                                  f"the {self.what}.", "free some space there, or set TMPDIR to a folder with room; "
+                                  "the lookups were left as they were.")
         except _BROKEN as exc:
             rows = max(0, self._lines() - 1)
-            self.file.close()
+            self.close()
             raise SourceError(f"The download of the {self.what} broke off after {rows} rows ({_reason(exc)}).",
                               "run again; the lookups were left as they were and the next run pulls the list again.",
                               retryable=True) from None
         except BaseException:
-            self.file.close()
+            self.close()
             raise
-        self.file.flush()
+        if self.rest is None:
+            download.close()
         self.cuts = cuts + [at] if at > cuts[-1] else cuts
         self.header = self._read(0, min(self.cuts[1], MAX_LINE + 1) if len(self.cuts) > 1 else 0)
 
     def _write(self, block):
+        """Write block at the end of the file; return how much of it went (less: the folder has no more room)."""
+        written = 0
         try:
-            self.file.write(block)
-        except OSError as exc:   # a full disk is not a broken download
-            raise SourceError(f"The {self.what} could not be held in the temporary folder {tempfile.gettempdir()} "
-                              f"({exc.strerror or exc}).", "free some space there, or set TMPDIR to a folder with "
-                              "room for the list; the lookups were left as they were.") from None
+            while written < len(block):
+                written += self.file.write(block[written:])
+        except OSError as exc:
+            log.warning("The temporary folder %s has no room for the whole %s (%s); the rest is read as it comes, "
+                        "by one process (TMPDIR sets the folder).", tempfile.gettempdir(), self.what,
+                        exc.strerror or exc)
+        return written
 
     def _lines(self):
         """Return how many lines the file holds so far."""
@@ -194,32 +210,29 @@ class Spooled:
         return next(read_csv((self.header,), self.what, self.raw), [])
 
     def __iter__(self):
-        return self._records(1, len(self.cuts) - 1)
+        try:
+            yield from self._records(1, len(self.cuts) - 1, self.rest)
+        finally:
+            self.download.close()
 
     def pages(self):
-        """Yield the records of each block of this process's share (all of them outside a worker), a list each;
-        when the body could not be cut into blocks, worker 0 reads it all, in pages of READ_PAGE records."""
+        """Yield the records of each block of this process's share (all of them outside a worker), a list each."""
         k, n = parallel.share() or (0, 1)
-        if not self.shared:
-            if k == 0:
-                records = iter(self)
-                yield from iter(lambda: list(itertools.islice(records, READ_PAGE)), [])
-            return
         for i in range(1 + k, len(self.cuts) - 1, n):
             yield list(self._records(i, i + 1))
 
-    def _records(self, first, last):
-        """Yield the records of blocks first to last (excluded), the header read before them as the file has it."""
-        if last <= first:
-            return iter(())
-        pieces = (self._read(at, min(at + BLOCK, self.cuts[last]))
-                  for at in range(self.cuts[first], self.cuts[last], BLOCK))
-        records = read_csv(itertools.chain((self.header,), pieces), self.what, self.raw)
+    def _records(self, first, last, rest=None):
+        """Yield the records of blocks first to last (excluded), then of the blocks rest yields, the header read
+        before them as the file has it."""
+        pieces = (self._read(at, min(at + BLOCK, self.cuts[last])) for at in
+                  range(self.cuts[first], self.cuts[last], BLOCK)) if last > first else ()
+        records = read_csv(itertools.chain((self.header,), pieces, rest or ()), self.what, self.raw)
         next(records, None)
         return records
 
     def close(self):
         self.file.close()
+        self.download.close()
 
 
 def _record_end(block, quotes, count, first=False):

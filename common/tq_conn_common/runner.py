@@ -284,7 +284,8 @@ def _records(ctx, targets):
         if stamp is not None:
             return _changed(ctx, target.upload, changes, stamp, page), None
     records = stream.fetch(ctx)
-    size = stream.shared_pages(ctx) if stream.shared_pages and lookups else None
+    shareable = lookups and getattr(records, "shareable", True)   # a download too odd to cut is read by the run
+    size = stream.shared_pages(ctx) if stream.shared_pages and shareable else None
     count = parallel.workers() if size else 1
     if count > 1 and not ctx.dry_run:
         shared = getattr(records, "pages", None) or (lambda: chunks(records, size))

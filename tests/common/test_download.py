@@ -88,8 +88,8 @@ def spooled(body, cuts, monkeypatch, block=64):
     """Return a Spooled of body handed over in pieces cut at cuts, with blocks of about block bytes."""
     monkeypatch.setattr(download, "BLOCK", block)
     marks = sorted({0, len(body), *(c for c in cuts if c < len(body))})
-    return Spooled(SimpleNamespace(what="list", blocks=lambda: iter([body[a:b] for a, b in zip(marks, marks[1:])])),
-                   raw="C")
+    return Spooled(SimpleNamespace(what="list", blocks=lambda: iter([body[a:b] for a, b in zip(marks, marks[1:])]),
+                                   close=lambda: None), raw="C")
 
 
 @settings(max_examples=200, deadline=None)
@@ -129,31 +129,42 @@ def test_a_spooled_body_leaves_no_file_and_a_broken_one_says_how_far_it_got(monk
         yield DATA[:5000]
         raise zlib.error("Error -3 while decompressing data: incorrect header check")
     with pytest.raises(SourceError, match=r"^The download of the list broke off after \d+ rows \(not a gzipped "):
-        Spooled(SimpleNamespace(what="list", blocks=broken))
+        Spooled(SimpleNamespace(what="list", blocks=broken, close=lambda: None))
 
-    class Full(io.BytesIO):
+
+def test_a_temporary_folder_without_room_for_the_list_reads_the_rest_as_it_comes(monkeypatch, caplog):
+    real = download.tempfile.TemporaryFile(buffering=0)
+
+    class Full:   # a folder with room for `left` bytes
+        left = 3000
+
         def write(self, data):
-            raise OSError(28, "No space left on device")
+            if not Full.left:
+                raise OSError(28, "No space left on device")
+            written = real.write(data[:Full.left])
+            Full.left -= written
+            return written
+
+        def __getattr__(self, name):
+            return getattr(real, name)
     monkeypatch.setattr(download.tempfile, "TemporaryFile", lambda **kwargs: Full())
-    with pytest.raises(SourceError, match=r"^The list could not be held in the temporary folder .*No space left") \
-            as raised:
-        Spooled(SimpleNamespace(what="list", blocks=lambda: iter([DATA])))
+    body = b'"Name","Risk"\n' + DATA
+    spool = spooled(body, range(100, len(body), 1000), monkeypatch, block=1000)
+    assert not spool.shareable and spool.names() == ["Name", "Risk"] and "no room for the whole list" in caplog.text
+    assert list(spool) == list(read_csv(iter([body]), "list"))[1:]   # every record, in order, none twice
+    Full.left = 5
+    with pytest.raises(SourceError, match=r"has no room for even the header of the list") as raised:
+        spooled(body, range(100, len(body), 1000), monkeypatch)
     assert "TMPDIR" in raised.value.fix
 
 
-def test_a_body_that_cannot_be_cut_into_blocks_is_read_whole_by_one_worker(monkeypatch):
+def test_a_body_that_cannot_be_cut_into_blocks_is_read_by_one_process(monkeypatch):
     # A stray quote early on leaves the rest of the body inside quotes for the cutter: no block could be read apart.
-    # Worker 0 then reads the whole body (as one process would, a long quoted run a counted skip) and the others none.
+    # The run then reads the whole body (as it would as it comes, a long quoted run a counted skip).
     monkeypatch.setattr(download, "MAX_LINE", 200)
     body = b'"Name","Risk"\n"a","1\n' + b"".join(b'"host-%d","%d"\n' % (i, i) for i in range(300))
     spool = spooled(body, range(0, len(body), 100), monkeypatch, block=64)
     whole = [str(r) for r in list(read_csv(iter([body]), "list", raw="C"))[1:]]
-    assert not spool.shared and [str(r) for r in spool] == whole and whole[0].startswith("line longer than")
-    shares = []
-    for k in range(2):
-        monkeypatch.setattr(parallel, "_share", (k, 2))
-        shares.append(list(spool.pages()))
-    assert shares[1] == [] and [str(record) for page in shares[0] for record in page] == whole
-    spool.close()
+    assert not spool.shareable and [str(r) for r in spool] == whole and whole[0].startswith("line longer than")
     empty = spooled(b"", [], monkeypatch)
     assert empty.names() == [] and list(empty) == [] and list(empty.pages()) == []

@@ -83,9 +83,9 @@ class RiskList:
     def fetch(self, ctx):
         """Download the list whole (to a private temporary file) and return its records (lists of texts; workers
         may share out its blocks), its header read first."""
-        with Download(self.client, self.url, self.context["list"], expect=(200,), context=self.context) as download:
-            ctx.version = download.etag or ctx.version
-            body = download.spooled(raw="EvidenceDetails")
+        download = Download(self.client, self.url, self.context["list"], expect=(200,), context=self.context)
+        ctx.version = download.etag or ctx.version
+        body = download.spooled(raw="EvidenceDetails")   # it closes the download once read
         self._header(body.names())
         return body
 
