@@ -280,7 +280,7 @@ def _records(ctx, targets):
     if changes is not None:
         target.upload.tag = changes.tag
         page = _maker(ctx, targets, changes.mark)
-        stamp = None if ctx.whole else target.upload.since(iter(changes.listing()))
+        stamp = None if ctx.whole else target.upload.since(_listing(ctx, changes))
         if stamp is not None:
             return _changed(ctx, target.upload, changes, stamp, page), None
     records = stream.fetch(ctx)
@@ -299,6 +299,20 @@ def _records(ctx, targets):
     if changes is not None:
         return map(page, chunks(records, _BATCH)), None
     return records, stream.to_row
+
+
+def _listing(ctx, changes):
+    """Return an iterator of the source's listing (see Changes), its pages read by worker processes and taken in
+    turn when the stream's pages can be shared out."""
+    stream = ctx.stream
+    size = stream.shared_pages(ctx) if stream.shared_pages else None
+    count = parallel.workers() if size else 1
+    if count < 2:
+        return iter(changes.listing())
+
+    def make():   # in each worker: its pages of the listing
+        return chunks(changes.listing(), size)
+    return itertools.chain.from_iterable(parallel.pages(make, count, ctx.run.clients, ctx.run.stats))
 
 
 def _changed(ctx, upload, changes, stamp, page):

@@ -130,14 +130,15 @@ class ThreatQ:
 
     def listing(self, collection, batch_size=1000, sort="id", fields=LISTED):
         """Yield every indicator of the collection with only the fields named (offset paging, no related lists; by
-        id, an order that changes to indicators do not move)."""
+        id, an order that changes to indicators do not move); in worker k of n, those of pages k, k + n, ..."""
         body = {**self.query(collection), "fields": list(fields)}
 
         def page(offset, limit):
             found = self._page("POST", "indicators/query", json=body,
                                params={"limit": limit, "offset": offset, "sort": sort})
             return _data_list(found), _total(found)
-        for page in ahead(offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED)):
+        for page in ahead(offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED,
+                                       shared=True)):
             yield from page
 
     def indicator(self, ident, with_=WITH):
