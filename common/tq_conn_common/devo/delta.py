@@ -257,8 +257,9 @@ class DeltaUpload:
     """The rows of one lookup replaced over the Lookups API: sent as a full replacement or as a delta.
 
     add() takes tuples of texts in the order of spec.columns, add_lines() a Lines (made elsewhere, with the records'
-    marks when the stream reads changes); of the rows of one key, the first or the last (keep) is kept; send() returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says
-    ("full" or "delta", rows upserted, rows deleted).
+    marks when the stream reads changes); of the rows of one key, the first or the last (keep) is kept; send()
+    returns the rows sent (upserted and deleted) once Devo confirmed them; outcome then says ("full" or "delta",
+    rows upserted, rows deleted).
 
     A stream whose source can say what changed (connector.Changes) is read as changes when the index allows:
     since() takes the listing of every record's id and stamp and names the records to read again (new or
