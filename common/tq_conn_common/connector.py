@@ -16,7 +16,7 @@ class Stream:
     """
 
     name: str
-    fetch: Callable                 # fetch(ctx) yields vendor records; ctx is the stream's run (runner.StreamRun)
+    fetch: Callable                 # fetch(ctx) -> the vendor records, iterable; ctx: the stream's run (StreamRun)
     to: object                      # a LookupSpec, an EventTable, a Destination, or a tuple of them (with split)
     to_row: Callable = None         # to_row(record) -> a row, a list of rows, or None (left out); BadRecord skips it
     mode: str = "replace"           # lookups: replace the whole lookup, or upsert rows by key
