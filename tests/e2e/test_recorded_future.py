@@ -594,3 +594,21 @@ def test_a_large_list_streams_with_flat_memory(configure, sandbox, folder):
         (folder / STATE).unlink()
     assert peaks[300_000] - peaks[20_000] < 15, f"peak RSS grew from {peaks[20_000]:.0f} to {peaks[300_000]:.0f} MB"
     assert peaks[300_000] < 100
+
+
+def test_workers_sharing_out_a_list_fill_the_same_lookups_as_one_process(configure, rf, sandbox, folder):
+    # About 3 MB of list: three blocks of the download, parsed by two workers in turn; what they counted (rows below
+    # min_risk, EvidenceDetails that is not JSON, rows skipped) comes back with their pages.
+    sandbox["recorded_future"].configure("ip", rows=3000, ipv6_every=3, malformed_evidence_every=10, bad_every=50)
+    configure(types=["ip"], min_risk={"ip": 80})
+    found = {}
+    for workers in ("1", "2"):
+        sandbox["devo"].lookups.clear()
+        result = rf("-v", "2", "--force", env={"TQ_CONN_WORKERS": workers})
+        assert result.code == 0, result
+        assert ("read by 2 worker processes, a block of the download a page" in result.out) == (workers == "2")
+        counted = [line.split(" INFO ", 1)[-1].split(" WARNING ", 1)[-1] for line in result.out.splitlines()
+                   if "rows had EvidenceDetails" in line or "below min_risk" in line or "failed validation" in line]
+        found[workers] = ([lookup(sandbox, name) for name in LOOKUPS["ip"]], counted)
+    assert found["1"] == found["2"] and len(found["1"][1]) == 3, found["2"][1]
+    assert sum(map(len, found["1"][0])) > 1000
