@@ -1,6 +1,7 @@
-"""Large lists downloaded as a stream: the body read in blocks (a gzip file inflated on the fly) and read as CSV
-records, so that memory does not grow with the size of the list; a total deadline, a size limit, an inflation limit
-and a line limit bound what a hostile or broken server can make a run do."""
+"""Large lists downloaded as a stream: the body read in blocks (a gzip file inflated on the fly), spooled to a
+private temporary file cut where records end, and read back as CSV records by one process or several, so that
+memory does not grow with the size of the list; a total deadline, a size limit, an inflation limit and a line limit
+bound what a hostile or broken server can make a run do."""
 
 import codecs
 import csv
@@ -55,7 +56,8 @@ def etag(client, url, quiet=("failing", "refused"), **kwargs):
 
 
 class Download:
-    """A streamed GET: its etag, and its body in blocks or as CSV records. Use it in a with block."""
+    """A streamed GET: its etag, and its body in blocks or spooled to disk (spooled()). Use it in a with block, or
+    hand it to spooled(), which closes it."""
 
     def __init__(self, client, url, what, *, max_size=None, **kwargs):
         self.what = what
@@ -120,10 +122,6 @@ class Download:
         raise SourceError(f"The download of the {self.what} from {self.service} {what}; the run stopped reading it.",
                           f"check the URL of the list; if it is really this large, raise {variable}. The lookups "
                           "were left as they were.")
-
-    def records(self, raw=None):
-        """Yield the header (a list of names), then each CSV record (see read_csv) of the body."""
-        return read_csv(self.blocks(), self.what, raw)
 
     def spooled(self, raw=None):
         """Read the whole body into a Spooled: its CSV records then read from disk, by one process or shared out
