@@ -98,7 +98,7 @@ PARAMS = (
           help="The Fusion file of IPs pulled as PublicUkraineRussiaIps into the ukraine_russia_ipv4/ipv6 lookups; "
                "another Fusion IP file (risk-list CSV) can be pulled into lookups of its own by an instance (-n)."),
     Param("gzip", "Download Compressed", type=bool, default=True,
-          help="Ask for the risk lists gzip-compressed (gzip=true); they are decompressed while streaming."),
+          help="Ask for the risk lists gzip-compressed (gzip=true); they are decompressed as they come."),
     *(Param(key, label, default=name, check=devo.check_name,
             help=f"Devo lookup for the {source.describe(kind)}"
                  + (f" ({'IPv4' if 'ipv4' in key else 'IPv6'} rows)" if len(LOOKUP_NAMES[kind]) > 1 else "")
