@@ -8,8 +8,10 @@ import csv
 import io
 import itertools
 import logging
+import mmap
 import os
 import tempfile
+import threading
 import time
 import zlib
 
@@ -129,6 +131,9 @@ class Download:
         return Spooled(self, raw)
 
 
+_RUNNING, _DONE, _STOPPED = 0, 1, 2   # what a spool being fed tells its workers: more cuts may come, or none
+
+
 class Spooled:
     """The CSV body of a download in a private temporary file (gone once closed; nothing left behind), cut into
     blocks that end where a record ends (a newline outside quotes). Iterating yields the records after the header
@@ -136,52 +141,78 @@ class Spooled:
     that worker k of n parses and maps blocks k, k + n, ... and the run gets them back in order. Blocks are read
     from disk in pieces, so that memory stays as flat as when the body is read as it comes.
 
-    It cannot be shared out (shareable False: one process reads it, from disk and then from the connection) when
-    the temporary folder has no room for the whole body, or when a stretch longer than any record ends nowhere.
+    Only the header is read at first. Iterating reads the rest first; with workers, start() feeds the file in a
+    thread of the run while they parse the blocks already cut (the cuts go to them through shared memory), and
+    remainder() then yields what they could not take: the records after the last cut when the temporary folder
+    ran out of room (the rest is read from the connection) or a stretch longer than any record ends nowhere
+    (shareable turns False). close() stops the feeding.
     """
 
     def __init__(self, download, raw=None):
         self.what, self.raw, self.download = download.what, raw, download
         self.file = tempfile.TemporaryFile(prefix="tq-conn-", buffering=0)
-        self.shareable, self.rest = True, None   # rest: the blocks still to come when the folder ran out of room
-        cuts, quotes, at = [0], 0, 0
-        blocks = download.blocks()
+        self.shareable, self.rest, self.error = True, None, None   # rest: blocks to come when the folder was full
+        self.cuts, self._quotes, self._at = [0], 0, 0
+        self._blocks, self._thread, self._stop = download.blocks(), None, threading.Event()
+        # Shared with the workers: how many cuts are published, the state, then the cuts.
+        self._told = memoryview(mmap.mmap(-1, 8 * (MAX_SIZE // BLOCK + 8))).cast("q")
+        self._told[0] = 1
         try:
-            for block in blocks:
+            self._feed(header=True)
+        except BaseException:
+            self.file.close()
+            raise
+        self.header = self._read(0, min(self.cuts[1], MAX_LINE + 1) if len(self.cuts) > 1 else 0)
+
+    def _feed(self, header=False):
+        """Spool the body, publishing each cut; only up to the end of the header when header is True."""
+        try:
+            for block in self._blocks:
                 written = self._write(block)
+                self._at += written
                 if written < len(block):
-                    self.rest, self.shareable = itertools.chain((block[written:],), blocks), False
-                    at += written
+                    self.rest, self.shareable = itertools.chain((block[written:],), self._blocks), False
                     break
-                count = block.count(b'"')
-                if len(cuts) == 1:   # the first cut ends the header
-                    end = _record_end(block, quotes, count, first=True)
-                    if end:
-                        cuts.append(at + end)
-                end = _record_end(block, quotes, count)
-                if end and at + end - cuts[-1] >= BLOCK:
-                    cuts.append(at + end)
-                elif at + len(block) - cuts[-1] > MAX_LINE + 4 * BLOCK:
-                    self.shareable = False
-                quotes += count
-                at += len(block)
-            if self.rest is not None and len(cuts) < 2:
+                self._cut(block, written)
+                if (header and len(self.cuts) > 1) or self._stop.is_set():
+                    return
+            if self.rest is not None and len(self.cuts) < 2:
                 raise SourceError(f"The temporary folder {tempfile.gettempdir()} has no room for even the header of "
                                   f"the {self.what}.", "free some space there, or set TMPDIR to a folder with room; "
                                   "the lookups were left as they were.")
         except _BROKEN as exc:
-            rows = max(0, self._lines() - 1)
-            self.close()
-            raise SourceError(f"The download of the {self.what} broke off after {rows} rows ({_reason(exc)}).",
-                              "run again; the lookups were left as they were and the next run pulls the list again.",
-                              retryable=True) from None
+            self.download.close()
+            raise SourceError(f"The download of the {self.what} broke off after {max(0, self._lines() - 1)} rows "
+                              f"({_reason(exc)}).", "run again; the lookups were left as they were and the next run "
+                              "pulls the list again.", retryable=True) from None
         except BaseException:
-            self.close()
+            self.download.close()
             raise
+        if self._at > self.cuts[-1] and self.shareable:
+            self._publish(self._at)
+        self._told[1] = _STOPPED if not self.shareable else _DONE   # after the last cut: workers read it so
         if self.rest is None:
-            download.close()
-        self.cuts = cuts + [at] if at > cuts[-1] else cuts
-        self.header = self._read(0, min(self.cuts[1], MAX_LINE + 1) if len(self.cuts) > 1 else 0)
+            self.download.close()
+
+    def _cut(self, block, size):
+        """Cut after the block's last record end once a block is long enough (the first cut ends the header)."""
+        at, quotes, count = self._at - size, self._quotes, block.count(b'"')
+        if len(self.cuts) == 1:
+            end = _record_end(block, quotes, count, first=True)
+            if end:
+                self._publish(at + end)
+        end = _record_end(block, quotes, count)
+        if self.shareable and end and at + end - self.cuts[-1] >= BLOCK:
+            self._publish(at + end)
+        elif self._at - self.cuts[-1] > MAX_LINE + 4 * BLOCK and len(self.cuts) > 1:
+            self.shareable = False
+            self._told[1] = _STOPPED
+        self._quotes += count
+
+    def _publish(self, cut):
+        self.cuts.append(cut)
+        self._told[1 + len(self.cuts)] = cut
+        self._told[0] = len(self.cuts)
 
     def _write(self, block):
         """Write block at the end of the file; return how much of it went (less: the folder has no more room)."""
@@ -197,8 +228,7 @@ class Spooled:
 
     def _lines(self):
         """Return how many lines the file holds so far."""
-        self.file.seek(0)
-        return sum(block.count(b"\n") for block in iter(lambda: self.file.read(BLOCK), b""))
+        return sum(self._read(at, min(at + BLOCK, self._at)).count(b"\n") for at in range(0, self._at, BLOCK))
 
     def _read(self, start, end):
         return os.pread(self.file.fileno(), end - start, start)   # no shared file offset: workers read it too
@@ -207,28 +237,59 @@ class Spooled:
         """Return the header's names (a list), [] when the body is empty."""
         return next(read_csv((self.header,), self.what, self.raw), [])
 
+    def start(self):
+        """Feed the rest of the body in a thread of the run (call it once the workers are forked)."""
+        def feed():
+            try:
+                self._feed()
+            except BaseException as exc:   # raised in the run by remainder()
+                self.error = exc
+                self._told[1] = _STOPPED
+        self._thread = threading.Thread(target=feed, name="spool", daemon=True)
+        self._thread.start()
+
+    def pages(self):
+        """In worker k of n, yield the records of blocks k, k + n, ... as their cuts come, a list each."""
+        told, (k, n) = self._told, parallel.share() or (0, 1)
+        i = 1 + k
+        while True:
+            state = told[1]   # read before the count: no cut is published once the state has changed
+            if told[0] >= i + 2 and told[2 + i + 1] > told[2 + i] > 0:
+                yield list(self._records(told[2 + i], told[3 + i]))
+                i += n
+            elif state != _RUNNING:
+                return
+            else:
+                time.sleep(0.001)
+
+    def remainder(self):
+        """Once the workers are done: the records after the last block they could take (none, usually)."""
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self._records(self._told[1 + self._told[0]], self._at, self.rest)
+
     def __iter__(self):
+        self._feed()
         try:
-            yield from self._records(1, len(self.cuts) - 1, self.rest)
+            yield from self._records(self.cuts[1] if len(self.cuts) > 1 else 0, self._at, self.rest)
         finally:
             self.download.close()
 
-    def pages(self):
-        """Yield the records of each block of this process's share (all of them outside a worker), a list each."""
-        k, n = parallel.share() or (0, 1)
-        for i in range(1 + k, len(self.cuts) - 1, n):
-            yield list(self._records(i, i + 1))
-
-    def _records(self, first, last, rest=None):
-        """Yield the records of blocks first to last (excluded), then of the blocks rest yields, the header read
-        before them as the file has it."""
-        pieces = (self._read(at, min(at + BLOCK, self.cuts[last])) for at in
-                  range(self.cuts[first], self.cuts[last], BLOCK)) if last > first else ()
+    def _records(self, start, end, rest=None):
+        """Yield the records from offset start to end, then of the blocks rest yields, the header read before them
+        as the file has it."""
+        pieces = (self._read(at, min(at + BLOCK, end)) for at in range(start, end, BLOCK))
         records = read_csv(itertools.chain((self.header,), pieces, rest or ()), self.what, self.raw)
         next(records, None)
         return records
 
     def close(self):
+        """Stop feeding; let the file and the download go."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
         self.file.close()
         self.download.close()
 

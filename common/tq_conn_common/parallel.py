@@ -46,11 +46,12 @@ def workers():
     return max(1, min(cores, MAX_WORKERS))
 
 
-def pages(make, count, clients=(), stats=None):
+def pages(make, count, clients=(), stats=None, started=None):
     """Yield the pages (lists) that make() yields in each of count forked workers, in page order: the first page of
     worker 0, of worker 1, ..., then the second of each. In worker k, share() is (k, count). clients: the run's
     HTTP clients, whose connections a worker must not share (each worker opens its own). stats: the run's Stats,
-    given each worker's requests."""
+    given each worker's requests. started(): called in the run once every worker is forked (a thread may start
+    then, none may run at a fork)."""
     children = []
     gc.freeze()   # what the run holds stays out of the workers' collections: their pages of memory stay shared
     collecting = gc.isenabled()
@@ -66,6 +67,8 @@ def pages(make, count, clients=(), stats=None):
                 _work(make, k, count, write, clients, stats)
             os.close(write)
             children.append((pid, read, os.fdopen(read, "rb", buffering=1 << 20, closefd=False)))
+        if started is not None:
+            started()
         live, index, last = list(children), 0, None
         while live:
             for child in list(live):

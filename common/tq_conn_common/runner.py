@@ -295,10 +295,21 @@ def _records(ctx, targets):
 
         def make():   # in each worker: its pages of records, made into rows
             return map(page, shared())
-        return parallel.pages(make, count, ctx.run.clients, ctx.run.stats), None
+        made = parallel.pages(make, count, ctx.run.clients, ctx.run.stats, getattr(records, "start", None))
+        return (_fed(made, records, page) if hasattr(records, "remainder") else made), None
     if changes is not None:
         return map(page, chunks(records, _BATCH)), None
     return records, stream.to_row
+
+
+def _fed(made, records, page):
+    """Yield the pages the workers made of a download fed beside them, then those of what they could not take (see
+    download.Spooled); stop feeding it however the pump ends."""
+    try:
+        yield from made
+        yield from map(page, chunks(records.remainder(), _BATCH))
+    finally:
+        records.close()
 
 
 def _listing(ctx, changes):

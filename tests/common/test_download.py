@@ -92,12 +92,25 @@ def spooled(body, cuts, monkeypatch, block=64):
                                    close=lambda: None), raw="C")
 
 
+def shared_out(spool, workers, monkeypatch):
+    """Return the records workers 0 to workers - 1 read of a spool fed beside them, taken in turn, then the rest."""
+    spool.start()
+    shares = []
+    for k in range(workers):
+        monkeypatch.setattr(parallel, "_share", (k, workers))
+        shares.append(list(spool.pages()))
+    monkeypatch.setattr(parallel, "_share", None)
+    in_turn = [page for turn in itertools.zip_longest(*shares) for page in turn if page is not None]
+    return [record for page in in_turn for record in page] + list(spool.remainder())
+
+
 @settings(max_examples=200, deadline=None)
 @given(records=st.lists(st.lists(CELLS, min_size=3, max_size=3), max_size=40),
        cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8), workers=st.integers(1, 3))
 def test_a_spooled_body_shared_out_in_blocks_reads_as_the_whole_body(records, cuts, workers):
     # Blocks end where a record ends, never inside a quoted field that holds newlines: worker k of n reading blocks
-    # k, k + n, ... and the run taking their pages in turn get every record of the body, in its order.
+    # k, k + n, ... as the run feeds the file, and the run taking their pages in turn, get every record of the body
+    # in its order; so does one process reading it.
     text = io.StringIO(newline="")
     writer = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writerow(["A", "B", "C"])
@@ -106,53 +119,58 @@ def test_a_spooled_body_shared_out_in_blocks_reads_as_the_whole_body(records, cu
     whole = list(read_csv(iter([body]), "list", raw="C"))
     with pytest.MonkeyPatch.context() as monkeypatch:
         spool = spooled(body, cuts, monkeypatch)
-        shares = []
-        for k in range(workers):
-            monkeypatch.setattr(parallel, "_share", (k, workers))
-            shares.append(list(spool.pages()))
-    try:
-        assert spool.names() == ["A", "B", "C"] and list(spool) == whole[1:]
-        in_turn = [page for turn in itertools.zip_longest(*shares) for page in turn if page is not None]
-        assert [record for page in in_turn for record in page] == whole[1:]
-    finally:
+        assert spool.names() == ["A", "B", "C"]
+        assert shared_out(spool, workers, monkeypatch) == whole[1:] and list(spool) == whole[1:]
         spool.close()
+        alone = spooled(body, cuts, monkeypatch)
+        assert list(alone) == whole[1:]
+        alone.close()
 
 
 def test_a_spooled_body_leaves_no_file_and_a_broken_one_says_how_far_it_got(monkeypatch, tmp_path):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(download.tempfile, "tempdir", None)
     spool = spooled(b'"Name","Risk"\n' + DATA, range(100, 120_000, 1000), monkeypatch, block=4096)
-    assert len(spool.cuts) > 20 and len(list(spool)) == 2000 and os.listdir(tmp_path) == []   # unlinked at once
+    assert len(list(spool)) == 2000 and len(spool.cuts) > 20 and os.listdir(tmp_path) == []   # unlinked at once
     spool.close()
 
     def broken():
         yield DATA[:5000]
         raise zlib.error("Error -3 while decompressing data: incorrect header check")
     with pytest.raises(SourceError, match=r"^The download of the list broke off after \d+ rows \(not a gzipped "):
-        Spooled(SimpleNamespace(what="list", blocks=broken, close=lambda: None))
+        list(Spooled(SimpleNamespace(what="list", blocks=broken, close=lambda: None)))
+    spool = Spooled(SimpleNamespace(what="list", blocks=broken, close=lambda: None))   # fed beside workers
+    with pytest.raises(SourceError, match=r"broke off after \d+ rows"):
+        shared_out(spool, 2, monkeypatch)
 
 
 def test_a_temporary_folder_without_room_for_the_list_reads_the_rest_as_it_comes(monkeypatch, caplog):
-    real = download.tempfile.TemporaryFile(buffering=0)
+    make = download.tempfile.TemporaryFile
 
-    class Full:   # a folder with room for `left` bytes
-        left = 3000
+    class Full:   # a folder with room for `room` bytes
+        room = 3000
+
+        def __init__(self):
+            self.real, self.left = make(buffering=0), Full.room
 
         def write(self, data):
-            if not Full.left:
+            if not self.left:
                 raise OSError(28, "No space left on device")
-            written = real.write(data[:Full.left])
-            Full.left -= written
+            written = self.real.write(data[:self.left])
+            self.left -= written
             return written
 
         def __getattr__(self, name):
-            return getattr(real, name)
+            return getattr(self.real, name)
     monkeypatch.setattr(download.tempfile, "TemporaryFile", lambda **kwargs: Full())
     body = b'"Name","Risk"\n' + DATA
+    whole = list(read_csv(iter([body]), "list"))[1:]
     spool = spooled(body, range(100, len(body), 1000), monkeypatch, block=1000)
-    assert not spool.shareable and spool.names() == ["Name", "Risk"] and "no room for the whole list" in caplog.text
-    assert list(spool) == list(read_csv(iter([body]), "list"))[1:]   # every record, in order, none twice
-    Full.left = 5
+    assert spool.names() == ["Name", "Risk"] and list(spool) == whole   # every record, in order, none twice
+    assert not spool.shareable and "no room for the whole list" in caplog.text
+    spool = spooled(body, range(100, len(body), 1000), monkeypatch, block=1000)
+    assert shared_out(spool, 2, monkeypatch) == whole   # the workers' blocks, then the rest read by the run
+    Full.room = 5
     with pytest.raises(SourceError, match=r"has no room for even the header of the list") as raised:
         spooled(body, range(100, len(body), 1000), monkeypatch)
     assert "TMPDIR" in raised.value.fix
@@ -163,8 +181,10 @@ def test_a_body_that_cannot_be_cut_into_blocks_is_read_by_one_process(monkeypatc
     # The run then reads the whole body (as it would as it comes, a long quoted run a counted skip).
     monkeypatch.setattr(download, "MAX_LINE", 200)
     body = b'"Name","Risk"\n"a","1\n' + b"".join(b'"host-%d","%d"\n' % (i, i) for i in range(300))
-    spool = spooled(body, range(0, len(body), 100), monkeypatch, block=64)
     whole = [str(r) for r in list(read_csv(iter([body]), "list", raw="C"))[1:]]
-    assert not spool.shareable and [str(r) for r in spool] == whole and whole[0].startswith("line longer than")
+    spool = spooled(body, range(0, len(body), 100), monkeypatch, block=64)
+    assert [str(r) for r in spool] == whole and not spool.shareable and whole[0].startswith("line longer than")
+    spool = spooled(body, range(0, len(body), 100), monkeypatch, block=64)
+    assert [str(r) for r in shared_out(spool, 2, monkeypatch)] == whole
     empty = spooled(b"", [], monkeypatch)
     assert empty.names() == [] and list(empty) == [] and list(empty.pages()) == []
