@@ -288,6 +288,7 @@ class Spooled:
     def close(self):
         """Stop feeding; let the file and the download go."""
         self._stop.set()
+        self._told[1] = _STOPPED   # a worker still waiting for a cut ends
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self.file.close()
