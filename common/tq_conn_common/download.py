@@ -131,7 +131,6 @@ class Download:
         return Spooled(self, raw)
 
 
-_RUNNING, _DONE, _STOPPED = 0, 1, 2   # what a spool being fed tells its workers: more cuts may come, or none
 
 
 class Spooled:
@@ -154,7 +153,8 @@ class Spooled:
         self.shareable, self.rest, self.error = True, None, None   # rest: blocks to come when the folder was full
         self.cuts, self._quotes, self._at = [0], 0, 0
         self._blocks, self._thread, self._stop = download.blocks(), None, threading.Event()
-        # Shared with the workers: how many cuts are published, the state, then the cuts.
+        # Shared with the workers: how many cuts are published; 0 while more may come, else minus their final
+        # number (one word: read alone, it cannot be seen out of step with the count); then the cuts.
         self._told = memoryview(mmap.mmap(-1, 8 * (MAX_SIZE // BLOCK + 8))).cast("q")
         self._told[0] = 1
         try:
@@ -190,7 +190,7 @@ class Spooled:
             raise
         if self._at > self.cuts[-1] and self.shareable:
             self._publish(self._at)
-        self._told[1] = _STOPPED if not self.shareable else _DONE   # after the last cut: workers read it so
+        self._end()
         if self.rest is None:
             self.download.close()
 
@@ -206,13 +206,17 @@ class Spooled:
             self._publish(at + end)
         elif self._at - self.cuts[-1] > MAX_LINE + 4 * BLOCK and len(self.cuts) > 1:
             self.shareable = False
-            self._told[1] = _STOPPED
+            self._end()
         self._quotes += count
 
     def _publish(self, cut):
         self.cuts.append(cut)
         self._told[1 + len(self.cuts)] = cut
         self._told[0] = len(self.cuts)
+
+    def _end(self):
+        """Tell the workers no more cuts come (the run reads what follows the last one)."""
+        self._told[1] = -len(self.cuts)
 
     def _write(self, block):
         """Write block at the end of the file; return how much of it went (less: the folder has no more room)."""
@@ -244,7 +248,7 @@ class Spooled:
                 self._feed()
             except BaseException as exc:   # raised in the run by remainder()
                 self.error = exc
-                self._told[1] = _STOPPED
+                self._end()
         self._thread = threading.Thread(target=feed, name="spool", daemon=True)
         self._thread.start()
 
@@ -253,11 +257,13 @@ class Spooled:
         told, (k, n) = self._told, parallel.share() or (0, 1)
         i = 1 + k
         while True:
-            state = told[1]   # read before the count: no cut is published once the state has changed
-            if told[0] >= i + 2 and told[2 + i + 1] > told[2 + i] > 0:
-                yield list(self._records(told[2 + i], told[3 + i]))
+            ended = told[1]
+            count = -ended if ended else told[0]
+            start, end = (told[2 + i], told[3 + i]) if count >= i + 2 else (0, 0)
+            if end > start > 0:   # (a cut not seen yet reads 0: wait for it)
+                yield list(self._records(start, end))
                 i += n
-            elif state != _RUNNING:
+            elif ended and count < i + 2:
                 return
             else:
                 time.sleep(0.001)
@@ -268,7 +274,7 @@ class Spooled:
             self._thread.join()
         if self.error is not None:
             raise self.error
-        return self._records(self._told[1 + self._told[0]], self._at, self.rest)
+        return self._records(self.cuts[-1], self._at, self.rest)
 
     def __iter__(self):
         self._feed()
@@ -288,7 +294,8 @@ class Spooled:
     def close(self):
         """Stop feeding; let the file and the download go."""
         self._stop.set()
-        self._told[1] = _STOPPED   # a worker still waiting for a cut ends
+        if not self._told[1]:
+            self._end()   # a worker still waiting for a cut ends
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
         self.file.close()
