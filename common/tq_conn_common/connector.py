@@ -31,8 +31,8 @@ class Stream:
     columns: Callable = None        # columns(ctx, found) -> {column: type}, for a LookupSpec without columns
     done: Callable = None           # done(ctx) after the stream's checkpoint was committed
     shared_pages: Callable = None   # shared_pages(ctx) -> the page size when fetch's pages are shared out among
-    #                                 worker processes (see parallel; offset_pages(shared=True)), else None; what
-    #                                 fetch returns may offer pages() itself (download.Spooled)
+    #                                 worker processes (see parallel; offset_pages(shared=True)), else None (a
+    #                                 download.Spooled that fetch returns is shared out by its blocks)
     tally: object = None            # a Counter to_row counts in (rows left out, say): in workers, sent back per page
     changes: Callable = None        # changes(ctx) -> a Changes when the source can say what changed, else None
     what: str = "record"            # how a skipped record is named in the log

@@ -204,7 +204,7 @@ class Spooled:
         end = _record_end(block, quotes, count)
         if self.shareable and end and at + end - self.cuts[-1] >= BLOCK:
             self._publish(at + end)
-        elif self._at - self.cuts[-1] > MAX_LINE + 4 * BLOCK and len(self.cuts) > 1:
+        elif self.shareable and self._at - self.cuts[-1] > MAX_LINE + 4 * BLOCK and len(self.cuts) > 1:
             self.shareable = False
             self._end()
         self._quotes += count

@@ -16,6 +16,7 @@ from tq_conn_common import clock, parallel
 from tq_conn_common.devo import Column, EventTable, EventUpload, LookupSpec, delta, texts
 from tq_conn_common.devo.events import BATCH as EVENT_BATCH
 from tq_conn_common.devo.lookup import MAX_CELL, cell, column_type, key_getter, text
+from tq_conn_common.download import Spooled
 from tq_conn_common.errors import BadRecord, ConfigError, Declared, SourceError, TqConnError
 from tq_conn_common.rows import Dedupe, KeyedSpool, chunks
 
@@ -284,19 +285,19 @@ def _records(ctx, targets):
         if stamp is not None:
             return _changed(ctx, target.upload, changes, stamp, page), None
     records = stream.fetch(ctx)
-    shareable = lookups and getattr(records, "shareable", True)   # a download too odd to cut is read by the run
-    size = stream.shared_pages(ctx) if stream.shared_pages and shareable else None
-    count = parallel.workers() if size else 1
+    spooled = isinstance(records, Spooled)   # a download shared out by its blocks (unless too odd to cut)
+    size = stream.shared_pages(ctx) if stream.shared_pages and not spooled else None
+    count = parallel.workers() if lookups and (size or (spooled and records.shareable)) else 1
     if count > 1 and not ctx.dry_run:
-        shared = getattr(records, "pages", None) or (lambda: chunks(records, size))
+        shared = records.pages if spooled else (lambda: chunks(records, size))
         log.info("%s: read by %d worker processes, %s each in turn.", stream.name, count,
-                 "a block of the download a page" if hasattr(records, "pages") else f"{size} {stream.what}s a page")
+                 "a block of the download a page" if spooled else f"{size} {stream.what}s a page")
         page = _maker(ctx, targets, changes.mark if changes else None)
 
         def make():   # in each worker: its pages of records, made into rows
             return map(page, shared())
-        made = parallel.pages(make, count, ctx.run.clients, ctx.run.stats, getattr(records, "start", None))
-        return (_fed(made, records, page) if hasattr(records, "remainder") else made), None
+        made = parallel.pages(make, count, ctx.run.clients, ctx.run.stats, records.start if spooled else None)
+        return (_fed(made, records, page) if spooled else made), None
     if changes is not None:
         return map(page, chunks(records, _BATCH)), None
     return records, stream.to_row

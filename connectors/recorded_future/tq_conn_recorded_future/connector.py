@@ -134,7 +134,6 @@ def streams(run):
                             split=source.ip_version if len(specs) == 2 else None, refresh=REFRESH[kind],
                             version=rlist.version, fingerprint=fingerprint[:16], allow_empty=True, done=rlist.report,
                             what="row", title=title, tally=rlist.tally,
-                            shared_pages=lambda ctx: True,   # the blocks of the download (download.Spooled)
                             messages={"rejected": (source.REJECTED.message, source.REJECTED.fix)}))
     return found
 
