@@ -398,18 +398,33 @@ def test_job_statuses_are_read_under_whatever_key_devo_uses(entry, final):
     assert _status(entry) == final
 
 
+@pytest.mark.parametrize("json_functions", [True, False])
 @pytest.mark.parametrize("keep", ["first", "last"])
 def test_a_full_replacement_keeps_one_row_of_each_key_whatever_the_keys_bits_share(sandbox, tmp_path, monkeypatch,
-                                                                                     keep):
+                                                                                     keep, json_functions):
     # The delta upload notes the keys it has seen as bits of a bitmap; keys that share a bit are only maybe repeats.
     # With 8 bits every key shares one: the rows kept are still the first (or last) of each key, the others all sent.
+    # Rows without marks are kept a page at a time (taken apart by SQLite's JSON functions), rows with marks one by
+    # one, and all rows one by one where SQLite lacks those functions; repeats across the two are found alike.
     monkeypatch.setattr(devo.delta._Seen, "_BITS", 8)
+    if not json_functions:
+        monkeypatch.setattr(devo.delta, "_has_json", lambda db: False)
     run = Run(make_run(tmp_path).connector, argparse.Namespace(name=None), cfg.validate(PARAMS, rest(sandbox)),
               State(str(tmp_path / "state.json")), {"state": str(tmp_path / "state.json")})
     spec = devo.LookupSpec(name="Repeats", key="value", columns=(devo.Column("value"), devo.Column("n")))
     rows = [(f"v{i % 40}", str(i)) for i in range(100)]   # each of 40 keys two or three times
     with devo.delta.upload(run, spec, "Repeats", keep=keep) as up:
-        up.add(rows)
-        assert up.send() == 40 and up.repeats == 60
+        up.add(rows[:30])
+        up.add_lines(devo.delta.Lines(rows[30:70], 0, [(str(i), "t", "u") for i in range(30, 70)]))
+        up.add(rows[70:])
+        assert up.send() == 40 and up.repeats == 60 and up.outcome[0] == "full"
+    kept = {f"v{k}": str(k if keep == "first" else k + 80 if k < 20 else k + 40) for k in range(40)}
     held = {r["value"]: r["n"] for r in sandbox["devo"].lookup("Repeats")["rows"]}
-    assert held == {f"v{k}": str(k if keep == "first" else k + 80 if k < 20 else k + 40) for k in range(40)}
+    assert held == kept
+    # The index made from both kinds of rows says what Devo holds: the next run sends only the row that changed.
+    changed = [(value, "changed" if value == "v7" else n) for value, n in sorted(kept.items())]
+    with devo.delta.upload(run, spec, "Repeats", keep=keep) as up:
+        up.add(changed)
+        assert up.send() == 1 and up.outcome == ("delta", 1, 0)
+    held = {r["value"]: r["n"] for r in sandbox["devo"].lookup("Repeats")["rows"]}
+    assert held == {**kept, "v7": "changed"}

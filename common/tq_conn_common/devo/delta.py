@@ -15,6 +15,7 @@ next run sends those keys again as they then are (upsert if present, delete if g
 replacement would leave it.
 """
 
+import array
 import datetime
 import glob
 import fcntl
@@ -28,6 +29,8 @@ import sqlite3
 import threading
 import uuid
 from urllib.parse import quote
+
+import orjson
 
 from tq_conn_common import clock
 from tq_conn_common.devo.rest import REST_TYPES, LookupMissing, csv_line, csv_records
@@ -53,6 +56,23 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {db}srcs (src INTEGER PRIMARY KEY, k BLOB NOT NULL, d BLOB NOT NULL, "
     "off INTEGER NOT NULL, t TEXT, u TEXT)",
 )
+# The rows a run adds, as they come, one row of temp.pages for each Lines added: its key digests and offsets
+# (packed, for finding repeats) and, when the rows have no marks, its line digests and its offsets as JSON, which
+# SQLite takes apart (json_each) only when it sorts them, in the thread beside the upload: inserting a page costs the
+# run next to nothing while rows come. Rows with marks (or all rows, when SQLite lacks its JSON functions) go into
+# temp.each one by one. The view added reads both, n ordering the rows as they came.
+_ADDED = (
+    "CREATE TEMP TABLE pages (p INTEGER PRIMARY KEY, keys BLOB NOT NULL, offs BLOB NOT NULL, digs BLOB, rows TEXT)",
+    "CREATE TEMP TABLE each (n INTEGER PRIMARY KEY, k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL, "
+    "src INTEGER, t TEXT, u TEXT)",
+)
+_VIEWS = (
+    "CREATE TEMP VIEW paged AS SELECT (p.p << 32) + j.key AS n, substr(p.keys, j.key * {size} + 1, {size}) AS k, "
+    "substr(p.digs, j.key * 8 + 1, 8) AS d, j.atom AS off, NULL AS src, NULL AS t, NULL AS u "
+    "FROM temp.pages p, json_each(p.rows) j WHERE p.rows IS NOT NULL",
+    "CREATE TEMP VIEW added AS SELECT * FROM paged UNION ALL SELECT * FROM temp.each",
+)
+_PLAIN_VIEW = "CREATE TEMP VIEW added AS SELECT * FROM temp.each"
 
 
 def index_dir(state_path):
@@ -239,14 +259,29 @@ class _Seen:
         self.bits, self.maybe = mmap.mmap(-1, self._BITS >> 3, flags=mmap.MAP_PRIVATE), set()
 
     def add(self, keys):
+        """Note the keys of one Lines (their digests, packed)."""
         bits, mask = self.bits, self._BITS - 1
-        for k in keys:
-            at = int.from_bytes(k[:4], "little") & mask
+        for i, head in enumerate(_heads(keys)):
+            at = head & mask
             bit = 1 << (at & 7)
             if bits[at >> 3] & bit:
-                self.maybe.add(k)
+                self.maybe.add(keys[i * SIZE:(i + 1) * SIZE])
             else:
                 bits[at >> 3] |= bit
+
+
+def _heads(keys):
+    """Return the first 32 bits of each key digest in a packed run of them, as integers (a view, not a copy)."""
+    return memoryview(keys).cast("I")[::SIZE // 4]
+
+
+def _has_json(db):
+    """Return True when this SQLite has its JSON functions (built in since 3.38, an option before)."""
+    try:
+        db.execute("SELECT atom FROM json_each('[1]')").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 class ReadWhole(Exception):
@@ -294,9 +329,12 @@ class DeltaUpload:
             self._db.execute(f"PRAGMA {pragma}")
         for statement in _SCHEMA:
             self._db.execute(statement.format(db=""))
-        # The rows as they come, appended to a private temporary table; sorted into rows once, at send().
-        self._db.execute("CREATE TEMP TABLE added (k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL, "
-                         "src INTEGER, t TEXT, u TEXT)")
+        # The rows as they come (see _ADDED); sorted into rows once, at send().
+        self._json = _has_json(self._db)
+        for statement in (*_ADDED, *([v.format(size=SIZE) for v in _VIEWS] if self._json else [_PLAIN_VIEW])):
+            self._db.execute(statement)
+        self._pages = 0
+        self._stored = set()   # where rows went: paged, temp.each
         self._db.execute("BEGIN")
         self._current = None   # the lookup's index as it was, attached as idx when there is one
         self._old_lines = None   # and the lines file it names
@@ -318,18 +356,27 @@ class DeltaUpload:
     def add_lines(self, lines):
         """Keep the rows of a Lines by key: their lines appended to the lines file, their digests to the index's."""
         count = len(lines)
+        if not count:
+            return
         offsets = list(itertools.accumulate(lines.sizes, initial=self._at))
         self._spool.write(lines.data)
-        self._at = offsets[-1]
-        keys = [lines.keys[at:at + SIZE] for at in range(0, count * SIZE, SIZE)]
-        self._seen.add(keys)
-        digests = [lines.digests[at:at + 8] for at in range(0, count * 8, 8)]
-        if lines.marks is None:
-            _insert(self._db, "temp.added(k, d, off)", list(zip(keys, digests, offsets)))
+        self._at = offsets.pop()
+        self._seen.add(lines.keys)
+        marks, page, packed = lines.marks, self._pages, array.array("q", offsets).tobytes()
+        self._pages += 1
+        if marks is None and self._json:
+            self._db.execute("INSERT INTO temp.pages VALUES (?, ?, ?, ?, ?)",
+                             (page, lines.keys, packed, lines.digests, orjson.dumps(offsets)))
+            self._stored.add("paged")
         else:
-            _insert(self._db, "temp.added", [(k, d, off, *mark) for k, d, off, mark in
-                                             zip(keys, digests, offsets, lines.marks)])
-            self._marked = self._marked or any(mark[0] is not None for mark in lines.marks)
+            self._stored.add("temp.each")
+            self._db.execute("INSERT INTO temp.pages (p, keys, offs) VALUES (?, ?, ?)", (page, lines.keys, packed))
+            self._marked = self._marked or (marks is not None and any(mark[0] is not None for mark in marks))
+            first = page << 32
+            keys = [lines.keys[at:at + SIZE] for at in range(0, count * SIZE, SIZE)]
+            digests = [lines.digests[at:at + 8] for at in range(0, count * 8, 8)]
+            _insert(self._db, "temp.each", list(zip(range(first, first + count), keys, digests, offsets,
+                                                    *(zip(*marks) if marks else ((None,) * count,) * 3))))
         self.count += count
 
     # Reading changes.
@@ -497,8 +544,8 @@ class DeltaUpload:
         # The records read again (the last reading of each), then the keys they touch: theirs, the keys the records
         # read again or gone had before, and those in flight.
         db.execute("CREATE TEMP TABLE fresh AS SELECT a.src AS src, a.k AS k, a.d AS d, a.off AS off, n.t AS t, "
-                   "a.u AS u FROM temp.added a JOIN need n ON n.src = a.src WHERE a.rowid IN "
-                   "(SELECT max(rowid) FROM temp.added GROUP BY src)")
+                   "a.u AS u FROM added a JOIN need n ON n.src = a.src WHERE a.n IN "
+                   "(SELECT max(n) FROM added GROUP BY src)")
         db.execute("CREATE TEMP TABLE hit (k BLOB PRIMARY KEY) WITHOUT ROWID")
         db.execute("INSERT OR IGNORE INTO hit SELECT k FROM fresh")
         db.execute("INSERT OR IGNORE INTO hit SELECT s.k FROM idx.srcs s WHERE s.src IN (SELECT src FROM dropped) "
@@ -532,12 +579,9 @@ class DeltaUpload:
         replacement leaves them out."""
         if not self._seen.maybe:
             return 0
-        db, last = self._db, self.keep != "first"
-        db.execute("CREATE TEMP TABLE repeated (k BLOB PRIMARY KEY) WITHOUT ROWID")
-        _insert(db, "temp.repeated", [(k,) for k in self._seen.maybe])
+        last = self.keep != "first"
         dropped, held = [], {}
-        for k, off in db.execute("SELECT k, off FROM temp.added WHERE k IN (SELECT k FROM temp.repeated) "
-                                 "ORDER BY rowid"):
+        for k, off in self._occurrences(self._seen.maybe):
             if k not in held:
                 held[k] = off
             elif last:
@@ -552,6 +596,16 @@ class DeltaUpload:
         self._body = self._without_dropped(sorted(dropped))
         return len(dropped)
 
+    def _occurrences(self, keys):
+        """Yield (key, offset) of each row added whose key is among keys (a set of digests), in the order added."""
+        heads = {_heads(k)[0] for k in keys}
+        for packed, offs in self._db.execute("SELECT keys, offs FROM temp.pages ORDER BY p"):
+            offs = memoryview(offs).cast("q")
+            for i in [i for i, head in enumerate(_heads(packed)) if head in heads]:
+                k = packed[i * SIZE:(i + 1) * SIZE]
+                if k in keys:
+                    yield k, offs[i]
+
     def _index(self):
         """Make the rows added the index's rows (the first or the last of each key) and records (srcs), in key and
         id order."""
@@ -559,11 +613,13 @@ class DeltaUpload:
         if not db.execute("SELECT 1 FROM sqlite_temp_master WHERE name = 'added'").fetchone():
             return   # made already (a delta that fell back to a full replacement)
         order = "" if self.keep == "first" else " DESC"
-        db.execute(f"INSERT OR IGNORE INTO rows SELECT k, d, off FROM temp.added ORDER BY k, rowid{order}")
+        source = "added" if len(self._stored) > 1 else next(iter(self._stored), "added")   # no union to sort
+        db.execute(f"INSERT OR IGNORE INTO rows SELECT k, d, off FROM {source} ORDER BY k, n{order}")
         if self._marked:   # every record read, by its id in the source (the last reading of an id is kept)
-            db.execute("INSERT OR REPLACE INTO srcs SELECT src, k, d, off, t, u FROM temp.added WHERE src IS NOT NULL "
-                       "ORDER BY src, rowid")
-        db.execute("DROP TABLE temp.added")
+            db.execute("INSERT OR REPLACE INTO srcs SELECT src, k, d, off, t, u FROM temp.each WHERE src IS NOT NULL "
+                       "ORDER BY src, n")
+        for drop in ("VIEW added", "VIEW IF EXISTS paged", "TABLE temp.pages", "TABLE temp.each"):
+            db.execute(f"DROP {drop}")
 
     def _without_dropped(self, dropped):
         """Return the path of a copy of the lines file without the lines at the offsets dropped (the upload's body)."""
