@@ -371,7 +371,8 @@ def _lines(blocks):
     decode = codecs.getincrementaldecoder("utf-8-sig")("replace").decode
     tail, dropping = "", False
     for block in blocks:
-        lines = (tail + decode(block)).split("\n")
+        lines = decode(block).split("\n")
+        lines[0] = tail + lines[0]
         tail = lines.pop()
         if dropping and lines:      # the end of a line too long to keep
             del lines[0]
@@ -444,9 +445,10 @@ def _splitter(header, raw):
             return None
         tail = fields.pop().rsplit(_SEP, after) if after else [fields.pop()]
         cell = tail[0]
-        # Every quote outside the raw cell opens, closes or separates; inside it they come in pairs.
-        quotes = cell.count('"')
-        if len(tail) != after + 1 or line.count('"') - quotes != 2 * width or quotes != 2 * cell.count('""'):
+        # Every quote outside the raw cell opens, closes or separates (none is left in the other fields); inside it
+        # they come in pairs.
+        if len(tail) != after + 1 or '"' in "".join(fields) or '"' in "".join(tail[1:]) or \
+                cell.count('"') != 2 * cell.count('""'):
             return None
         fields += tail
         return fields
