@@ -174,17 +174,6 @@ def _sweep(folder, base):
                 pass
 
 
-def _copy(source, target, size):
-    """Copy size bytes (None: the rest) from one open file to another, in blocks."""
-    while size is None or size > 0:
-        block = source.read(1 << 20 if size is None else min(size, 1 << 20))
-        if not block:
-            return
-        target.write(block)
-        if size is not None:
-            size -= len(block)
-
-
 class _transaction:
     """BEGIN ... COMMIT on an autocommit connection; ROLLBACK when the block raises."""
 
@@ -308,7 +297,7 @@ class DeltaUpload:
         self.run, self.spec, self.name, self.allow_empty, self.forced = run, spec, name, allow_empty, forced
         self.keep = keep
         self.tag = None     # what the source reads (a ThreatQ collection's query): another tag is another lookup
-        self._body = None   # the lines file without the rows dropped as repeats, when there were any
+        self._dropped = ()   # (offset, length) of the lines of rows dropped as repeats: left out of the body
         self._kept = None
         self.count = self.repeats = 0
         self.outcome = None
@@ -593,7 +582,11 @@ class DeltaUpload:
             return 0
         log.info("Lookup %s: %d rows repeated a key of an earlier row; the %s row of each key is kept.", self.name,
                  len(dropped), self.keep)
-        self._body = self._without_dropped(sorted(dropped))
+        self._dropped = []
+        with open(self._lines, "rb") as lines:
+            for off in sorted(dropped):
+                lines.seek(off)
+                self._dropped.append((off, len(lines.readline())))
         return len(dropped)
 
     def _occurrences(self, keys):
@@ -620,18 +613,6 @@ class DeltaUpload:
                        "ORDER BY src, n")
         for drop in ("VIEW added", "VIEW IF EXISTS paged", "TABLE temp.pages", "TABLE temp.each"):
             db.execute(f"DROP {drop}")
-
-    def _without_dropped(self, dropped):
-        """Return the path of a copy of the lines file without the lines at the offsets dropped (the upload's body)."""
-        path = self._lines[:-len(".csv")] + "-body.csv"
-        _private(path)
-        with open(self._lines, "rb") as source, open(path, "wb") as body:
-            at = 0
-            for off in dropped:
-                _copy(source, body, off - at)
-                at = off + len(source.readline())
-            _copy(source, body, None)
-        return path
 
     def _attach(self):
         """Attach the lookup's index as idx; return its meta ({} when there is no index or it cannot be read)."""
@@ -768,7 +749,7 @@ class DeltaUpload:
         making.start()
         try:
             with transport_upload(self.run, self.spec, name, "replace", self.allow_empty) as up:
-                up.adopt(self._body or self._lines, rows)   # the lines file is the body as it stands
+                up.adopt(self._lines, rows, self._dropped)   # the lines file is the body as it stands
                 sent = up.send()
         finally:
             making.join()
@@ -815,7 +796,7 @@ class DeltaUpload:
             self._db.close()
         except sqlite3.Error:
             pass
-        for path in (self._path, self._lines, self._body):
+        for path in (self._path, self._lines):
             if path and os.path.exists(path):
                 os.unlink(path)
 

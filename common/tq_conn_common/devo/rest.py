@@ -71,18 +71,19 @@ def csv_records(rows):
 
 
 class _Multipart:
-    """A multipart/form-data body read from a spooled CSV file: iterable from the start again for each attempt."""
+    """A multipart/form-data body read from a spooled CSV file: iterable from the start again for each attempt. The
+    ranges left_out ((offset, length), in order) of the file are not sent."""
 
-    def __init__(self, config_json, spool, name):
+    def __init__(self, config_json, spool, name, left_out=()):
         self.boundary = "tqconn-" + uuid.uuid4().hex
         self.head = (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"deploy-config\"\r\n"
                      f"Content-Type: application/json\r\n\r\n{config_json}\r\n"
                      f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"csv\"; filename=\"{name}.csv\"\r\n"
                      "Content-Type: text/csv\r\n\r\n").encode("utf-8")
         self.tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
-        self.spool = spool
+        self.spool, self.left_out = spool, left_out
         spool.seek(0, 2)
-        self.csv_size = spool.tell()
+        self.csv_size = spool.tell() - sum(length for _, length in left_out)
 
     @property
     def content_type(self):
@@ -93,12 +94,16 @@ class _Multipart:
 
     def __iter__(self):
         yield self.head
-        self.spool.seek(0)
-        while True:
-            block = self.spool.read(READ_SIZE)
-            if not block:
-                break
-            yield block
+        at = 0
+        for start, length in (*self.left_out, (None, 0)):
+            self.spool.seek(at)
+            while start is None or at < start:
+                block = self.spool.read(READ_SIZE if start is None else min(READ_SIZE, start - at))
+                if not block:
+                    break
+                at += len(block)
+                yield block
+            at += length
         yield self.tail
 
 
@@ -146,12 +151,15 @@ class RestUpload(Upload):
         self.spool.write(csv_lines(rows).encode("utf-8"))
         self.count += len(rows)
 
-    def adopt(self, path, count):
-        """Send the CSV file at path (header line, then count records) instead of what was spooled."""
+    left_out = ()
+
+    def adopt(self, path, count, left_out=()):
+        """Send the CSV file at path (header line, then count records) instead of what was spooled, but for the
+        ranges left_out ((offset, length) of lines, in order)."""
         self.spool.close()
         self.spool = open(path, "rb")
         self.spool.seek(0, os.SEEK_END)
-        self.count = count
+        self.count, self.left_out = count, left_out
 
     def add_records(self, records):
         """Spool CSV records (texts as csv_records returns them)."""
@@ -174,7 +182,7 @@ class RestUpload(Upload):
         if not exists and mode == "delete":
             log.warning("Lookup %s does not exist in domain %s; no rows to delete.", name, domain)
             return 0
-        body = _Multipart(json.dumps(deploy_config(self.spec, mode)), self.spool, name)
+        body = _Multipart(json.dumps(deploy_config(self.spec, mode)), self.spool, name, self.left_out)
         started = time.monotonic()
         job = _upload(client, path, exists, body, context)
         log.info("Sent %d rows (%d bytes) to lookup %s in %.1f s; waiting for Devo to load them.",
