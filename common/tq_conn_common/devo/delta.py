@@ -355,7 +355,7 @@ class DeltaUpload:
         self._pages += 1
         if marks is None and self._json:
             self._db.execute("INSERT INTO temp.pages VALUES (?, ?, ?, ?, ?)",
-                             (page, lines.keys, packed, lines.digests, orjson.dumps(offsets)))
+                             (page, lines.keys, packed, lines.digests, orjson.dumps(offsets).decode("ascii")))
             self._stored.add("paged")
         else:
             self._stored.add("temp.each")
