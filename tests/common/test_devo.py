@@ -299,6 +299,22 @@ def test_wire_rows_put_the_key_first_and_read_back_unchanged():
     assert devo_tls.wire_row(["k", "5", "", "true"], ["str", "int", "int", "bool"], 0) == '"k",5,,true'
     assert devo_tls.wire_field('24" screen', "str") == '"24"" screen"'
     assert devo_tls.wire_field("a\nb", "str") == '"a\\nb"'
+    assert devo_tls.wire_field("5\n", "int") == '"5\\n"'   # a line end never goes bare
+
+
+def test_wire_rows_of_a_batch_are_each_row_field_by_field():
+    # A batch is made column by column, a column without anything to escape whole: the same text, row by row, as
+    # each value through wire_field, whatever the values and the kinds.
+    kinds = ["str", "int", "float", "str", "bool"]
+    plain = [("evil.example", "5", "0.5", "FQDN", "true"), ("1.2.3.4", "", "", "", "false")]
+    for value in AWKWARD + ["5\n", "\0", "x\0y"]:
+        for rows in (plain, plain + [(value,) * 5], [(value, "1", value, "t", value)] + plain):
+            for key in (0, 3):
+                expected = [",".join([devo_tls.wire_field(row[key], kinds[key])]
+                                     + [devo_tls.wire_field(v, k) for i, (v, k) in enumerate(zip(row, kinds))
+                                        if i != key]) for row in rows]
+                assert devo_tls.wire_rows(rows, kinds, key) == expected, rows
+    assert devo_tls.wire_rows([], kinds, 0) == []
 
 
 def test_deploy_config_per_mode():
