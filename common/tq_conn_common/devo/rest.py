@@ -142,6 +142,7 @@ class RestUpload(Upload):
     """
 
     must_exist = False
+    left_out = ()   # (offset, length) of the spooled lines not to send (see adopt)
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -150,8 +151,6 @@ class RestUpload(Upload):
     def add(self, rows):
         self.spool.write(csv_lines(rows).encode("utf-8"))
         self.count += len(rows)
-
-    left_out = ()
 
     def adopt(self, path, count, left_out=()):
         """Send the CSV file at path (header line, then count records) instead of what was spooled, but for the
