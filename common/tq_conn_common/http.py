@@ -11,7 +11,7 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit
 
-import orjson
+import msgspec
 import requests
 import urllib3
 
@@ -28,13 +28,30 @@ _READ = 64 * 1024
 _run_deadline = None     # time.monotonic() by which the run must end (set by the session), or None
 
 
+_DECODE = msgspec.json.Decoder().decode
+
+
 def loads(body):
-    """Return a JSON body decoded by orjson (about twice as fast on vendor pages), or as the standard json module
-    decodes it (its errors, NaN and numbers of any size included) when orjson refuses it."""
+    """Return a JSON body decoded by msgspec (about twice as fast as the json module on vendor pages), or as the
+    standard json module decodes it (its errors, NaN and lone surrogates included) when msgspec refuses it."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+        return _DECODE(body)
+    except msgspec.DecodeError:
         return json.loads(body)
+
+
+def loads_as(shape):
+    """Return loads(body) for bodies of this shape (a type msgspec knows: a TypedDict of the fields wanted): each
+    object is decoded with only the fields its TypedDict names, about half the work of decoding them whole. A body
+    of another shape (a field of another type, say) is decoded whole by loads, as it came."""
+    decode = msgspec.json.Decoder(shape).decode
+
+    def shaped(body):
+        try:
+            return decode(body)
+        except msgspec.DecodeError:
+            return loads(body)
+    return shaped
 
 
 def _env_float(name, default):
@@ -378,4 +395,4 @@ def _reason(exc):
     return type(exc).__name__
 
 
-__all__ = ["HttpClient", "set_run_deadline", "time_left", "MAX_INFLATE"]
+__all__ = ["loads", "loads_as", "HttpClient", "set_run_deadline", "time_left", "MAX_INFLATE"]

@@ -2,6 +2,7 @@
 
 import datetime
 import email.utils
+import json
 import ssl
 import time
 
@@ -316,3 +317,25 @@ def test_requests_go_through_the_configured_proxy(client, sandbox, monkeypatch):
     c = HttpClient("Vendor", "http://vendor.invalid", proxies={"http": sandbox.url("echo"), "https": ""})
     body = c.json("GET", "/echo")  # the echo stand-in plays the proxy: it receives the absolute URL
     assert body["headers"]["Host"] == "vendor.invalid" and body["path"] == "/echo"
+
+
+def test_a_body_decoded_as_a_shape_keeps_only_its_fields_and_another_shape_is_decoded_whole():
+    from typing import Any, TypedDict
+
+    from tq_conn_common.http import loads, loads_as
+
+    class Item(TypedDict, total=False):
+        id: Any
+        name: str
+
+    class Body(TypedDict, total=False):
+        data: list[Item]
+
+    shaped = loads_as(Body)
+    body = b'{"data": [{"id": 1, "name": "a", "big": {"x": [1, 2]}}, {"id": 123456789012345678901234567890}]}'
+    assert shaped(body) == {"data": [{"id": 1, "name": "a"}, {"id": 123456789012345678901234567890}]}
+    for other in (b'{"data": [{"id": 1, "name": 5}]}', b'{"data": {}}', b'{"data": [1, {"id": 2}]}',
+                  b'{"data": [{"id": Infinity}]}', b'{"data": [{"name": "\\ud800"}]}'):
+        assert shaped(other) == loads(other) == json.loads(other)
+    with pytest.raises(ValueError):
+        shaped(b'{"data": [')

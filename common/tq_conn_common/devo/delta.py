@@ -30,7 +30,7 @@ import threading
 import uuid
 from urllib.parse import quote
 
-import orjson
+import msgspec
 
 from tq_conn_common import clock
 from tq_conn_common.devo.rest import REST_TYPES, LookupMissing, csv_line, csv_records
@@ -355,7 +355,7 @@ class DeltaUpload:
         self._pages += 1
         if marks is None and self._json:
             self._db.execute("INSERT INTO temp.pages VALUES (?, ?, ?, ?, ?)",
-                             (page, lines.keys, packed, lines.digests, orjson.dumps(offsets).decode("ascii")))
+                             (page, lines.keys, packed, lines.digests, msgspec.json.encode(offsets).decode("ascii")))
             self._stored.add("paged")
         else:
             self._stored.add("temp.each")

@@ -8,10 +8,12 @@ import logging
 import time
 
 from tq_conn_common.errors import ConfigError, Declared, SourceError, TqConnError
+from tq_conn_common.http import loads_as
 from tq_conn_common.paging import cursor_pages, offset_pages
 from tq_conn_common.rows import ahead
 from tq_conn_common.service import Service, named, reason
 from tq_conn_common.threatq.auth import Login
+from tq_conn_common.threatq.indicator import Page
 from tq_conn_common.threatq.settings import HOST, PAGING_PARAM, PASSWORD, USERNAME
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ NO_COLLECTION = Declared(ConfigError, "{param}: ThreatQ has no data collection n
                          "set the exact name of a data collection (Threat Library > Data Collections) and run again.")
 UNKNOWN_STATUS = Declared(ConfigError, "Status (status): {name!r} is not an indicator status in ThreatQ.",
                           "set one of {names} in the config file, then run again.")
+_PAGE = loads_as(Page)   # a page of indicators: only the fields read are decoded
 _REPEATED = f"set {PAGING_PARAM.label} ({PAGING_PARAM.key}) to the other paging, or report it to ThreatQ support."
 
 
@@ -112,7 +115,8 @@ class ThreatQ:
             params["fields"] = ",".join(fields)
 
             def page(cursor):
-                found = self._page("GET", f"indicators/query/hash/{ident}", params={**params, "cursorMark": cursor})
+                found = self._page("GET", f"indicators/query/hash/{ident}", params={**params, "cursorMark": cursor},
+                                   loads=_PAGE)
                 # The last page has empty data, sometimes an object {} instead of a list (reference 3.3).
                 return _data_list(found), found.get("nextCursorMark") if isinstance(found, dict) else None
             pages = cursor_pages(page, first="*", service="ThreatQ", what="indicators", fix=_REPEATED,
@@ -120,7 +124,7 @@ class ThreatQ:
         else:
             def page(offset, limit):
                 found = self._page("POST", "indicators/query", json=body,
-                                   params={**params, "limit": limit, "offset": offset})
+                                   params={**params, "limit": limit, "offset": offset}, loads=_PAGE)
                 return _data_list(found), _total(found)
             pages = offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED, shared=True,
                                  identity=lambda items: (items[0].get("id") if isinstance(items[0], dict) else None,

@@ -1,5 +1,51 @@
 """Reading a ThreatQ indicator: the shapes ThreatQ sends differ by endpoint and version (reference sections 3, 5)."""
 
+from typing import Any, TypedDict, Union
+
+
+# The fields of an indicator that are read (here, by the client and by the exporter), as a page of them is decoded
+# (http.loads_as): only these are kept, which halves the decoding of a page. A field added to what is read must be
+# added here, or it reads as missing. Each type takes every shape the readers take; any other decodes the page whole.
+class _Named(TypedDict, total=False):
+    name: Any
+
+
+class _Score(TypedDict, total=False):
+    manual_score: Any
+    generated_score: Any
+
+
+class _Attribute(TypedDict, total=False):
+    name: Any
+    attribute: Any
+    value: Any
+
+
+_NAME = Union[_Named, str, int, float, None]
+
+
+class Indicator(TypedDict, total=False):
+    id: Any
+    value: Any
+    type: _NAME
+    type_id: Any
+    status: _NAME
+    status_id: Any
+    score: Union[_Score, str, int, float, None]
+    attributes: Union[list[_Attribute], None]
+    adversaries: Union[list[_NAME], None]
+    created_at: Any
+    updated_at: Any
+    touched_at: Any
+
+
+class Page(TypedDict, total=False):
+    """A page of indicators as the Threat Library's query endpoints send it."""
+    data: list[Indicator]
+    total: Any
+    nextCursorMark: Any
+    errors: Any
+
 
 def name_of(value):
     """Return the name of a type or status, sent as an object or (with fields=) as a plain string; None if odd."""
@@ -93,4 +139,4 @@ def unique(values):
     return list(dict.fromkeys(values))
 
 
-__all__ = ["name_of", "score", "attribute_values", "attributes_by_name", "adversaries", "adversary_count", "unique"]
+__all__ = ["Indicator", "Page", "name_of", "score", "attribute_values", "attributes_by_name", "adversaries", "adversary_count", "unique"]

@@ -129,3 +129,31 @@ def test_non_objects_are_bad_records():
         with pytest.raises(BadRecord, match="not an indicator object"):
             row(item)
     assert row(indicator())["value"] == "evil.example"
+
+
+ODD = [indicator(attributes=[{"name": {"x": 1}, "value": "v"}, 7, attr("Threat Type", "Phishing")],
+                 adversaries=[{"name": ["x"]}, 5], score={"manual_score": [1]}, type={"name": {"a": 1}},
+                 status=["Active"], created_at={"date": 1}, updated_at=20240101),
+       indicator(attributes={"Attack Phase": "x"}, adversaries="FIN7", score=True, type=True),
+       indicator(attributes=[attr("Attack Phase", 5), {"attribute": {"name": "Threat Type"}, "value": " Spam "}],
+                 adversaries=["APT1", 7.5, None, {"name": "FIN7", "pivot": {"id": 1}}], score="7", type="FQDN",
+                 status={"id": 1}, value=12345),
+       indicator(), "a string", None]
+
+
+@pytest.mark.parametrize("item", ODD + sample("data_collection_hash_page1.json")["data"]
+                         + sample("indicators_query_response_ip.json")["data"]
+                         + sample("indicators_sample_records.json"))
+def test_an_indicator_decoded_with_only_the_fields_read_maps_as_decoded_whole(item):
+    from tq_conn_common.http import loads_as
+    from tq_conn_common.threatq.indicator import Page
+
+    body = json.dumps({"total": 1, "data": [item]}).encode()
+    whole, shaped = json.loads(body)["data"][0], loads_as(Page)(body)["data"][0]
+
+    def mapped(record):
+        try:
+            return row(record), source.mark(record)
+        except BadRecord as bad:
+            return str(bad)
+    assert mapped(shaped) == mapped(whole)
