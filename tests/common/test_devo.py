@@ -288,6 +288,9 @@ def test_batches_of_csv_lines_are_what_csv_line_writes_row_by_row():
     for value in AWKWARD + ["x ", " x", "\x7f", "~"]:
         for rows in ([("a", value, "b")], [(value, "a", "b"), ("c", "d", value)], [("a", "b", "c"), (value, "", "x")]):
             assert devo_rest.csv_lines(rows) == "".join(map(devo_rest.csv_line, rows)), rows
+    ascii_only = [v for v in AWKWARD + ["x ", " x", "a, b", ",", " "] if v.isascii() and v.isprintable()]
+    mixed = [(value, "k%d" % i, "plain") for i, value in enumerate(ascii_only + ["plain", "x"] + ascii_only)]
+    assert devo_rest.csv_lines(mixed) == "".join(map(devo_rest.csv_line, mixed))
     assert devo_rest.csv_lines([]) == "" and devo_rest.csv_lines([("",)]) == '""\n'
 
 
