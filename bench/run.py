@@ -5,7 +5,8 @@
     python bench/run.py --cases tls --size 100000 --runs 5
 
 Cases: exporter (ThreatQ collection -> Devo lookup, REST, beside its floor: the same pages over one keep-alive
-connection parsed with orjson.loads; and, for information, our own ThreatQ client paging and parsing them),
+connection parsed with orjson.loads; and, for information, the same pages with only the fields the exporter reads
+decoded, and our own ThreatQ client paging and parsing them),
 recorded_future (IP risk list -> Devo lookups, REST, beside its floor: the same download split into fields by
 csv.reader; and psengine's fetch_risklist), tls (our devo-sdk TLS transport beside devo-sdk's Lookup.send_csv), delta
 (the exporter's full run, then its delta run of the same collection a while later), growth (peak RSS at --size over
@@ -328,12 +329,14 @@ class Bench:
         """Run the exporter and its floors (the honest one; our client's) --runs times, interleaved; return the
         figures."""
         exe = command("tq-conn-devo-ioc-exporter")
-        ours, floors = [], {"floor": [], "client_floor": []}
+        ours, floors = [], {"floor": [], "fields_floor": [], "client_floor": []}
         hits = self.cache()["threatq"]["hits"]
+        workloads = (("floor", ["threatq-pages"]), ("fields_floor", ["threatq-pages", "--shaped"]),
+                     ("client_floor", ["threatq-floor"]))
         for i in range(runs or self.args.runs):
-            for prefix, workload in (("floor", "threatq-pages"), ("client_floor", "threatq-floor")) if floor else ():
+            for prefix, workload in workloads if floor else ():
                 label = f"{prefix.replace('_', '-')}-{size}-{i}"
-                floors[prefix].append(measure([sys.executable, os.path.join(HERE, "workloads.py"), workload,
+                floors[prefix].append(measure([sys.executable, os.path.join(HERE, "workloads.py"), *workload,
                                                "--config", self.exporter_config(label, size)], self.work, label,
                                               self.sandboxes))
                 log(f"  {prefix.replace('_', ' ')} {size} run {i + 1}: {floors[prefix][-1].seconds:.1f} s")
@@ -574,6 +577,7 @@ def judge(cases, size):
     add("exporter time", exporter.get("seconds"), " s", TARGETS["exporter_seconds"], absolute=True)
     add("exporter / floor", exporter.get("ratio_to_floor"), "x", TARGETS["exporter_ratio_to_floor"])
     info("exporter / floor, CPU seconds", exporter.get("cpu_ratio_to_floor"), "x")
+    info("exporter / fields floor (only the fields read decoded)", exporter.get("ratio_to_fields_floor"), "x")
     info("exporter / client floor", exporter.get("ratio_to_client_floor"), "x")
     info("exporter / client floor, CPU seconds", exporter.get("cpu_ratio_to_client_floor"), "x")
     add("exporter peak RSS", exporter.get("peak_rss_mb"), " MB", TARGETS["exporter_peak_rss_mb"], absolute=True)
@@ -620,6 +624,7 @@ def table(results, size, small):
         row(f"exporter {size_label(e['rows'] or size)} (REST)", e["rows"], e["seconds"], e["peak_rss_mb"],
             e["cpu_seconds"], e["sandbox_cpu_seconds"])
         for prefix, label in (("floor", "  floor: pages + orjson.loads"),
+                              ("fields_floor", "  fields floor: pages + fields read"),
                               ("client_floor", "  client floor: our client pages")):
             if f"{prefix}_seconds" in e:
                 row(label, e["rows"], e[f"{prefix}_seconds"], e[f"{prefix}_peak_rss_mb"], e[f"{prefix}_cpu_seconds"],

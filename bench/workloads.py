@@ -59,10 +59,17 @@ def _exporter(folder):
 
 def threatq_pages(args):
     """Fetch the pages the exporter fetches over one keep-alive connection and parse each with orjson.loads, nothing
-    else (the honest floor: no client, no names, no rows)."""
+    else (the honest floor: no client, no names, no rows). --shaped: decode each page as the exporter's client does,
+    only the fields it reads (msgspec, threatq.indicator.Page), for information."""
     import orjson
     import requests
     from tq_conn_common.threatq import FIELDS, WITH
+
+    decode = orjson.loads
+    if args.shaped:
+        import msgspec
+        from tq_conn_common.threatq.indicator import Page
+        decode = msgspec.json.Decoder(Page).decode
 
     config, run, tq = _exporter(args.config)
     if config.threatq_paging != "offset":
@@ -83,7 +90,7 @@ def threatq_pages(args):
             response = session.post(url, params={**params, "offset": rows}, json=body, headers=headers, timeout=600,
                                     stream=True)
             response.raise_for_status()
-            page = orjson.loads(response.raw.read(decode_content=True))   # the body in one read
+            page = decode(response.raw.read(decode_content=True))   # the body in one read
             pages += 1
             items, total = page.get("data") or [], page.get("total")
             rows += len(items)
@@ -203,6 +210,8 @@ def main(argv=None):
     for name, func in (("threatq-pages", threatq_pages), ("threatq-floor", threatq_floor)):
         sub.add_parser(name, help=func.__doc__).add_argument("--config", required=True,
                                                              help="the exporter's config folder")
+    sub.choices["threatq-pages"].add_argument("--shaped", action="store_true",
+                                              help="decode only the fields the exporter reads")
     floor = sub.add_parser("rf-floor", help=rf_floor.__doc__)
     floor.add_argument("--config", required=True, help="the Recorded Future connector's config folder")
     floor.add_argument("--kind", default="ip", help="the risk list's type (default ip)")
