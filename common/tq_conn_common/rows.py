@@ -76,6 +76,22 @@ class KeyedSpool:
         self._db.close()
 
 
+class Paged:
+    """Records that come a page (a list) at a time, read once: iterating yields the records, pages() the pages as
+    they come. pages: a function returning the iterator of pages (called on first use: nothing is read before).
+    A stream whose records are Paged is shared out among workers by its source's own pages (see runner)."""
+
+    def __init__(self, pages):
+        self._pages = pages
+
+    def pages(self):
+        return self._pages()
+
+    def __iter__(self):
+        for page in self._pages():
+            yield from page
+
+
 _END = object()
 
 
@@ -160,4 +176,4 @@ def _walk(obj, prefix, row, leave_out, seen, depth, what, context):
         row[name] = value
 
 
-__all__ = ["chunks", "ahead", "flatten", "Dedupe", "KeyedSpool", "MAX_KEYS", "MAX_DEPTH"]
+__all__ = ["chunks", "Paged", "ahead", "flatten", "Dedupe", "KeyedSpool", "MAX_KEYS", "MAX_DEPTH"]

@@ -18,7 +18,7 @@ from tq_conn_common.devo.events import BATCH as EVENT_BATCH
 from tq_conn_common.devo.lookup import MAX_CELL, cell, column_type, key_getter, text
 from tq_conn_common.download import Spooled
 from tq_conn_common.errors import BadRecord, ConfigError, Declared, SourceError, TqConnError
-from tq_conn_common.rows import Dedupe, KeyedSpool, chunks
+from tq_conn_common.rows import Dedupe, KeyedSpool, Paged, chunks
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def _records(ctx, targets):
     size = stream.shared_pages(ctx) if stream.shared_pages and not spooled else None
     count = parallel.workers() if lookups and (size or (spooled and records.shareable)) else 1
     if count > 1 and not ctx.dry_run:
-        shared = records.pages if spooled else (lambda: chunks(records, size))
+        shared = records.pages if spooled or isinstance(records, Paged) else (lambda: chunks(records, size))
         log.info("%s: read by %d worker processes, %s each in turn.", stream.name, count,
                  "a block of the download a page" if spooled else f"{size} {stream.what}s a page")
         page = _maker(ctx, targets, changes.mark if changes else None)
@@ -400,7 +400,9 @@ def fit(spec, rows):
     """Return (rows, skipped): the rows (tuples of texts) a Devo lookup can take, and a BadRecord for each of the
     others: without a value for the key, or with a value longer than a lookup cell holds."""
     key = spec.key_index
-    if all(row[key] for row in rows) and (not rows or max(map(len, itertools.chain.from_iterable(rows))) <= MAX_CELL):
+    # No row longer than a cell, joined: then no value is (one length a row instead of one a value).
+    if all(row[key] for row in rows) and (not rows or max(map(len, map("".join, rows))) <= MAX_CELL
+                                          or max(map(len, itertools.chain.from_iterable(rows))) <= MAX_CELL):
         return rows, []
     kept, skipped = [], []
     for row in rows:

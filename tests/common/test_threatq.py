@@ -298,13 +298,13 @@ def test_429_with_retry_after_on_a_page_is_waited_for(sandbox, make):
 def test_type_and_status_names_are_filled_when_only_ids_come(sandbox, make):
     settings(sandbox, type_shape="id")
     client = make()
-    item = next(client.indicators(client.collection("Devo Export")))
+    item = next(iter(client.indicators(client.collection("Devo Export"))))
     assert threatq.name_of(item["type"]) and threatq.name_of(item["status"])
 
 
 def test_the_next_page_is_asked_for_while_the_caller_works_on_this_one_and_no_further(sandbox, make):
     client = make()
-    pages = client.indicators(client.collection("Devo Export"), batch_size=100)
+    pages = iter(client.indicators(client.collection("Devo Export"), batch_size=100))
     first = next(pages)                       # the caller holds the first item of page 1 ...
     asked = lambda: [r for r in sandbox["threatq"].requests if r["path"] == "/api/indicators/query"]  # noqa: E731
     deadline = time.monotonic() + 10
@@ -329,7 +329,7 @@ def test_an_error_on_a_later_page_comes_after_the_items_before_it(sandbox, make)
 
 def test_a_caller_that_stops_early_stops_the_paging(sandbox, make):
     client = make()
-    pages = client.indicators(client.collection("Devo Export"), batch_size=100)
+    pages = iter(client.indicators(client.collection("Devo Export"), batch_size=100))
     next(pages)
     pages.close()
     deadline = time.monotonic() + 10

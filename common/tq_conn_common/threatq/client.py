@@ -10,7 +10,7 @@ import time
 from tq_conn_common.errors import ConfigError, Declared, SourceError, TqConnError
 from tq_conn_common.http import loads_as
 from tq_conn_common.paging import cursor_pages, offset_pages
-from tq_conn_common.rows import ahead
+from tq_conn_common.rows import Paged, ahead
 from tq_conn_common.service import Service, named, reason
 from tq_conn_common.threatq.auth import Login
 from tq_conn_common.threatq.indicator import Page
@@ -97,7 +97,8 @@ class ThreatQ:
 
     def indicators(self, collection, batch_size=1000, paging="offset", sort="id", with_=WITH, fields=FIELDS,
                    since=None):
-        """Yield the collection's indicators page by page (batch_size per request), type and status names filled.
+        """Return the collection's indicators page by page (batch_size per request), type and status names filled:
+        a rows.Paged (iterated, the indicators; pages(), the pages), read on first use.
 
         fields goes in the body of the offset query and in the URL of the cursor form, as ThreatQ's SDK and its
         engineers send it; with= stays for older releases, which read the related lists from it.
@@ -105,6 +106,10 @@ class ThreatQ:
         user of this client until the last page is in (so the caller must not call the client meanwhile).
         since (a ThreatQ stamp, offset paging only): only the indicators touched at since or later.
         """
+        return Paged(lambda: self._indicator_pages(collection, batch_size, paging, sort, with_, fields, since))
+
+    def _indicator_pages(self, collection, batch_size, paging, sort, with_, fields, since):
+        """Yield the pages of indicators() (a generator: nothing is asked before the first page is wanted)."""
         body = self.query(collection)
         if since:
             body = touched_since(body, since)
@@ -129,8 +134,7 @@ class ThreatQ:
             pages = offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED, shared=True,
                                  identity=lambda items: (items[0].get("id") if isinstance(items[0], dict) else None,
                                                          len(items)))
-        for page in ahead(self._named(pages)):
-            yield from page
+        yield from ahead(self._named(pages))
 
     def listing(self, collection, batch_size=1000, sort="id", fields=LISTED):
         """Yield every indicator of the collection with only the fields named (offset paging, no related lists; by
