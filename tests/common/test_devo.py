@@ -281,6 +281,20 @@ def test_csv_fields_read_back_unchanged():
     assert devo_rest.csv_field("") == '""' and devo_rest.csv_field("plain") == "plain"
 
 
+def test_rows_in_batches_are_the_texts_of_their_values_one_by_one():
+    from tq_conn_common.devo.lookup import Column, LookupSpec, text, texts
+    spec = LookupSpec(name="t", key="k", columns=(Column("k"), Column("n", "int"), Column("x", "float")))
+    values = ["a", 5, -2.5, 1e300, float("inf"), 3.0, True, False, None, datetime.date(2024, 1, 2), 10 ** 30, ""]
+    for v in values:
+        rows = [{"k": "a", "n": 1, "x": 2.5}, {"k": "b", "n": v, "x": v}, ("c", 7, 0.1), {"k": "d", "x": v},
+                {"k": "e", "n": 2, "x": 3, "other": 1}]
+        want = [tuple(text(r.get(c) if isinstance(r, dict) else r[i]) for i, c in enumerate(spec.names))
+                for r in rows]
+        assert list(texts(spec, rows)) == want, v
+        dicts = [r for r in rows if isinstance(r, dict) and "n" in r]
+        assert list(texts(spec, dicts)) == [w for r, w in zip(rows, want) if isinstance(r, dict) and "n" in r]
+
+
 def test_batches_of_csv_lines_are_what_csv_line_writes_row_by_row():
     plain = [("1.2.3.4", "85", "3/77", "Recent DDoS; Current C&C Server", "Current C&C Server", "Malicious")] * 3
     assert devo_rest.csv_lines(plain) == "".join(map(devo_rest.csv_line, plain))

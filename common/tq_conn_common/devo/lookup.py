@@ -18,6 +18,7 @@ _TYPE_ALIASES = {str: "str", int: "int", float: "float", bool: "bool", "timestam
 # One oversized cell makes Devo refuse the whole upload: a row with a longer value is a counted skip instead.
 MAX_CELL = 102_400   # characters, under the 131,072 of a Devo lookup CSV field
 _BATCH = 1024        # rows converted together
+_AS_STR = {str, int, float}   # the types that text() writes as str() does
 
 
 @dataclass(frozen=True)
@@ -117,23 +118,34 @@ def texts(spec, rows):
         batch = list(itertools.islice(rows, _BATCH))
         if not batch:
             return
-        tuples = []
-        for row in batch:
-            if isinstance(row, (tuple, list)):
-                if len(row) != width:
-                    raise ValueError(f"rows of lookup columns {names} must have {width} values, one per column")
-                tuples.append(row)
-            elif every is not None and len(row) == width:
-                try:
-                    tuples.append(every(row))
-                except KeyError:   # other keys than the columns: the missing columns are empty
+        tuples = None
+        if every is not None and all(type(row) is dict for row in batch):
+            try:
+                tuples = list(map(every, batch))   # dicts that hold every column: in one call
+            except KeyError:
+                pass
+        if tuples is None:
+            tuples = []
+            for row in batch:
+                if isinstance(row, (tuple, list)):
+                    if len(row) != width:
+                        raise ValueError(f"rows of lookup columns {names} must have {width} values, one per column")
+                    tuples.append(row)
+                elif every is not None and len(row) == width:
+                    try:
+                        tuples.append(every(row))
+                    except KeyError:   # other keys than the columns: the missing columns are empty
+                        tuples.append(tuple(map(row.get, names)))
+                else:
                     tuples.append(tuple(map(row.get, names)))
-            else:
-                tuples.append(tuple(map(row.get, names)))
         columns = list(zip(*tuples))
         for i, values in enumerate(columns):
-            if set(map(type, values)) != {str}:
-                columns[i] = [v if type(v) is str else text(v) for v in values]
+            kinds = set(map(type, values))
+            if kinds == {str}:
+                continue
+            # Numbers (not booleans) are written as str() writes them: text() does the same, a call at a time.
+            columns[i] = (list(map(str, values)) if kinds <= _AS_STR else
+                          [v if type(v) is str else text(v) for v in values])
         yield from zip(*columns)
 
 
