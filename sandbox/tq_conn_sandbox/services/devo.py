@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 import uuid
+from operator import itemgetter
 from urllib.parse import unquote
 
 from tq_conn_sandbox import pki
@@ -233,11 +234,14 @@ class Devo(Service):
                     return
                 if not append or create:
                     current.columns, current.key, current.rows = list(columns), key, {}
-                for k, action, row in rows:
-                    if action == "del":
-                        current.rows.pop(k, None)
-                    else:
-                        current.rows[k] = row
+                if contribution.get("type", "add") == "add":   # every row an add: stored in one call
+                    current.rows.update(zip(map(itemgetter(0), rows), map(itemgetter(2), rows)))
+                else:
+                    for k, action, row in rows:
+                        if action == "del":
+                            current.rows.pop(k, None)
+                        else:
+                            current.rows[k] = row
                 current.updated = time.time()
             job = self._job(kind, domain, name, None if problem else apply, problem)
         kind_name = "LookupCreationResponse" if create else "LookupUpdateResponse"
