@@ -428,3 +428,32 @@ def test_a_full_replacement_keeps_one_row_of_each_key_whatever_the_keys_bits_sha
         assert up.send() == 1 and up.outcome == ("delta", 1, 0)
     held = {r["value"]: r["n"] for r in sandbox["devo"].lookup("Repeats")["rows"]}
     assert held == {**kept, "v7": "changed"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_listing_walked_in_blocks_finds_the_records_new_changed_and_gone(monkeypatch, seed):
+    import random
+    import sqlite3
+    import types
+
+    from tq_conn_common.devo import delta
+    monkeypatch.setattr(delta, "_READ", 7)   # blocks of 7: most of them hold a record that came or went
+    rnd = random.Random(seed)
+    index = {i: rnd.choice("ab") for i in range(0, 400, 2) if rnd.random() < 0.8}
+    listing = {i: index[i] if i in index and rnd.random() < 0.9 else rnd.choice("abc")
+               for i in range(1, 420) if rnd.random() < (0.9 if i in index else 0.3)}
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("ATTACH ':memory:' AS idx")
+    db.execute("CREATE TABLE idx.srcs (src INTEGER PRIMARY KEY, k BLOB, d BLOB, off INTEGER, t TEXT, u TEXT)")
+    db.executemany("INSERT INTO idx.srcs VALUES (?, x'00', x'00', 0, ?, NULL)", sorted(index.items()))
+    ids = [str(i) if i % 3 == 0 else i for i in sorted(listing)]   # ids come as numbers or as texts
+    assert delta.DeltaUpload._compare(types.SimpleNamespace(_db=db), zip(ids, map(listing.get, sorted(listing)))) \
+        is None
+    assert db.execute("SELECT src, t FROM need ORDER BY src").fetchall() == \
+        [(i, s) for i, s in sorted(listing.items()) if index.get(i) != s]
+    assert db.execute("SELECT src FROM dropped ORDER BY src").fetchall() == \
+        [(i,) for i in sorted(index) if i not in listing]
+    for wrong in ([(5, "a"), (5, "a")], [(9, "a"), (3, "a")], [("x", "a")], [(1, "a")] * 7 + [(0, "a")]):
+        db.execute("DROP TABLE need")
+        db.execute("DROP TABLE dropped")
+        assert "increasing id" in delta.DeltaUpload._compare(types.SimpleNamespace(_db=db), wrong)

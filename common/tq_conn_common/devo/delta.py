@@ -24,6 +24,7 @@ import itertools
 import json
 import logging
 import mmap
+import operator
 import os
 import sqlite3
 import threading
@@ -264,6 +265,27 @@ def _heads(keys):
     return memoryview(keys).cast("I")[::SIZE // 4]
 
 
+def _differences(ids, stamps, known):
+    """Return (need, dropped) of a block of the listing (ids increasing, their stamps) beside the index's records
+    (src, t) in the same range of ids: [(id, stamp)] of the records new or changed, [(src,)] of those gone."""
+    if len(known) == len(ids):
+        srcs, ts = zip(*known)
+        if srcs == ids:   # the same records: only stamps can differ
+            return [(i, s) for i, s, t in zip(ids, stamps, ts) if s != t], []
+    need, dropped, at, end = [], [], 0, len(known)
+    for ident, stamp in zip(ids, stamps):
+        while at < end and known[at][0] < ident:
+            dropped.append((known[at][0],))
+            at += 1
+        if at < end and known[at][0] == ident:
+            if known[at][1] != stamp:
+                need.append((ident, stamp))
+            at += 1
+        else:
+            need.append((ident, stamp))
+    return need, dropped
+
+
 def _has_json(db):
     """Return True when this SQLite has its JSON functions (built in since 3.38, an option before)."""
     try:
@@ -419,39 +441,30 @@ class DeltaUpload:
 
     def _compare(self, listing):
         """Walk the listing beside the index's records: new or changed ones into temp.need, those gone into
-        temp.dropped. Return None, or why the lookup must be read whole."""
+        temp.dropped. Return None, or why the lookup must be read whole.
+
+        A block of the listing at a time, beside the index's records up to its last id: where both hold the same ids
+        (most blocks) only the stamps are compared, in one pass; elsewhere the two are walked record by record."""
         db = self._db
         db.execute("CREATE TEMP TABLE need (src INTEGER PRIMARY KEY, t TEXT)")
         db.execute("CREATE TEMP TABLE dropped (src INTEGER PRIMARY KEY)")
         db.execute("BEGIN")
-        cursor = db.execute("SELECT src, t FROM idx.srcs ORDER BY src")
-        known = itertools.chain.from_iterable(iter(lambda: cursor.fetchmany(_READ), []))
-        need, dropped, last = [], [], None
-        src, t = next(known, (None, None))
-        for ident, stamp in listing:
-            ident = _ident(ident)
-            if ident is None or (last is not None and ident <= last):
+        last = -1
+        listing = iter(listing)
+        for block in iter(lambda: list(itertools.islice(listing, _READ)), []):
+            ids, stamps = zip(*block)
+            if set(map(type, ids)) != {int}:
+                ids = tuple(map(_ident, ids))
+            if None in ids or ids[0] <= last or not all(map(operator.lt, ids, ids[1:])):
                 db.execute("ROLLBACK")
                 return "its source did not list its records by increasing id"
-            last = ident
-            while src is not None and src < ident:
-                dropped.append((src,))
-                src, t = next(known, (None, None))
-            if src == ident:
-                if t != stamp:
-                    need.append((ident, stamp))
-                src, t = next(known, (None, None))
-            else:
-                need.append((ident, stamp))
-            if len(need) >= _READ or len(dropped) >= _READ:
-                _insert(db, "temp.need", need)
-                _insert(db, "temp.dropped", dropped)
-                need, dropped = [], []
-        while src is not None:
-            dropped.append((src,))
-            src, t = next(known, (None, None))
-        _insert(db, "temp.need", need)
-        _insert(db, "temp.dropped", dropped)
+            known = db.execute("SELECT src, t FROM idx.srcs WHERE src > ? AND src <= ? ORDER BY src",
+                               (last, ids[-1])).fetchall()
+            need, dropped = _differences(ids, stamps, known)
+            _insert(db, "temp.need", need)
+            _insert(db, "temp.dropped", dropped)
+            last = ids[-1]
+        db.execute("INSERT INTO temp.dropped SELECT src FROM idx.srcs WHERE src > ?", (last,))
         db.execute("COMMIT")
         return None
 
