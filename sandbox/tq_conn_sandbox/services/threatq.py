@@ -178,6 +178,7 @@ class Collection:
         # The changes made to the collection since it was generated, oldest first: (second, stamp, indexes added,
         # (changed_every, revision) before, the same after); see follow().
         self.mutations = ()
+        self._within = None   # (what within() was asked, what it found): the pages of a window ask it again
 
     def follow(self, old, now):
         """Take over old's changes and add the change from old to this one: stamped now, or a second after the last.
@@ -380,6 +381,10 @@ class Collection:
         When a touched_at clause starts after every generated stamp only the changed indicators can pass, and only
         they are looked at; any other window looks at every indicator.
         """
+        key = (repr(clauses), self.size, self.mutations, self.changed_every, self.revision)
+        last = self._within
+        if last is not None and last[0] == key:   # the next page of the same window: found already
+            return last[1]
         newest = _stamp_at((self.size - 1) * 60 + _LATEST_TOUCH) if self.size else ""
         if any(field == "touched_at" and any(test in (operator.gt, operator.ge) and stamp > newest
                                              for test, stamp in tests) for field, tests in clauses):
@@ -391,6 +396,7 @@ class Collection:
             stamps = self.stamps(index)
             if all(test(stamps[field], stamp) for field, tests in clauses for test, stamp in tests):
                 found.append(index)
+        self._within = (key, found)
         return found
 
     def _changed(self):
