@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import mmap
 import operator
 import os
@@ -449,7 +450,7 @@ class DeltaUpload:
         db.execute("CREATE TEMP TABLE need (src INTEGER PRIMARY KEY, t TEXT)")
         db.execute("CREATE TEMP TABLE dropped (src INTEGER PRIMARY KEY)")
         db.execute("BEGIN")
-        last = -1
+        last = -math.inf
         listing = iter(listing)
         for block in iter(lambda: list(itertools.islice(listing, _READ)), []):
             ids, stamps = zip(*block)

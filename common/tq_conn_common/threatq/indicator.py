@@ -139,4 +139,5 @@ def unique(values):
     return list(dict.fromkeys(values))
 
 
-__all__ = ["Indicator", "Page", "name_of", "score", "attribute_values", "attributes_by_name", "adversaries", "adversary_count", "unique"]
+__all__ = ["Indicator", "Page", "name_of", "score", "attribute_values", "attributes_by_name", "adversaries",
+           "adversary_count", "unique"]
