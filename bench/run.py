@@ -326,8 +326,8 @@ class Bench:
         return folder
 
     def exporter(self, size, floor=True, runs=None):
-        """Run the exporter and its floors (the honest one; our client's) --runs times, interleaved; return the
-        figures."""
+        """Run the exporter and its floors (the honest one, the fields floor, our client's) --runs times,
+        interleaved; return the figures."""
         exe = command("tq-conn-devo-ioc-exporter")
         ours, floors = [], {"floor": [], "fields_floor": [], "client_floor": []}
         hits = self.cache()["threatq"]["hits"]
