@@ -53,23 +53,19 @@ def csv_lines(rows):
 def csv_records(rows):
     """Return each row (a tuple of text values, all of one width) as its CSV record, without the line end.
 
-    Column by column, each checked in one joined text: a column whose values need no quotes (none empty, all
-    printable ASCII, no comma or quote, no space at either end) passes whole; in a column of printable ASCII without
-    quotes, the values that csv_field would quote are wrapped in quotes; only the other columns go value by value
-    through csv_field. So most values cost no function call of their own, and every value is as csv_field writes it.
+    Column by column: a column whose values need no quotes (none empty, all printable ASCII, no comma or quote, no
+    space at either end) is checked in one joined text and passes whole; only the others go value by value through
+    csv_field. The usual batch has one or two such columns, so most values cost no Python work of their own.
     """
     if not rows:
         return []
     columns = []
     for values in zip(*rows):
         text = "\n".join(values)
-        plain = (text.isascii() and '"' not in text
-                 and len(text.encode("ascii").translate(None, _CONTROL)) == len(text) - len(values) + 1)
-        if not plain:
+        if not (text.isascii() and '"' not in text and "," not in text and text[:1] not in ("", " ", "\n")
+                and text[-1] not in " \n" and "\n\n" not in text and " \n" not in text and "\n " not in text
+                and len(text.encode("ascii").translate(None, _CONTROL)) == len(text) - len(values) + 1):
             values = list(map(csv_field, values))
-        elif ("," in text or text[:1] in ("", " ", "\n") or text[-1] in " \n" or "\n\n" in text or " \n" in text
-              or "\n " in text):
-            values = ['"' + v + '"' if not v or "," in v or v[0] == " " or v[-1] == " " else v for v in values]
         columns.append(values)
     return list(map(",".join, zip(*columns)))
 
