@@ -227,12 +227,18 @@ def parse_multipart(body, boundary):
     return parts
 
 
+PAUSE_FROM = 4 * 1024 * 1024   # bytes of CSV from which parse_csv pauses the cyclic garbage collector
+
+
 @contextlib.contextmanager
 def collector_paused():
     """Pause Python's cyclic garbage collector while a million rows are made: they are tuples of values, without
     cycles, and the collections their making sets off cost as much again as the making. What was made is then left
-    out of later collections too (gc.freeze): the first one after the pause would otherwise scan all of it."""
+    out of later collections too (gc.freeze): the first one after the pause would otherwise scan all of it. Garbage
+    with cycles made before is collected first, so that the freeze keeps none of it for good."""
     paused = gc.isenabled()
+    if paused:
+        gc.collect()
     gc.disable()
     try:
         yield
@@ -244,6 +250,8 @@ def collector_paused():
 
 def parse_csv(data, columns, key, has_header, skip_empty, contribution):
     """Return ([(key, action, row)], problem) from CSV bytes; problem is Devo-like text or None."""
+    if len(data) < PAUSE_FROM:
+        return _parse_csv(data, columns, key, has_header, skip_empty, contribution)
     with collector_paused():
         return _parse_csv(data, columns, key, has_header, skip_empty, contribution)
 

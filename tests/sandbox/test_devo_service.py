@@ -1,5 +1,6 @@
 """The Devo stand-in: Lookups REST API contract, TLS collector framing and lookup rebuild, inspection, devo-certs."""
 
+import gc
 import gzip
 import json
 import os
@@ -7,6 +8,7 @@ import socket
 import ssl
 import stat
 import time
+import weakref
 
 import pytest
 import requests
@@ -14,7 +16,7 @@ from devo.sender import Lookup, Sender
 
 from tq_conn_sandbox import cli as sandbox_cli
 from tq_conn_sandbox import pki
-from tq_conn_sandbox.devo_wire import Stream, parse_fields
+from tq_conn_sandbox.devo_wire import PAUSE_FROM, Stream, parse_csv, parse_fields
 from tq_conn_sandbox.services.devo import DEFAULT_TOKEN
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -301,3 +303,23 @@ def test_devo_certs_command_writes_a_ready_client_bundle(sandbox, tmp_path, caps
     assert "sandbox.key" in capsys.readouterr().out
     assert sandbox_cli.main(["devo-certs", str(tmp_path / "x"), "--url", "http://127.0.0.1:9"]) == 2
     assert "no Devo stand-in answers" in capsys.readouterr().err
+
+
+def test_a_big_csv_parse_leaves_no_earlier_garbage_uncollectable():
+    """The collector is paused while a big upload is parsed and what was made is frozen out of later collections;
+    garbage with cycles made before is collected first, not frozen with it for good."""
+    class Node:
+        pass
+    node = Node()
+    node.itself = node
+    gone = weakref.ref(node)
+    del node
+    count = PAUSE_FROM // 2 + 1
+    try:
+        rows, problem = parse_csv(b"value\n" + b"x\n" * count, [("value", "STRING")], "value", True, False, None)
+        assert problem is None and len(rows) == count
+        gc.collect()   # the frozen are not collected: the cycle is gone only if it was not frozen
+        assert gone() is None
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
