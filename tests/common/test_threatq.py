@@ -426,8 +426,16 @@ def test_malformed_attribute_entries_are_left_out_and_the_rest_read():
         {"name": {"x": 1}, "value": "object name"}, {"name": ["Actor"], "value": "list name"}, 7, None, ["Actor"],
         {"attribute": {"name": {"deeper": 1}}, "value": "object attribute name"}, {"attribute": ["Actor"]},
         {"name": "Actor", "value": {"nested": "v"}}, {"name": "Actor", "value": ["v"]}, {"name": "Actor"},
-        {"name": "Actor", "value": 42}, {"name": "Actor", "value": " kept "}, {"attribute": "Actor", "value": "str"}]}
-    assert threatq.attribute_values(indicator, "Actor") == ["42", "kept", "str"]
+        {"name": "Actor", "value": 42}, {"name": "Actor", "value": " kept "}, {"attribute": "Actor", "value": "str"},
+        {"name": "Actor", "value": True}, {"name": "Actor", "value": 1.5}]}
+    assert threatq.attribute_values(indicator, "Actor") == ["42", "kept", "str", "1.5"]   # a boolean is not text
+
+
+@pytest.mark.parametrize("value, expected", [(" APT28 ", "APT28"), ("", ""), (7, "7"), (0, "0"), (2.5, "2.5"),
+                                             (True, None), (False, None), (None, None), ({"name": "x"}, None),
+                                             (["x"], None)])
+def test_text_of_reads_text_and_numbers_only(value, expected):
+    assert threatq.text_of(value) == expected
 
 
 @pytest.mark.parametrize("adversaries", [5, "APT28", {"name": "APT28"}, None])

@@ -56,6 +56,16 @@ def name_of(value):
     return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def text_of(value):
+    """Return a value sent as text (trimmed) or as a number (not a boolean; written as str() writes it); None for
+    any other value. An attribute's value, an adversary's name and an indicator's value are read so."""
+    if type(value) is str:
+        return value.strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def score(indicator):
     """Return the indicator's effective score as a number: manual if set, else generated; None if absent or odd."""
     value = indicator.get("score")
@@ -82,7 +92,7 @@ def attributes_by_name(indicator, names):
 
     Runs once per indicator on the export's hot path, so malformed shapes are caught by cheap type checks: attributes
     that are not a list read as none, and an entry that is not an object, or whose name is not text or whose value
-    is not text or a number, is left out.
+    is not text or a number (text_of), is left out.
     """
     found = {name: [] for name in names}
     items = indicator.get("attributes")
@@ -98,12 +108,7 @@ def attributes_by_name(indicator, names):
         if values is None:
             continue
         value = item.get("value")
-        if type(value) is str:
-            value = value.strip()
-        elif isinstance(value, (int, float)):
-            value = str(value)
-        else:
-            continue
+        value = value.strip() if type(value) is str else text_of(value)   # (the usual text without a call)
         if value:
             values.append(value)
     return found
@@ -116,13 +121,7 @@ def adversaries(indicator):
         return []
     names = []
     for item in items:
-        name = item.get("name") if type(item) is dict else item
-        if type(name) is str:
-            name = name.strip()
-        elif isinstance(name, (int, float)) and not isinstance(name, bool):
-            name = str(name)
-        else:
-            continue
+        name = text_of(item.get("name") if type(item) is dict else item)
         if name:
             names.append(name)
     return names
@@ -139,5 +138,5 @@ def unique(values):
     return list(dict.fromkeys(values))
 
 
-__all__ = ["Indicator", "Page", "name_of", "score", "attribute_values", "attributes_by_name", "adversaries",
+__all__ = ["Indicator", "Page", "name_of", "text_of", "score", "attribute_values", "attributes_by_name", "adversaries",
            "adversary_count", "unique"]

@@ -65,13 +65,10 @@ def to_row(indicator, links):
     """Return the lookup row of one ThreatQ indicator; raise BadRecord if it is not an object or has no value."""
     if type(indicator) is not dict:
         raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
-    value = indicator.get("value")
-    if type(value) is str:
-        value = value.strip()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    elif value is not None:
-        raise BadRecord(f"indicator whose value is a {type(value).__name__}, not text", id=indicator.get("id"))
+    sent = indicator.get("value")
+    value = threatq.text_of(sent)
+    if value is None and sent is not None:
+        raise BadRecord(f"indicator whose value is a {type(sent).__name__}, not text", id=indicator.get("id"))
     if not value:
         raise BadRecord("indicator with an empty value", id=indicator.get("id"))
     found = threatq.attributes_by_name(indicator, _ATTRIBUTES)
