@@ -52,8 +52,8 @@ def name_of(value):
     if type(value) is dict:
         value = value.get("name")
     if type(value) is str or value is None:
-        return value
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        return value   # as sent, not trimmed
+    return text_of(value)   # a number written, anything else None
 
 
 def text_of(value):
