@@ -2,6 +2,7 @@
 
 import argparse
 import datetime
+import itertools
 import logging
 import os
 import time
@@ -428,6 +429,55 @@ def test_a_full_replacement_keeps_one_row_of_each_key_whatever_the_keys_bits_sha
         assert up.send() == 1 and up.outcome == ("delta", 1, 0)
     held = {r["value"]: r["n"] for r in sandbox["devo"].lookup("Repeats")["rows"]}
     assert held == {**kept, "v7": "changed"}
+
+
+@pytest.mark.parametrize("marks", [
+    [("12", "2024-01-01 00:00:01", "2023-12-01 10:00:00"), ("7", "2024-01-01 00:00:02", "2023-12-01 10:00:01")],
+    [("123456789012345678", "t1", "u1"), ("1", "t2", "u2")],   # the longest id that is a number
+])
+def test_marks_of_a_usual_page_travel_packed_and_read_back_as_they_were(marks):
+    from tq_conn_common.devo import delta
+    packed = delta._pack(marks)
+    assert type(packed) is delta._Packed
+    assert delta._unpack(packed) == list(map(delta._mark, marks)) == [(int(i), t, u) for i, t, u in marks]
+
+
+@pytest.mark.parametrize("marks", [
+    [("12", "t1", "u1"), ("x7", "t2", "u2")],          # an id that is not a number
+    [("12", "t1", "u1"), ("", "t2", "u2")],            # no id
+    [("12", "t1", "u1"), ("\u0661\u0662", "t2", "u2")],  # digits, not ASCII ones
+    [("1234567890123456789", "t1", "u1")],             # an id too long for SQLite's integers to be sure
+    [("12", "t1", "u1"), ("13", "t22", "u2")],         # change stamps of two lengths
+    [("12", "t1", "u1"), ("13", "t2", "")],            # no order stamp
+    [("12", "t\u00e91", "u1")],                       # a stamp that is not ASCII
+    [("12", None, "u1")],                              # not a text
+    [],
+])
+def test_marks_that_cannot_be_packed_travel_as_they_are_read(marks):
+    from tq_conn_common.devo import delta
+    assert delta._pack(marks) == list(map(delta._mark, marks))
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_the_index_keeps_the_same_records_whether_their_marks_came_packed_or_not(sandbox, tmp_path, monkeypatch,
+                                                                                 json_functions):
+    import sqlite3
+    if not json_functions:
+        monkeypatch.setattr(devo.delta, "_has_json", lambda db: False)
+    run = Run(make_run(tmp_path).connector, argparse.Namespace(name=None), cfg.validate(PARAMS, rest(sandbox)),
+              State(str(tmp_path / "state.json")), {"state": str(tmp_path / "state.json")})
+    spec = devo.LookupSpec(name="Marked", key="value", columns=(devo.Column("value"), devo.Column("n")))
+    pages = [[(str(100 + i), f"2024-01-0{i % 9 + 1}", "2023") for i in range(10)],          # packed
+             [(str(110 + i), "2024-01-01" if i % 2 else "2024-1-1", "2023") for i in range(10)],   # two lengths
+             [("x" if i == 3 else str(120 + i), "2024-01-01", "") for i in range(10)]]     # not packed
+    with devo.delta.upload(run, spec, "Marked", keep="first") as up:
+        for p, marks in enumerate(pages):
+            up.add_lines(devo.delta.Lines([(f"v{p * 10 + i}", str(i)) for i in range(10)], 0, marks))
+        assert up.send() == 30
+    db = sqlite3.connect(os.path.join(devo.delta.index_dir(str(tmp_path / "state.json")), "Marked.sqlite"))
+    held = db.execute("SELECT src, t, u, typeof(src), typeof(t) FROM srcs ORDER BY src").fetchall()
+    marks = sorted(m for m in map(devo.delta._mark, itertools.chain.from_iterable(pages)) if m[0] is not None)
+    assert len(marks) == 29 and held == [(*m, "integer", "text") for m in marks]
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -47,6 +47,7 @@ SUFFIX = ".index"        # <command>.index/ beside <command>.state.json
 _OLD_SUFFIX = ".index.sqlite"   # the single-file index of 1.1: dropped, each lookup is sent whole once
 CACHE_KB = 4 * 1024      # SQLite page cache of each database (KB): memory stays flat whatever the number of rows
 _READ = 4096             # records read and written together
+_ID_WIDTH = 19           # characters of a record's id in _Packed marks (an id is a number of 18 digits at most)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS {db}meta (lookup TEXT, shape TEXT, size INTEGER, full_at TEXT, delta_at TEXT, "
     "full_pending INTEGER NOT NULL DEFAULT 0, lines TEXT)",
@@ -61,8 +62,9 @@ _SCHEMA = (
 # The rows a run adds, as they come, one row of temp.pages for each Lines added: its key digests and offsets
 # (packed, for finding repeats) and, when the rows have no marks, its line digests and its offsets as JSON, which
 # SQLite takes apart (json_each) only when it sorts them, in the thread beside the upload: inserting a page costs the
-# run next to nothing while rows come. Rows with marks (or all rows, when SQLite lacks its JSON functions) go into
-# temp.each one by one. The view added reads both, n ordering the rows as they came.
+# run next to nothing while rows come. Rows with marks go into temp.each: taken apart by SQLite from one statement a
+# page when the marks came _Packed, else one by one (and all rows one by one when SQLite lacks its JSON functions).
+# The view added reads both, n ordering the rows as they came.
 _ADDED = (
     "CREATE TEMP TABLE pages (p INTEGER PRIMARY KEY, keys BLOB NOT NULL, offs BLOB NOT NULL, digs BLOB, rows TEXT)",
     "CREATE TEMP TABLE each (n INTEGER PRIMARY KEY, k BLOB NOT NULL, d BLOB NOT NULL, off INTEGER NOT NULL, "
@@ -75,6 +77,12 @@ _VIEWS = (
     "CREATE TEMP VIEW added AS SELECT * FROM paged UNION ALL SELECT * FROM temp.each",
 )
 _PLAIN_VIEW = "CREATE TEMP VIEW added AS SELECT * FROM temp.each"
+# The rows of one Lines whose marks are _Packed into temp.each: ?1 the page, ?2 ?3 the key and line digests, ?4 to ?8
+# the _Packed marks, ?9 the offsets as JSON (one element a row).
+_EACH = (f"INSERT INTO temp.each SELECT (?1 << 32) + j.key, substr(?2, j.key * {SIZE} + 1, {SIZE}), "
+         f"substr(?3, j.key * 8 + 1, 8), j.atom, CAST(substr(?4, j.key * {_ID_WIDTH} + 1, {_ID_WIDTH}) AS INTEGER), "
+         "CAST(substr(?5, j.key * ?7 + 1, ?7) AS TEXT), CAST(substr(?6, j.key * ?8 + 1, ?8) AS TEXT) "
+         "FROM json_each(?9) j")
 
 
 def index_dir(state_path):
@@ -207,7 +215,8 @@ def _ident(value):
     """Return a record's id in its source as an integer, or None when it is not one."""
     if type(value) is int:
         return value
-    return int(value) if type(value) is str and value.isdigit() and len(value) < 19 else None
+    return int(value) if type(value) is str and value.isascii() and value.isdigit() and len(value) < _ID_WIDTH \
+        else None
 
 
 def _mark(mark):
@@ -215,10 +224,40 @@ def _mark(mark):
     return _ident(mark[0]), mark[1] or None, mark[2] or None
 
 
+class _Packed(tuple):
+    """The marks of a page packed for SQLite to take apart (see _EACH): (ids, change stamps, order stamps) each as one
+    ASCII byte string, ids right-aligned in _ID_WIDTH characters, the stamps of a page all of one width; then the
+    two widths."""
+
+
+def _pack(marks):
+    """Return the marks of a page (id, change stamp, order stamp: texts) as a _Packed when they can be (every id a
+    number, the stamps of each kind of one length and ASCII; the usual page), else as a list of _mark()s."""
+    try:
+        ids, changed, ordered = zip(*marks)
+        texts = ["".join(ids), "".join(changed), "".join(ordered)]
+        widths = [len(changed[0]), len(ordered[0])]
+        if (all(map(str.isascii, texts)) and texts[0].isdigit() and 0 < min(map(len, ids))
+                and max(map(len, ids)) < _ID_WIDTH and all(widths) and set(map(len, changed)) == {widths[0]}
+                and set(map(len, ordered)) == {widths[1]}):
+            texts[0] = "".join([i.rjust(_ID_WIDTH) for i in ids])
+            return _Packed((*(text.encode("ascii") for text in texts), *widths))
+    except (TypeError, ValueError):   # not texts, or no marks
+        pass
+    return list(map(_mark, marks))
+
+
+def _unpack(packed):
+    """Return the list of _mark()s a _Packed holds."""
+    ids, changed, ordered, t, u = packed
+    return [(int(ids[i * _ID_WIDTH:(i + 1) * _ID_WIDTH]), changed[i * t:(i + 1) * t].decode("ascii"),
+             ordered[i * u:(i + 1) * u].decode("ascii")) for i in range(len(ids) // _ID_WIDTH)]
+
+
 class Lines:
     """Rows made ready for a DeltaUpload where they were made (in a worker process, say): their CSV lines as one
     byte string, each line's length, the digests of their keys and of their lines, and their records' marks (None
-    when they have none). It pickles to little more than its lines.
+    when they have none; packed, as a _Packed, when they can be). It pickles to little more than its lines.
 
     rows: tuples of texts in the order of the lookup's columns (key: the key column's index); marks: the mark of
     each row's record (id, change stamp, order stamp: texts) when the stream reads changes.
@@ -233,7 +272,7 @@ class Lines:
         self.sizes = list(map(len, lines))
         self.keys = b"".join(digest(row[key]) for row in rows)
         self.digests = b"".join(blake(line, digest_size=8).digest() for line in lines)
-        self.marks = list(map(_mark, marks)) if marks is not None else None
+        self.marks = _pack(marks) if marks is not None else None
 
     def __len__(self):
         return len(self.sizes)
@@ -383,12 +422,18 @@ class DeltaUpload:
         else:
             self._stored.add("temp.each")
             self._db.execute("INSERT INTO temp.pages (p, keys, offs) VALUES (?, ?, ?)", (page, lines.keys, packed))
-            self._marked = self._marked or (marks is not None and any(mark[0] is not None for mark in marks))
-            first = page << 32
-            keys = [lines.keys[at:at + SIZE] for at in range(0, count * SIZE, SIZE)]
-            digests = [lines.digests[at:at + 8] for at in range(0, count * 8, 8)]
-            _insert(self._db, "temp.each", list(zip(range(first, first + count), keys, digests, offsets,
-                                                    *(zip(*marks) if marks else ((None,) * count,) * 3))))
+            if type(marks) is _Packed and self._json:   # SQLite takes the page apart: no Python work a row
+                self._marked = True
+                self._db.execute(_EACH, (page, lines.keys, lines.digests, *marks,
+                                         msgspec.json.encode(offsets).decode("ascii")))
+            else:
+                marks = _unpack(marks) if type(marks) is _Packed else marks
+                self._marked = self._marked or (marks is not None and any(mark[0] is not None for mark in marks))
+                first = page << 32
+                keys = [lines.keys[at:at + SIZE] for at in range(0, count * SIZE, SIZE)]
+                digests = [lines.digests[at:at + 8] for at in range(0, count * 8, 8)]
+                _insert(self._db, "temp.each", list(zip(range(first, first + count), keys, digests, offsets,
+                                                        *(zip(*marks) if marks else ((None,) * count,) * 3))))
         self.count += count
 
     # Reading changes.
