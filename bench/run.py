@@ -211,6 +211,13 @@ def lookup_total(devo_url, name):
     return response.json().get("total", 0) if response.status_code == 200 else 0
 
 
+def drop_lookups(devo_url):
+    """Delete every lookup the Devo stand-in holds (each case starts with it empty, whatever ran before)."""
+    listed = requests.get(f"{devo_url}/_sandbox/devo/lookups", timeout=60).json().get("lookups", [])
+    for lookup in listed:
+        drop_lookup(devo_url, lookup["name"])
+
+
 def drop_lookup(devo_url, name, timeout=60):
     """Delete a lookup from the Devo stand-in (Lookups API) and wait until it is gone."""
     from tq_conn_sandbox.services.devo import DEFAULT_DOMAIN, DEFAULT_TOKEN
@@ -771,7 +778,10 @@ def main(argv=None):
     try:
         bench.start(collections)
 
-        def attempt(name, func, *args, **kwargs):
+        failed = {}
+
+        def attempt(name, func, *args, **kwargs):   # each case starts with the Devo stand-in holding no lookup
+            drop_lookups(bench.devo.url("devo"))
             try:
                 return func(*args, **kwargs)
             except CaseFailed as exc:
@@ -779,7 +789,6 @@ def main(argv=None):
                 failed[name] = str(exc)
                 return None
 
-        failed = {}
         if "exporter" in chosen:
             log(f"Exporter: {args.size} indicators, ThreatQ -> Devo (REST), beside its floors...")
             cases["exporter_1m"] = attempt("exporter_1m", bench.exporter, args.size)

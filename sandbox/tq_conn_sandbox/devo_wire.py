@@ -235,10 +235,11 @@ def collector_paused():
     """Pause Python's cyclic garbage collector while a million rows are made: they are tuples of values, without
     cycles, and the collections their making sets off cost as much again as the making. What was made is then left
     out of later collections too (gc.freeze): the first one after the pause would otherwise scan all of it. Garbage
-    with cycles made before is collected first, so that the freeze keeps none of it for good."""
+    with cycles in the young generations is collected first, so that the freeze keeps none of it for good; the old
+    generation is not walked (that would take seconds in a stand-in holding millions of rows, on every upload)."""
     paused = gc.isenabled()
     if paused:
-        gc.collect()
+        gc.collect(1)
     gc.disable()
     try:
         yield
