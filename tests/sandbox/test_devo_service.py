@@ -307,7 +307,7 @@ def test_devo_certs_command_writes_a_ready_client_bundle(sandbox, tmp_path, caps
 
 def test_a_big_csv_parse_leaves_no_earlier_garbage_uncollectable():
     """The collector is paused while a big upload is parsed and what was made is frozen out of later collections;
-    garbage with cycles made before is collected first, not frozen with it for good."""
+    garbage with cycles made just before (in the young generations) is collected first, not frozen with it."""
     class Node:
         pass
     node = Node()

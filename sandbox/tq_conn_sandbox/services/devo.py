@@ -1,7 +1,6 @@
 """Devo stand-in: the Lookups REST API, a TLS collector for devo-sdk's Sender (lookups and events), and inspection."""
 
 import datetime
-import gc
 import logging
 import re
 import socket
@@ -25,7 +24,6 @@ DEFAULT_DOMAIN = "sandbox"
 DEFAULT_HTTP_TOKEN = "sandboxHttpEndpointToken0123456789"[:32]   # the HTTP endpoint's tokens: 32 letters and digits
 HTTP_LIMIT = 32 * 1024 * 1024   # bytes of one HTTP endpoint request
 STAGING_TIMEOUT = 3600          # a START without END is dropped after this many seconds
-FREEZE_FROM = 100_000           # rows of an X.509 upload from which they are frozen out of later collections
 MAX_EVENTS_PER_TABLE = 200_000
 
 
@@ -564,9 +562,6 @@ class Devo(Service):
                         table.rows[k] = row
                 table.status = "Available"
                 table.updated = now
-                if len(staged["ops"]) >= FREEZE_FROM:   # out of later collections, as a big REST upload's rows
-                    gc.collect(1)
-                    gc.freeze()
             else:
                 self._problem(f"upload {upload}: unknown control event {event!r}")
 
