@@ -237,6 +237,7 @@ def _pack(marks):
         ids, changed, ordered = zip(*marks)
         texts = ["".join(ids), "".join(changed), "".join(ordered)]
         widths = [len(changed[0]), len(ordered[0])]
+        # Every id a number as _ident reads one (ASCII digits, fewer than _ID_WIDTH), checked a page at once.
         if (all(map(str.isascii, texts)) and texts[0].isdigit() and 0 < min(map(len, ids))
                 and max(map(len, ids)) < _ID_WIDTH and all(widths) and set(map(len, changed)) == {widths[0]}
                 and set(map(len, ordered)) == {widths[1]}):
@@ -414,18 +415,18 @@ class DeltaUpload:
         self._at = offsets.pop()
         self._seen.add(lines.keys)
         marks, page, packed = lines.marks, self._pages, array.array("q", offsets).tobytes()
+        listed = msgspec.json.encode(offsets).decode("ascii") if self._json else None
         self._pages += 1
         if marks is None and self._json:
             self._db.execute("INSERT INTO temp.pages VALUES (?, ?, ?, ?, ?)",
-                             (page, lines.keys, packed, lines.digests, msgspec.json.encode(offsets).decode("ascii")))
+                             (page, lines.keys, packed, lines.digests, listed))
             self._stored.add("paged")
         else:
             self._stored.add("temp.each")
             self._db.execute("INSERT INTO temp.pages (p, keys, offs) VALUES (?, ?, ?)", (page, lines.keys, packed))
             if type(marks) is _Packed and self._json:   # SQLite takes the page apart: no Python work a row
                 self._marked = True
-                self._db.execute(_EACH, (page, lines.keys, lines.digests, *marks,
-                                         msgspec.json.encode(offsets).decode("ascii")))
+                self._db.execute(_EACH, (page, lines.keys, lines.digests, *marks, listed))
             else:
                 marks = _unpack(marks) if type(marks) is _Packed else marks
                 self._marked = self._marked or (marks is not None and any(mark[0] is not None for mark in marks))
