@@ -41,9 +41,10 @@ def loads(body):
 
 
 def loads_as(shape):
-    """Return loads(body) for bodies of this shape (a type msgspec knows: a TypedDict of the fields wanted): each
-    object is decoded with only the fields its TypedDict names, about half the work of decoding them whole. A body
-    of another shape (a field of another type, say) is decoded whole by loads, as it came."""
+    """Return loads(body) for bodies of this shape (a type msgspec knows: TypedDicts or Structs of the fields
+    wanted): each object is decoded with only the fields its type names, about half the work of decoding them whole.
+    A body of another shape (a field of another type, say), or one msgspec refuses, is decoded whole by loads, as it
+    came."""
     decode = msgspec.json.Decoder(shape).decode
 
     def shaped(body):

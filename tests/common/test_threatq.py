@@ -14,7 +14,7 @@ from tq_conn_common import threatq
 from tq_conn_common.config import Secret
 from tq_conn_common.errors import AuthError, ConfigError, SourceError
 from tq_conn_common.http import HttpClient
-from tq_conn_common.threatq import ui
+from tq_conn_common.threatq import as_indicator, ui
 from tq_conn_common.threatq.client import touched_since
 from tq_conn_sandbox.services.threatq import (CLIENT_ID, PASSWORD, PRIVATE_CLIENT_ID, PRIVATE_CLIENT_SECRET,
                                               USERNAME)
@@ -178,7 +178,7 @@ def test_a_401_mid_run_renews_once_and_the_paging_goes_on(sandbox, make):
     settings(sandbox, revoke_on_page=3)
     client = make()
     collection = client.collection("Devo Export")
-    ids = [i["id"] for i in client.indicators(collection, batch_size=100)]
+    ids = [i.id for i in client.indicators(collection, batch_size=100)]
     assert len(ids) == 500 and len(set(ids)) == 500
     assert logins(sandbox) == [("password", "A"), ("refresh_token", "query")]
 
@@ -237,9 +237,9 @@ def test_paging_yields_every_indicator_once(sandbox, make, paging, size, batch):
     sandbox["threatq"].add_collection("Sized", size, seed=11)
     client = make()
     items = list(client.indicators(client.collection("Sized"), batch_size=batch, paging=paging, sort="-updated_at"))
-    ids = [i["id"] for i in items]
+    ids = [i.id for i in items]
     assert len(ids) == size and len(set(ids)) == size
-    assert [i["updated_at"] for i in items] == sorted((i["updated_at"] for i in items), reverse=True)
+    assert [i.updated_at for i in items] == sorted((i.updated_at for i in items), reverse=True)
     requests_made = [r for r in sandbox["threatq"].requests if "/indicators/query" in r["path"]]
     assert all(f"limit={batch}" in r["query"] for r in requests_made)
     assert all("with=attributes%2Cadversaries%2Cscore%2Cstatus%2Ctype" in r["query"] for r in requests_made)
@@ -259,10 +259,10 @@ def test_what_changed_is_listed_by_id_read_in_a_touched_window_and_one_by_one(sa
     assert len(moved) == 8
     since = min(after[ident] for ident in moved)
     window = list(client.indicators(client.collection("Changing"), batch_size=50, sort="id", since=since))
-    assert sorted(i["id"] for i in window) == moved
-    assert all(i["attributes"] and i["type"]["name"] for i in window)
+    assert sorted(i.id for i in window) == moved
+    assert all(i.attributes and i.type.name for i in window)
     one = client.indicator(moved[0])
-    assert one["id"] == moved[0] and one["touched_at"] == after[moved[0]] and one["attributes"]
+    assert one.id == moved[0] and one.touched_at == after[moved[0]] and one.attributes
     with pytest.raises(SourceError) as gone:
         client.indicator(moved[0] + 10_000)
     assert gone.value.kind == "not_found"
@@ -299,7 +299,7 @@ def test_type_and_status_names_are_filled_when_only_ids_come(sandbox, make):
     settings(sandbox, type_shape="id")
     client = make()
     item = next(iter(client.indicators(client.collection("Devo Export"))))
-    assert threatq.name_of(item["type"]) and threatq.name_of(item["status"])
+    assert threatq.name_of(item.type) and threatq.name_of(item.status)
 
 
 def test_the_next_page_is_asked_for_while_the_caller_works_on_this_one_and_no_further(sandbox, make):
@@ -313,7 +313,7 @@ def test_the_next_page_is_asked_for_while_the_caller_works_on_this_one_and_no_fu
     time.sleep(0.3)
     assert [("offset=100" in r["query"]) for r in asked()] == [False, True]   # ... page 2 is fetched, not page 3
     rest = list(pages)
-    assert len(rest) == 499 and first["id"] not in {i["id"] for i in rest}
+    assert len(rest) == 499 and first.id not in {i.id for i in rest}
     assert len(asked()) == 5
 
 
@@ -323,7 +323,7 @@ def test_an_error_on_a_later_page_comes_after_the_items_before_it(sandbox, make)
     got = []
     with pytest.raises(SourceError) as caught:
         for item in client.indicators(client.collection("Devo Export"), batch_size=100):
-            got.append(item["id"])
+            got.append(item.id)
     assert len(got) == 200 and caught.value.status == 400
 
 
@@ -397,37 +397,37 @@ def test_a_query_is_narrowed_to_what_was_touched_since_as_the_sdk_narrows_it(bod
     ({"generated_score": None, "manual_score": None}, None),
 ])
 def test_score_is_manual_if_set_else_generated(score, expected):
-    assert threatq.score({"score": score}) == expected
+    assert threatq.score(as_indicator({"score": score})) == expected
 
 
 def test_attribute_values_skip_empty_ones_and_keep_the_order_of_names():
-    indicator = {"attributes": [
+    indicator = as_indicator({"attributes": [
         {"name": "Related Actor", "value": "C"}, {"name": "Actor", "value": "A"}, {"name": "", "value": ""},
         {"name": "Actor", "value": "  "}, {"name": "Actor", "value": "B"},
-        {"attribute": {"name": "Actor"}, "value": "D"}, "junk"]}
+        {"attribute": {"name": "Actor"}, "value": "D"}, "junk"]})
     assert threatq.attribute_values(indicator, "Actor", "Related Actor") == ["A", "B", "D", "C"]
     assert threatq.attributes_by_name(indicator, ("Actor", "Related Actor", "Threat Type")) == {
         "Actor": ["A", "B", "D"], "Related Actor": ["C"], "Threat Type": []}
-    assert threatq.attribute_values({"attributes": [{"name": "Score", "value": 0}, {"name": "Score", "value": None}]},
-                                    "Score") == ["0"]
-    assert threatq.adversaries({"adversaries": [{"name": "X"}, {"name": ""}, {"id": 3}]}) == ["X"]
-    assert threatq.name_of({"name": "FQDN"}) == "FQDN" and threatq.name_of("FQDN") == "FQDN"
+    assert threatq.attribute_values(as_indicator({"attributes": [{"name": "Score", "value": 0},
+                                                                  {"name": "Score", "value": None}]}), "Score") == ["0"]
+    assert threatq.adversaries(as_indicator({"adversaries": [{"name": "X"}, {"name": ""}, {"id": 3}]})) == ["X"]
+    assert threatq.name_of(threatq.Named("FQDN")) == "FQDN" and threatq.name_of("FQDN") == "FQDN"
 
 
 @pytest.mark.parametrize("attributes", [5, "x", {"name": "Actor", "value": "A"}, True, 1.5, None])
 def test_attributes_that_are_not_a_list_read_as_none(attributes):
-    indicator = {"attributes": attributes}
+    indicator = as_indicator({"attributes": attributes})
     assert threatq.attributes_by_name(indicator, ("Actor",)) == {"Actor": []}
     assert threatq.attribute_values(indicator, "Actor") == []
 
 
 def test_malformed_attribute_entries_are_left_out_and_the_rest_read():
-    indicator = {"attributes": [
+    indicator = as_indicator({"attributes": [
         {"name": {"x": 1}, "value": "object name"}, {"name": ["Actor"], "value": "list name"}, 7, None, ["Actor"],
         {"attribute": {"name": {"deeper": 1}}, "value": "object attribute name"}, {"attribute": ["Actor"]},
         {"name": "Actor", "value": {"nested": "v"}}, {"name": "Actor", "value": ["v"]}, {"name": "Actor"},
         {"name": "Actor", "value": 42}, {"name": "Actor", "value": " kept "}, {"attribute": "Actor", "value": "str"},
-        {"name": "Actor", "value": True}, {"name": "Actor", "value": 1.5}]}
+        {"name": "Actor", "value": True}, {"name": "Actor", "value": 1.5}]})
     assert threatq.attribute_values(indicator, "Actor") == ["42", "kept", "str", "1.5"]   # a boolean is not text
 
 
@@ -440,13 +440,13 @@ def test_text_of_reads_text_and_numbers_only(value, expected):
 
 @pytest.mark.parametrize("adversaries", [5, "APT28", {"name": "APT28"}, None])
 def test_adversaries_that_are_not_a_list_read_as_none(adversaries):
-    indicator = {"adversaries": adversaries}
+    indicator = as_indicator({"adversaries": adversaries})
     assert threatq.adversaries(indicator) == [] and threatq.adversary_count(indicator) == 0
 
 
 def test_malformed_adversary_entries_are_left_out():
-    indicator = {"adversaries": [{"name": ["x"]}, {"name": {"a": 1}}, 5, "  Turla ", None, [1], {"name": True},
-                                 {"name": " APT28 "}]}
+    indicator = as_indicator({"adversaries": [{"name": ["x"]}, {"name": {"a": 1}}, 5, "  Turla ", None, [1],
+                                              {"name": True}, {"name": " APT28 "}]})
     assert threatq.adversaries(indicator) == ["5", "Turla", "APT28"]
     assert threatq.adversary_count(indicator) == 8
 
@@ -455,13 +455,14 @@ def test_malformed_adversary_entries_are_left_out():
     ({"name": {"x": 1}}, None), (["FQDN"], None), ({"name": ["FQDN"]}, None), (7, "7"), (True, None), (None, None),
     ({"id": 3}, None)])
 def test_a_type_or_status_of_odd_shape_reads_as_none_or_text(value, expected):
-    assert threatq.name_of(value) == expected
+    indicator = as_indicator({"type": value, "status": value})
+    assert threatq.name_of(indicator.type) == expected and threatq.name_of(indicator.status) == expected
 
 
 @pytest.mark.parametrize("score", [{"manual_score": [1]}, {"generated_score": {"a": 1}}, [5], {"manual_score": True},
                                    10 ** 400, "1e999x", {"manual_score": {"x": 1}, "generated_score": "3"}])
 def test_a_score_of_odd_shape_reads_as_none(score):
-    assert threatq.score({"score": score}) is None
+    assert threatq.score(as_indicator({"score": score})) is None
 
 
 # The connector record (reference section 9).
@@ -544,3 +545,14 @@ def test_tls_is_verified_and_a_ca_bundle_makes_a_self_signed_threatq_work(https_
         else:
             with pytest.raises(SourceError, match="TLS failed"):
                 client.collections()
+
+
+def test_a_page_msgspec_refuses_is_decoded_whole_and_its_indicators_read_the_same():
+    from tq_conn_common.threatq.client import _PAGE, _indicators
+    body = (b'{"total": 3, "data": [{"id": 7, "value": "a\\ud800.example", "type": {"name": "FQDN"}, "score": 5,'
+            b' "attributes": [{"name": "Actor", "value": "X"}, "junk"], "adversaries": [{"name": "Y"}]}, "odd", 3]}')
+    whole, typed = _indicators(_PAGE(body)), _indicators(_PAGE(body.replace(b"\\ud800", b"")))
+    assert [type(item) for item in whole] == [type(item) for item in typed] == [threatq.Indicator, str, int]
+    for item, value in ((whole[0], "a\ud800.example"), (typed[0], "a.example")):
+        assert item.value == value and threatq.name_of(item.type) == "FQDN" and threatq.score(item) == 5
+        assert threatq.attribute_values(item, "Actor") == ["X"] and threatq.adversaries(item) == ["Y"]

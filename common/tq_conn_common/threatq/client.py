@@ -13,7 +13,7 @@ from tq_conn_common.paging import cursor_pages, offset_pages
 from tq_conn_common.rows import Paged, ahead
 from tq_conn_common.service import Service, named, reason
 from tq_conn_common.threatq.auth import Login
-from tq_conn_common.threatq.indicator import Page
+from tq_conn_common.threatq.indicator import Indicator, Named, Page, as_indicator
 from tq_conn_common.threatq.settings import HOST, PAGING_PARAM, PASSWORD, USERNAME
 
 log = logging.getLogger(__name__)
@@ -123,16 +123,16 @@ class ThreatQ:
                 found = self._page("GET", f"indicators/query/hash/{ident}", params={**params, "cursorMark": cursor},
                                    loads=_PAGE)
                 # The last page has empty data, sometimes an object {} instead of a list (reference 3.3).
-                return _data_list(found), found.get("nextCursorMark") if isinstance(found, dict) else None
+                return _indicators(found), found.get("nextCursorMark") if isinstance(found, dict) else None
             pages = cursor_pages(page, first="*", service="ThreatQ", what="indicators", fix=_REPEATED,
                                  end_on_same=True)
         else:
             def page(offset, limit):
                 found = self._page("POST", "indicators/query", json=body,
                                    params={**params, "limit": limit, "offset": offset}, loads=_PAGE)
-                return _data_list(found), _total(found)
+                return _indicators(found), _total(found)
             pages = offset_pages(page, batch_size, service="ThreatQ", what="indicators", fix=_REPEATED, shared=True,
-                                 identity=lambda items: (items[0].get("id") if isinstance(items[0], dict) else None,
+                                 identity=lambda items: (items[0].id if type(items[0]) is Indicator else None,
                                                          len(items)))
         yield from ahead(self._named(pages))
 
@@ -150,13 +150,15 @@ class ThreatQ:
             yield from page
 
     def indicator(self, ident, with_=WITH):
-        """Return one indicator by id with its related lists, type and status names filled (GET /api/indicators/id)."""
+        """Return one indicator (an Indicator) by id with its related lists, type and status names filled (GET
+        /api/indicators/id)."""
         found = self.call("GET", f"indicators/{ident}", params={"with": ",".join(with_)})
         item = found.get("data") if isinstance(found, dict) and isinstance(found.get("data"), dict) else found
         if not isinstance(item, dict):
             raise SourceError(f"ThreatQ sent no indicator object for indicator {ident}.",
                               "run again; if it persists, report it to ThreatQ support.", retryable=True)
-        if item.get("type") in (None, "") or item.get("status") in (None, ""):
+        item = as_indicator(item)
+        if item.type in (None, "") or item.status in (None, ""):
             self._fill_names(item)
         return item
 
@@ -191,7 +193,7 @@ class ThreatQ:
         fill = self._fill_names
         for page in pages:
             for item in page:
-                if isinstance(item, dict) and (item.get("type") in (None, "") or item.get("status") in (None, "")):
+                if type(item) is Indicator and (item.type in (None, "") or item.status in (None, "")):
                     fill(item)
             yield page
 
@@ -215,11 +217,11 @@ class ThreatQ:
                 gc.enable()
 
     def _fill_names(self, item):
-        """Give type and status their names when ThreatQ sent only type_id / status_id."""
+        """Give an Indicator's type and status their names when ThreatQ sent only type_id / status_id."""
         for field, endpoint in (("type", "indicator/types"), ("status", "indicator/statuses")):
-            if item.get(field) in (None, "") and item.get(f"{field}_id") is not None:
-                names = self._names_of(endpoint)
-                item[field] = {"id": item[f"{field}_id"], "name": names.get(str(item[f"{field}_id"]))}
+            ident = getattr(item, f"{field}_id")
+            if getattr(item, field) in (None, "") and ident is not None:
+                setattr(item, field, Named(self._names_of(endpoint).get(str(ident))))
 
     # Indicator statuses (reference section 4).
 
@@ -296,6 +298,13 @@ def data_list(body):
 
 
 _data_list = data_list
+
+
+def _indicators(body):
+    """Return the indicators of a page's body: Indicators as decoded, or made so from a body decoded whole (its
+    objects plain dicts); anything else in the list as it came, for the reader to skip."""
+    items = _data_list(body)
+    return list(map(as_indicator, items)) if dict in set(map(type, items)) else items
 
 
 def _total(body):

@@ -43,11 +43,12 @@ def changes(ctx):
 
 def mark(indicator):
     """Return (id, touched_at, updated_at) of an indicator as texts: what says it changed, and how new it is."""
-    if type(indicator) is not dict:
+    if type(indicator) is dict:
+        indicator = threatq.as_indicator(indicator)
+    if type(indicator) is not threatq.Indicator:
         return "", "", ""
-    touched, updated = indicator.get("touched_at"), indicator.get("updated_at")
-    return (str(indicator.get("id")), touched if type(touched) is str else "",
-            updated if type(updated) is str else "")
+    touched, updated = indicator.touched_at, indicator.updated_at
+    return str(indicator.id), touched if type(touched) is str else "", updated if type(updated) is str else ""
 
 
 def shared_pages(ctx):
@@ -62,29 +63,32 @@ def record_run(ctx):
 
 
 def to_row(indicator, links):
-    """Return the lookup row of one ThreatQ indicator; raise BadRecord if it is not an object or has no value."""
-    if type(indicator) is not dict:
+    """Return the lookup row of one ThreatQ indicator (an Indicator, or a dict as decoded whole); raise BadRecord if
+    it is not an object or has no value."""
+    if type(indicator) is dict:
+        indicator = threatq.as_indicator(indicator)
+    if type(indicator) is not threatq.Indicator:
         raise BadRecord(f"not an indicator object but {type(indicator).__name__} {_SHORT.repr(indicator)}")
-    sent = indicator.get("value")
+    sent = indicator.value
     value = threatq.text_of(sent)
     if value is None and sent is not None:
-        raise BadRecord(f"indicator whose value is a {type(sent).__name__}, not text", id=indicator.get("id"))
+        raise BadRecord(f"indicator whose value is a {type(sent).__name__}, not text", id=indicator.id)
     if not value:
-        raise BadRecord("indicator with an empty value", id=indicator.get("id"))
+        raise BadRecord("indicator with an empty value", id=indicator.id)
     found = threatq.attributes_by_name(indicator, _ATTRIBUTES)
     adversaries = found[_ACTOR] + found[_ADVERSARY] + found[_RELATED] + threatq.adversaries(indicator)
     return {
         "value": value,
-        "type": threatq.name_of(indicator.get("type")),
-        "status": threatq.name_of(indicator.get("status")),
+        "type": threatq.name_of(indicator.type),
+        "status": threatq.name_of(indicator.status),
         "score": threatq.score(indicator),
-        "link": threatq.indicator_link(links, indicator.get("id")),
+        "link": threatq.indicator_link(links, indicator.id),
         "attack_phase": _joined(found["Attack Phase"]),
         "threat_type": _joined(found["Threat Type"]),
         "adversary": _joined(adversaries),
         "has_adversary": threatq.adversary_count(indicator),
-        "created_at": _stamp(indicator.get("created_at")),
-        "updated_at": _stamp(indicator.get("updated_at")),
+        "created_at": _stamp(indicator.created_at),
+        "updated_at": _stamp(indicator.updated_at),
     }
 
 
