@@ -526,7 +526,7 @@ class Bench:
         for i in range(self.args.runs):
             for who, workload in (("ours", "tls-ours"), ("send_csv", "tls-send-csv")):
                 name = f"Bench_TLS_{who}_{size}"
-                drop_lookup(devo_url, name)  # one lookup per side, emptied before each run: the stand-in's memory
+                drop_lookups(devo_url)   # each run starts with the stand-in holding no lookup (see drop_lookups)
                 started = time.perf_counter()
                 runs[who].append(measure([sys.executable, os.path.join(HERE, "workloads.py"), workload, "--csv", path,
                                           "--settings", settings, "--lookup", name], self.work,
