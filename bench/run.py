@@ -161,7 +161,11 @@ class Measured:
 
 
 def measure(argv, work, label, sandboxes, cwd=None):
-    """Run argv as a child; return its wall seconds, peak RSS (wait4 ru_maxrss), CPU seconds and sandbox CPU."""
+    """Run argv as a child; return its wall seconds, peak RSS (wait4 ru_maxrss), CPU seconds and sandbox CPU.
+
+    What earlier runs wrote (a million rows' spool and index: hundreds of MB) is flushed to disk first, outside the
+    timing: otherwise the kernel writes it back some 30 s later, in the middle of whichever run comes then."""
+    os.sync()
     out_path = os.path.join(work, f"{label}.out")
     err_path = os.path.join(work, f"{label}.err")
     before = {s.label: s.cpu() for s in sandboxes}
