@@ -10,6 +10,7 @@ import msgspec
 # must be added here, or it reads as None. Each field that has a type takes every JSON value (an object as the
 # Struct named, anything else as it came), so an odd shape never fails the page: the readers below judge it.
 _OTHER = Union[str, int, float, bool, None, list]   # any JSON value but an object
+_NOT_A_LIST = Union[dict, str, int, float, bool, None]   # any JSON value but an array
 
 
 class Named(msgspec.Struct, gc=False):
@@ -39,8 +40,8 @@ class Indicator(msgspec.Struct, gc=False):   # gc=False: trees decoded from JSON
     status: Union[Named, _OTHER] = None
     status_id: Any = None
     score: Union[Score, _OTHER] = None
-    attributes: Union[list[Union[Attribute, _OTHER]], dict, str, int, float, bool, None] = None
-    adversaries: Union[list[Union[Named, _OTHER]], dict, str, int, float, bool, None] = None
+    attributes: Union[list[Union[Attribute, _OTHER]], _NOT_A_LIST] = None
+    adversaries: Union[list[Union[Named, _OTHER]], _NOT_A_LIST] = None
     created_at: Any = None
     updated_at: Any = None
     touched_at: Any = None
@@ -48,7 +49,7 @@ class Indicator(msgspec.Struct, gc=False):   # gc=False: trees decoded from JSON
 
 class Page(TypedDict, total=False):
     """A page of indicators as the Threat Library's query endpoints send it (the last may hold data {})."""
-    data: Union[list[Union[Indicator, _OTHER]], dict, str, int, float, bool, None]
+    data: Union[list[Union[Indicator, _OTHER]], _NOT_A_LIST]
     total: Any
     nextCursorMark: Any
     errors: Any
