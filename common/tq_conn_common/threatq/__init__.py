@@ -12,7 +12,8 @@ from tq_conn_common.threatq.ui import (client, register, on_configured, remote_v
                                        _is_true)
 
 __all__ = ["ThreatQ", "TokenCache", "Login", "SERVICE", "params", "check_host", "base_url", "ui_base",
-           "indicator_link", "Indicator", "Named", "as_indicator", "name_of", "text_of", "score", "attribute_values", "attributes_by_name", "adversaries",
-           "adversary_count", "unique", "merge_definition", "field_values", "definition_changed", "client",
+           "indicator_link", "Indicator", "Named", "as_indicator", "name_of", "text_of", "score", "attribute_values",
+           "attributes_by_name", "adversaries", "adversary_count", "unique", "merge_definition", "field_values",
+           "definition_changed", "client",
            "register", "on_configured", "remote_values", "record_run", "record_name", "WITH", "FIELDS", "CONFIGURED",
            "TOKEN_KEY", "PAGING"]

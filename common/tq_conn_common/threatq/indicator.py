@@ -153,5 +153,5 @@ def unique(values):
     return list(dict.fromkeys(values))
 
 
-__all__ = ["Indicator", "Named", "Score", "Attribute", "Page", "as_indicator", "name_of", "text_of", "score", "attribute_values", "attributes_by_name", "adversaries",
-           "adversary_count", "unique"]
+__all__ = ["Indicator", "Named", "Score", "Attribute", "Page", "as_indicator", "name_of", "text_of", "score",
+           "attribute_values", "attributes_by_name", "adversaries", "adversary_count", "unique"]
